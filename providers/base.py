@@ -1,0 +1,298 @@
+"""The adapter protocol and the types every upstream adapter shares.
+
+An adapter is pure translation: it turns a normalized `GenerationRequest` into
+`HttpCall`s and turns upstream `httpx.Response`s back into `UpstreamJob`s or
+`UpstreamError`s. It never performs I/O, reads the environment or keeps globals;
+`providers.client.UpstreamClient` does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Protocol
+
+import httpx
+import msgspec
+
+MediaKind = Literal["image", "video", "audio"]
+Mode = Literal["text", "first_frame", "first_last_frame", "keyframes", "reference"]
+MODES: tuple[Mode, ...] = ("text", "first_frame", "first_last_frame", "keyframes", "reference")
+
+
+# ---------------------------------------------------------------------------
+# Normalized request: one strict type per input mode
+# ---------------------------------------------------------------------------
+
+
+class Media(msgspec.Struct, frozen=True, kw_only=True):
+    """One input medium as the gateway hands it to an adapter.
+
+    Exactly one of `url` (a remote URL the upstream may fetch itself) or `data`
+    (bytes the gateway holds) is set. Probed facts (`width`, `height`,
+    `duration_ms`) are filled in when the gateway could read them.
+    """
+
+    kind: MediaKind
+    url: str | None = None
+    data: bytes | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("Media needs exactly one of url or data")
+
+    @property
+    def aspect(self) -> float | None:
+        if self.width and self.height:
+            return self.width / self.height
+        return None
+
+
+class TextInput(msgspec.Struct, frozen=True, tag="text"):
+    prompt: str
+
+
+class FirstFrameInput(msgspec.Struct, frozen=True, tag="first_frame"):
+    first_frame: Media
+    prompt: str | None = None
+
+
+class FirstLastFrameInput(msgspec.Struct, frozen=True, tag="first_last_frame"):
+    first_frame: Media
+    last_frame: Media
+    prompt: str | None = None
+
+
+class Keyframe(msgspec.Struct, frozen=True):
+    image: Media
+    prompt: str | None = None
+    seconds: int | None = None
+
+
+class KeyframesInput(msgspec.Struct, frozen=True, tag="keyframes"):
+    frames: tuple[Keyframe, ...]
+
+
+class ReferenceInput(msgspec.Struct, frozen=True, tag="reference"):
+    """Omni reference: the prompt names `@imageN`, `@videoN`, `@audioN` (1-based)."""
+
+    prompt: str
+    images: tuple[Media, ...] = ()
+    videos: tuple[Media, ...] = ()
+    audios: tuple[Media, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return len(self.images) + len(self.videos) + len(self.audios)
+
+
+ModeInput = TextInput | FirstFrameInput | FirstLastFrameInput | KeyframesInput | ReferenceInput
+
+
+class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the caller asked for, validated structurally, mode already decided.
+
+    `model` is the logical model name (`seedance-2.0`); the provider's own model
+    id is passed to the adapter separately. `seconds` is `"auto"` when the caller
+    let the upstream choose, `None` when the caller said nothing.
+    """
+
+    model: str
+    input: ModeInput
+    seconds: int | Literal["auto"] | None = None
+    ratio: str | None = None
+    resolution: str | None = None
+    seed: int | None = None
+    generate_audio: bool | None = None
+    watermark: bool | None = None
+    return_last_frame: bool | None = None
+    end_user: str | None = None
+
+    @property
+    def mode(self) -> Mode:
+        return type(self.input).__struct_config__.tag  # type: ignore[return-value]
+
+    @property
+    def prompt(self) -> str | None:
+        return getattr(self.input, "prompt", None)
+
+
+# ---------------------------------------------------------------------------
+# Normalized job state
+# ---------------------------------------------------------------------------
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class ErrorClass(str, enum.Enum):
+    """The one failure taxonomy every adapter maps into (SPEC section 4)."""
+
+    INVALID_REQUEST = "invalid_request"
+    AUTH = "auth"
+    PAYMENT = "payment"
+    CAPACITY = "capacity"
+    RATE_LIMIT = "rate_limit"
+    SESSION_EXPIRED = "session_expired"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    CONTENT_REJECTED = "content_rejected"
+    TIMEOUT = "timeout"
+    NOT_FOUND = "not_found"
+    GENERATION_FAILED = "generation_failed"
+
+    @property
+    def retryable(self) -> bool:
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorClass.CAPACITY,
+        ErrorClass.RATE_LIMIT,
+        ErrorClass.UPSTREAM_UNAVAILABLE,
+        ErrorClass.TIMEOUT,
+        ErrorClass.GENERATION_FAILED,
+    }
+)
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A classified upstream failure, storable as data."""
+
+    error_class: ErrorClass
+    message: str
+    code: str | None = None  # the upstream's own code or status word, verbatim
+    http_status: int | None = None
+    retryable: bool = False
+    retry_after: float | None = None  # seconds, when the upstream said so
+
+    @classmethod
+    def of(cls, error_class: ErrorClass, message: str, **kw: Any) -> ErrorInfo:
+        kw.setdefault("retryable", error_class.retryable)
+        return cls(error_class=error_class, message=message, **kw)
+
+
+class UpstreamError(Exception):
+    """A call to an upstream failed; `info` says how.
+
+    `ambiguous` is True when a submit may have created a job upstream even though
+    we got no usable answer: such a submit must be reconciled, never resent blindly.
+    """
+
+    def __init__(self, info: ErrorInfo, *, ambiguous: bool = False) -> None:
+        super().__init__(f"{info.error_class.value}: {info.message}")
+        self.info = info
+        self.ambiguous = ambiguous
+
+    @classmethod
+    def of(cls, error_class: ErrorClass, message: str, *, ambiguous: bool = False, **kw: Any) -> UpstreamError:
+        return cls(ErrorInfo.of(error_class, message, **kw), ambiguous=ambiguous)
+
+
+class VideoResult(msgspec.Struct, frozen=True, kw_only=True):
+    video_url: str | None = None
+    last_frame_url: str | None = None
+    thumbnail_url: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None  # seconds
+    has_audio: bool | None = None
+
+
+class Cost(msgspec.Struct, frozen=True, kw_only=True):
+    amount: float
+    unit: str  # as the upstream reports it: "credits", "usd", "tokens"
+    usd_estimate: float | None = None
+
+
+class UpstreamJob(msgspec.Struct, frozen=True, kw_only=True):
+    """One upstream job as an adapter understood a response about it."""
+
+    upstream_id: str
+    status: JobStatus
+    upstream_status: str  # the upstream's word, verbatim
+    model: str | None = None
+    progress: int | None = None
+    result: VideoResult | None = None
+    error: ErrorInfo | None = None
+    cost: Cost | None = None
+    account: str | None = None
+
+
+# ---------------------------------------------------------------------------
+# Pure HTTP description
+# ---------------------------------------------------------------------------
+
+
+class HttpCall(msgspec.Struct, frozen=True, kw_only=True):
+    """One HTTP request an adapter wants made, relative to the provider's base URL.
+
+    `path` is already percent-encoded where needed. `json` is encoded by the client;
+    `content` is sent raw (binary uploads).
+    """
+
+    method: str
+    path: str
+    json: Any = None
+    content: bytes | None = None
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    params: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+
+class SubmitContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-submit facts chosen by the gateway, not by the caller."""
+
+    account: str | None = None  # upstream account to pin the job to, if the upstream has accounts
+    callback_url: str | None = None  # where the upstream should POST status changes
+    callback_ref: str | None = None
+
+
+class Adapter(Protocol):
+    """Pure translation between the normalized request and one upstream's wire format.
+
+    Submission may take several calls (uploads first): `uploads()` lists them keyed
+    by an opaque key, `parse_upload()` turns each answer into a reference, and
+    `build_submit()` receives every reference by key.
+    """
+
+    provider_type: ClassVar[str]
+    # "bytes": every Media must carry data (the adapter uploads it);
+    # "url": Media may carry a remote URL the upstream fetches itself.
+    media_delivery: ClassVar[Literal["bytes", "url"]]
+
+    def auth_headers(self, secret: str) -> dict[str, str]: ...
+
+    def uploads(self, request: GenerationRequest, ctx: SubmitContext) -> list[tuple[str, HttpCall]]: ...
+
+    def parse_upload(self, response: httpx.Response) -> str: ...
+
+    def build_submit(
+        self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext
+    ) -> HttpCall: ...
+
+    def parse_submit(self, response: httpx.Response) -> UpstreamJob: ...
+
+    def build_poll(self, upstream_id: str) -> HttpCall: ...
+
+    def parse_poll(self, response: httpx.Response) -> UpstreamJob: ...
+
+    def build_cancel(self, upstream_id: str) -> HttpCall | None: ...
+
+    def parse_cancel(self, response: httpx.Response) -> None: ...
+
+    def content_call(self, upstream_id: str, job: UpstreamJob) -> HttpCall | None:
+        """A call on the provider's own base URL that returns the video bytes, if any."""
+        ...

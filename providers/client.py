@@ -1,0 +1,126 @@
+"""The I/O around a pure adapter: one attempt per call, every failure classified.
+
+Retries, backoff and routing decisions live in the gateway; this module only
+sends what the adapter describes and turns transport failures into
+`UpstreamError`s with the right class and ambiguity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+import msgspec
+
+from providers.base import (
+    Adapter,
+    ErrorClass,
+    GenerationRequest,
+    HttpCall,
+    SubmitContext,
+    UpstreamError,
+    UpstreamJob,
+)
+
+_json = msgspec.json.Encoder()
+
+
+class UpstreamClient:
+    """Talks to one configured upstream through its adapter.
+
+    `http` is a long-lived `httpx.AsyncClient` whose `base_url` is the upstream's;
+    tests pass one built on `ASGITransport(app=simulator)` or `MockTransport`.
+    """
+
+    def __init__(self, adapter: Adapter, http: httpx.AsyncClient, secret: str) -> None:
+        self.adapter = adapter
+        self.http = http
+        self._auth = adapter.auth_headers(secret)
+
+    async def upload_all(self, request: GenerationRequest, ctx: SubmitContext) -> dict[str, str]:
+        """Upload every medium the adapter needs; returns the references by key."""
+        refs: dict[str, str] = {}
+        for key, call in self.adapter.uploads(request, ctx):
+            response = await self.send(call, idempotent=True)
+            refs[key] = self.adapter.parse_upload(response)
+        return refs
+
+    async def submit(
+        self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext
+    ) -> UpstreamJob:
+        """One paid submit. A failure after the request may have left is marked ambiguous."""
+        call = self.adapter.build_submit(request, model_id, refs, ctx)
+        response = await self.send(call, idempotent=False)
+        try:
+            return self.adapter.parse_submit(response)
+        except UpstreamError as exc:
+            if response.is_success:  # a 2xx we could not read: a job may exist
+                exc.ambiguous = True
+            raise
+
+    async def poll(self, upstream_id: str) -> UpstreamJob:
+        return self.adapter.parse_poll(await self.send(self.adapter.build_poll(upstream_id), idempotent=True))
+
+    async def cancel(self, upstream_id: str) -> bool:
+        """Ask the upstream to cancel; False when the upstream has no cancel."""
+        call = self.adapter.build_cancel(upstream_id)
+        if call is None:
+            return False
+        self.adapter.parse_cancel(await self.send(call, idempotent=True))
+        return True
+
+    @asynccontextmanager
+    async def stream_content(self, upstream_id: str, job: UpstreamJob) -> AsyncIterator[httpx.Response]:
+        """Stream the video bytes from the upstream's own content endpoint (authenticated)."""
+        call = self.adapter.content_call(upstream_id, job)
+        if call is None:
+            raise UpstreamError.of(ErrorClass.NOT_FOUND, "the upstream has no content endpoint")
+        request = self._request(call)
+        try:
+            response = await self.http.send(request, stream=True, follow_redirects=True)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, idempotent=True) from exc
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise UpstreamError.of(
+                    ErrorClass.NOT_FOUND if response.status_code == 404 else ErrorClass.UPSTREAM_UNAVAILABLE,
+                    f"content download answered HTTP {response.status_code}",
+                    http_status=response.status_code,
+                )
+            yield response
+        finally:
+            await response.aclose()
+
+    async def send(self, call: HttpCall, *, idempotent: bool) -> httpx.Response:
+        """Send one call; transport failures become classified `UpstreamError`s.
+
+        The response is returned whatever its status: the adapter's parser owns
+        the mapping of upstream status codes and bodies.
+        """
+        try:
+            return await self.http.send(self._request(call))
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, idempotent=idempotent) from exc
+
+    def _request(self, call: HttpCall) -> httpx.Request:
+        headers = {**self._auth, **call.headers}
+        content = call.content
+        if call.json is not None:
+            content = _json.encode(call.json)
+            headers.setdefault("Content-Type", "application/json")
+        return self.http.build_request(
+            call.method, call.path, params=dict(call.params) or None, content=content, headers=headers
+        )
+
+
+def _transport_error(exc: httpx.TransportError, *, idempotent: bool) -> UpstreamError:
+    # A connect failure or pool timeout means the request never left: safe to resend.
+    never_left = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    ambiguous = not idempotent and not never_left
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError.of(ErrorClass.TIMEOUT, f"upstream timed out ({type(exc).__name__})", ambiguous=ambiguous)
+    return UpstreamError.of(
+        ErrorClass.UPSTREAM_UNAVAILABLE, f"upstream unreachable ({type(exc).__name__})", ambiguous=ambiguous
+    )
