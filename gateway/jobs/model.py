@@ -1,0 +1,135 @@
+"""The durable records: a job (one vidgate video), its attempts, and stored files.
+
+A job keeps the caller's request in public form (`request`, media as file ids or
+URLs) so that it can be re-translated for any provider after a restart or a
+failover. Everything an upstream said lives on the attempt that talked to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from providers.base import Cost, ErrorInfo, JobStatus, VideoResult
+
+AttemptStatus = Literal["submitting", "submitted", "completed", "failed", "cancelled", "unknown"]
+
+
+class MediaSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One input medium as stored on a job: a stored file, and the caller's URL if given."""
+
+    kind: Literal["image", "video", "audio"]
+    file_id: str
+    url: str | None = None  # the remote URL the caller gave, passed through to URL-taking upstreams
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    provider: str
+    model_id: str | None = None
+    skipped: str | None = None
+
+
+class RoutingTrace(msgspec.Struct, kw_only=True, omit_defaults=True):
+    rule: str | None = None
+    arm: str | None = None
+    candidates: list[Candidate] = []
+
+    @property
+    def usable(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.skipped is None]
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    provider: str
+    model_id: str
+    started_at: float
+    status: AttemptStatus = "submitting"
+    upstream_id: str | None = None
+    account: str | None = None
+    upstream_status: str | None = None
+    ended_at: float | None = None
+    error: ErrorInfo | None = None
+
+
+class Job(msgspec.Struct, kw_only=True):
+    id: str
+    tenant: str
+    key_name: str
+    created_at: float
+    updated_at: float
+    status: JobStatus
+    model: str
+    mode: str
+    request: dict[str, Any]  # normalized public request: media replaced by MediaSpec dicts
+    prompt: str | None = None
+    seconds: str | None = None
+    ratio: str | None = None
+    resolution: str | None = None
+    metadata: dict[str, str] = {}
+    progress: int = 0
+    completed_at: float | None = None
+    expires_at: float | None = None
+    error: ErrorInfo | None = None
+    result: VideoResult | None = None
+    cost: Cost | None = None
+    routing: RoutingTrace = msgspec.field(default_factory=RoutingTrace)
+    attempts: list[Attempt] = []
+    webhook_url: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    callback_token: str | None = None
+    next_poll_at: float | None = None
+    poll_failures: int = 0
+    cancel_requested: bool = False
+    version: int = 0  # bumped by the store on every update (optimistic concurrency)
+
+    @property
+    def attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def provider(self) -> str | None:
+        return self.attempts[-1].provider if self.attempts else None
+
+
+class StatusEvent(msgspec.Struct, kw_only=True):
+    job_id: str
+    at: float
+    status: str
+    progress: int = 0
+    detail: str | None = None
+
+
+class FileRecord(msgspec.Struct, kw_only=True):
+    id: str
+    tenant: str
+    created_at: float
+    filename: str | None
+    content_type: str
+    bytes: int
+    kind: Literal["image", "video", "audio"]
+    purpose: str = "video_input"
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    sha256: str | None = None
+
+
+class WebhookDelivery(msgspec.Struct, kw_only=True):
+    id: str  # webhook-id, stable across retries of one event
+    job_id: str
+    tenant: str
+    url: str
+    event_type: str
+    payload: bytes
+    created_at: float
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    status: Literal["pending", "delivered", "failed"] = "pending"
+    last_status_code: int | None = None
+    last_error: str | None = None

@@ -1,0 +1,558 @@
+"""The default durable store: one SQLite file in WAL mode, plus a directory of file bytes.
+
+Threading model: one connection, owned by one dedicated worker thread. Every
+database call is a small synchronous function submitted to that thread, so the
+event loop never blocks, concurrent coroutines are serialized in submission
+order without a lock, and the connection is only ever touched by the thread
+that opened it. SQLite admits one writer at a time anyway, so a pool of
+connections would add SQLITE_BUSY contention inside one process and buy
+little for a gateway whose queries are single indexed lookups.
+
+Several processes may share the file: WAL lets readers run beside the writer,
+every write transaction is `BEGIN IMMEDIATE` (it takes the write lock up front
+and waits up to `busy_timeout` for it, instead of failing on a late upgrade),
+and `update_job` is optimistic (`version`), so a lost race raises `StaleJob`
+rather than overwriting.
+
+File bytes never pass through the database thread: they are written, read
+and streamed on the default executor (`asyncio.to_thread`), one call per
+chunk, so a large upload or download does not stall job bookkeeping.
+
+A caller cancelled while its call runs in the worker thread does not undo it:
+the statement finishes (and commits) regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from gateway.jobs.model import FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.store import StaleJob
+from providers.base import JobStatus
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+_ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+# Each entry moves the schema from version N-1 to N. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            status TEXT NOT NULL,
+            provider TEXT,
+            model TEXT NOT NULL,
+            created_seq INTEGER NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            idempotency_key TEXT,
+            callback_token TEXT UNIQUE,
+            version INTEGER NOT NULL,
+            doc BLOB NOT NULL
+        )""",
+        "CREATE INDEX jobs_tenant_seq ON jobs (tenant, created_seq)",
+        "CREATE INDEX jobs_status ON jobs (status)",
+        """CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key)
+            WHERE idempotency_key IS NOT NULL""",
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            status TEXT NOT NULL,
+            progress INTEGER NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX events_job ON events (job_id, at, seq)",
+        """CREATE TABLE files (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            doc BLOB NOT NULL
+        )""",
+        "CREATE INDEX files_tenant ON files (tenant, created_at)",
+        """CREATE TABLE deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            job_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            status TEXT NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            doc BLOB NOT NULL
+        )""",
+        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at, seq)",
+        "CREATE INDEX deliveries_job ON deliveries (job_id, seq)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_JOB_COLUMNS = "doc, version"
+
+
+def _value(v: Any) -> Any:
+    return v.value if isinstance(v, enum.Enum) else v
+
+
+class SqliteStore:
+    """`Store` on one SQLite file.
+
+    `files_dir` holds uploaded bytes, one file per id; it defaults to
+    `<db dir>/<db stem>-files/`. Call `open()` before use and `close()` after.
+    """
+
+    def __init__(self, path: str | Path, *, files_dir: str | Path | None = None) -> None:
+        self.path = Path(path)
+        self.files_dir = Path(files_dir) if files_dir is not None else self.path.with_name(f"{self.path.stem}-files")
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._enc = msgspec.json.Encoder()
+        self._job = msgspec.json.Decoder(Job)
+        self._file = msgspec.json.Decoder(FileRecord)
+        self._delivery = msgspec.json.Decoder(WebhookDelivery)
+
+    # lifecycle ------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite")
+        try:
+            await self._submit(self._connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await self._submit(self._disconnect)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def ping(self) -> bool:
+        try:
+            return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))
+        except (sqlite3.Error, RuntimeError):
+            return False
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute("PRAGMA optimize")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(f"database schema v{current} is newer than this vidgate (v{SCHEMA_VERSION})")
+            for statements in MIGRATIONS[current:]:
+                for sql in statements:
+                    conn.execute(sql)
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # plumbing -------------------------------------------------------------
+
+    async def _submit(self, fn: Callable[[], T]) -> T:
+        """Run `fn()` on the database thread."""
+        if self._executor is None:
+            raise RuntimeError("SqliteStore is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the database thread."""
+        return await self._submit(lambda: fn(self._connection()))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SqliteStore is not open")
+        return self._conn
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the database thread inside one write transaction."""
+
+        def tx(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._run(tx)
+
+    def _decode_job(self, row: tuple[bytes, int] | None) -> Job | None:
+        if row is None:
+            return None
+        job = self._job.decode(row[0])
+        job.version = row[1]  # the column is authoritative
+        return job
+
+    def _job_row(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "tenant": job.tenant,
+            "status": _value(job.status),
+            "provider": job.provider,
+            "model": job.model,
+            "created_at": job.created_at,
+            "idempotency_key": job.idempotency_key,
+            "callback_token": job.callback_token,
+            "version": job.version,
+            "doc": self._enc.encode(job),
+        }
+
+    # jobs -----------------------------------------------------------------
+
+    async def create_job(self, job: Job) -> Job:
+        """Insert `job`, or return the tenant's existing job with the same idempotency key.
+
+        The caller tells the two apart by comparing ids, and compares
+        `request_hash` itself to decide whether a replay is a conflict.
+        Any other clash (duplicate id or callback token) raises
+        `sqlite3.IntegrityError`.
+        """
+
+        def insert(conn: sqlite3.Connection) -> Job:
+            try:
+                conn.execute(
+                    """INSERT INTO jobs (id, tenant, status, provider, model, created_seq, created_at,
+                           idempotency_key, callback_token, version, doc)
+                       VALUES (:id, :tenant, :status, :provider, :model,
+                           (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM jobs), :created_at,
+                           :idempotency_key, :callback_token, :version, :doc)""",
+                    self._job_row(job),
+                )
+            except sqlite3.IntegrityError:
+                if job.idempotency_key is None:
+                    raise
+                existing = self._find_idempotent(conn, job.tenant, job.idempotency_key)
+                if existing is None:
+                    raise
+                return existing
+            return job
+
+        return await self._write(insert)
+
+    async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
+        """The tenant's job created with this idempotency key, if any."""
+        return await self._run(lambda conn: self._find_idempotent(conn, tenant, idempotency_key))
+
+    def _find_idempotent(self, conn: sqlite3.Connection, tenant: str, key: str) -> Job | None:
+        return self._decode_job(
+            conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?", (tenant, key)
+            ).fetchone()
+        )
+
+    async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None if it does not exist or belongs to another tenant."""
+        return await self._run(
+            lambda conn: self._decode_job(
+                conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND (? IS NULL OR tenant = ?)",
+                    (job_id, tenant, tenant),
+                ).fetchone()
+            )
+        )
+
+    async def get_by_callback_token(self, token: str) -> Job | None:
+        return await self._run(
+            lambda conn: self._decode_job(
+                conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()
+            )
+        )
+
+    async def update_job(self, job: Job) -> Job:
+        """Write `job` if nobody wrote it since it was read; returns a copy with `version + 1`.
+
+        The argument is not modified: keep the returned job for the next update.
+        Raises `StaleJob` if the version moved on or the job no longer exists.
+        """
+        updated = msgspec.structs.replace(job, version=job.version + 1)
+        row = self._job_row(updated)
+        row["expected"] = job.version
+
+        def update(conn: sqlite3.Connection) -> Job:
+            cur = conn.execute(
+                """UPDATE jobs SET status = :status, provider = :provider, model = :model,
+                       callback_token = :callback_token, version = :version, doc = :doc
+                   WHERE id = :id AND version = :expected""",
+                row,
+            )
+            if cur.rowcount == 0:
+                raise StaleJob(job.id)
+            return updated
+
+        return await self._write(update)
+
+    async def delete_job(self, job_id: str, tenant: str) -> bool:
+        """Remove the job and its events (its webhook deliveries stay as a record)."""
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)).rowcount > 0
+
+        return await self._write(delete)
+
+    async def list_jobs(
+        self,
+        tenant: str,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        status: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> tuple[list[Job], bool]:
+        """One page of the tenant's jobs in creation order, and whether more follow.
+
+        `after` is the id of the last job of the previous page; the page holds the
+        jobs that come after it in `order`. An `after` that does not name one of
+        this tenant's jobs (unknown, deleted, or another tenant's) raises
+        `KeyError`, which the API answers as it would any unknown id.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if order not in ("asc", "desc"):
+            raise ValueError("order must be 'asc' or 'desc'")
+        wanted = {"status": status, "provider": provider, "model": model}
+        filters = [(column, _value(v)) for column, v in wanted.items() if v is not None]
+        direction, compare = ("ASC", ">") if order == "asc" else ("DESC", "<")
+
+        def page(conn: sqlite3.Connection) -> tuple[list[Job], bool]:
+            where = ["tenant = ?", *(f"{column} = ?" for column, _ in filters)]
+            args: list[Any] = [tenant, *(v for _, v in filters)]
+            conn.execute("BEGIN")  # one snapshot for the cursor lookup and the page
+            try:
+                if after is not None:
+                    row = conn.execute(
+                        "SELECT created_seq FROM jobs WHERE id = ? AND tenant = ?", (after, tenant)
+                    ).fetchone()
+                    if row is None:
+                        raise KeyError(after)
+                    where.append(f"created_seq {compare} ?")
+                    args.append(row[0])
+                rows = conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+                    f"ORDER BY created_seq {direction} LIMIT ?",
+                    (*args, limit + 1),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            jobs = [self._decode_job(r) for r in rows[:limit]]
+            return jobs, len(rows) > limit  # type: ignore[return-value]
+
+        return await self._run(page)
+
+    async def active_jobs(self) -> list[Job]:
+        """Every job not completed, failed or cancelled, oldest first."""
+        marks = ", ".join("?" * len(_ACTIVE))
+        return await self._run(
+            lambda conn: [
+                self._decode_job(r)  # type: ignore[misc]
+                for r in conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY created_seq", _ACTIVE
+                )
+            ]
+        )
+
+    async def add_event(self, event: StatusEvent) -> None:
+        """Append a status event; `KeyError` if the job does not exist."""
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO events (job_id, at, status, progress, detail) VALUES (?, ?, ?, ?, ?)",
+                    (event.job_id, event.at, _value(event.status), event.progress, event.detail),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise KeyError(event.job_id) from exc
+
+        await self._write(insert)
+
+    async def events(self, job_id: str) -> list[StatusEvent]:
+        """The job's events by time, ties in insertion order."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT job_id, at, status, progress, detail FROM events WHERE job_id = ? ORDER BY at, seq",
+                (job_id,),
+            ).fetchall()
+        )
+        return [StatusEvent(job_id=j, at=at, status=s, progress=p, detail=d) for j, at, s, p, d in rows]
+
+    # files ----------------------------------------------------------------
+
+    def _file_path(self, file_id: str) -> Path:
+        if not _SAFE_ID.match(file_id) or file_id.startswith("."):
+            raise ValueError(f"unsafe file id {file_id!r}")
+        return self.files_dir / file_id
+
+    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
+        """Store the bytes, then the record; returns it with `sha256` filled in.
+
+        The bytes go to a temporary file (fsynced) and are renamed into place
+        inside the transaction that inserts the row, so a visible row always
+        has its bytes. `record.bytes` must equal `len(data)`; a duplicate id
+        raises `FileExistsError` and leaves the existing file untouched.
+        """
+        if record.bytes != len(data):
+            raise ValueError(f"record says {record.bytes} bytes, got {len(data)}")
+        final = self._file_path(record.id)
+        tmp = self.files_dir / f".tmp-{record.id}-{uuid.uuid4().hex}"
+        digest = await asyncio.to_thread(_write_temp, tmp, data)
+        if record.sha256 is None:
+            record = msgspec.structs.replace(record, sha256=digest)
+        doc = self._enc.encode(record)
+
+        def insert(conn: sqlite3.Connection) -> FileRecord:
+            try:
+                conn.execute(
+                    "INSERT INTO files (id, tenant, created_at, doc) VALUES (?, ?, ?, ?)",
+                    (record.id, record.tenant, record.created_at, doc),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise FileExistsError(record.id) from exc
+            os.replace(tmp, final)
+            return record
+
+        try:
+            return await self._write(insert)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM files WHERE id = ? AND (? IS NULL OR tenant = ?)", (file_id, tenant, tenant)
+            ).fetchone()
+        )
+        return self._file.decode(row[0]) if row else None
+
+    async def read_file(self, file_id: str) -> bytes:
+        """The whole file; `KeyError` if there are no bytes under this id. No tenant check:
+        call `get_file(id, tenant)` first."""
+        try:
+            return await asyncio.to_thread(self._file_path(file_id).read_bytes)
+        except FileNotFoundError as exc:
+            raise KeyError(file_id) from exc
+
+    async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+        """The file in chunks of at most `chunk_size`, each read on a worker thread.
+
+        `KeyError` (on first iteration) if there are no bytes under this id.
+        """
+        path = self._file_path(file_id)
+        try:
+            f = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError as exc:
+            raise KeyError(file_id) from exc
+        try:
+            while chunk := await asyncio.to_thread(f.read, chunk_size):
+                yield chunk
+        finally:
+            f.close()
+
+    # webhooks -------------------------------------------------------------
+
+    def _delivery_row(self, d: WebhookDelivery) -> tuple[Any, ...]:
+        # A pending delivery with no time set is due from its creation.
+        due = d.next_attempt_at if d.next_attempt_at is not None else d.created_at
+        return (d.id, d.job_id, d.tenant, d.status, due, self._enc.encode(d))
+
+    async def add_delivery(self, delivery: WebhookDelivery) -> None:
+        """Record a new delivery. `next_attempt_at=None` means due at `created_at`."""
+        row = self._delivery_row(delivery)
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        )
+
+    async def update_delivery(self, delivery: WebhookDelivery) -> None:
+        """Overwrite a delivery by id; `KeyError` if it does not exist."""
+        id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
+
+        def update(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE deliveries SET status = ?, next_attempt_at = ?, doc = ? WHERE id = ?", (status, due, doc, id_)
+            )
+            if cur.rowcount == 0:
+                raise KeyError(id_)
+
+        await self._write(update)
+
+    async def due_deliveries(self, now: float, limit: int = 50) -> list[WebhookDelivery]:
+        """Pending deliveries whose time has come, earliest first (ties in insertion order)."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                """SELECT doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                   ORDER BY next_attempt_at, seq LIMIT ?""",
+                (now, limit),
+            ).fetchall()
+        )
+        return [self._delivery.decode(r[0]) for r in rows]
+
+    async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
+        """Every delivery for the job, in insertion order."""
+        rows = await self._run(
+            lambda conn: conn.execute("SELECT doc FROM deliveries WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
+        )
+        return [self._delivery.decode(r[0]) for r in rows]
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """Write `data` to `path` durably; returns its sha256 hex digest."""
+    with path.open("xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return hashlib.sha256(data).hexdigest()
