@@ -1,0 +1,354 @@
+"""structlog configuration, secret redaction, the request-id middleware and job context.
+
+    configure_logging()                          # once, from the CLI, before anything logs
+    app = install_request_logging(Litestar(...))  # one `http.request` line per request, 404s included
+    with bind_job_context(job.id, provider):      # in background workers, per unit of work
+        log.info("job.status_changed", status="completed")
+
+The request middleware is a plain ASGI app (`RequestLoggingMiddleware(app)`), so it works
+in `Litestar(middleware=[request_logging_middleware])` too; there it only sees requests that
+matched a route, because Litestar answers 404/405 before route middleware runs. Wrapping the
+app's `asgi_handler` (what `install_request_logging` does, as Litestar's own OpenTelemetry
+plugin does) sees every HTTP request, after Litestar's exception handler has turned errors
+into responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
+
+import structlog
+from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "RequestLoggingMiddleware",
+    "bind_job_context",
+    "configure_logging",
+    "current_request_id",
+    "install_request_logging",
+    "new_request_id",
+    "redact_event",
+    "redact_text",
+    "request_logging_middleware",
+]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MASK = "***"
+
+log = structlog.get_logger("gateway.http")
+
+# ---------------------------------------------------------------------------
+# Redaction
+# ---------------------------------------------------------------------------
+
+# A key is sensitive when one of its words (split on _ - . space and camelCase) is one of these,
+# when it is exactly "key", or when it ends in "api key" / "secret key" / "private key" ...
+_SENSITIVE_WORDS = frozenset(
+    {"authorization", "secret", "token", "password", "passwd", "cookie", "apikey", "credential", "credentials"}
+)
+_KEY_QUALIFIERS = frozenset({"api", "secret", "private", "access", "signing", "session"})
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+# Secrets that can hide inside any string: bearer tokens, Standard Webhooks secrets,
+# OpenAI-style keys, URL passwords and credential-like query parameters.
+_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I), rf"\1 {MASK}"),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), f"whsec_{MASK}"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), f"sk-{MASK}"),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.I), rf"\1{MASK}@"),
+    (
+        re.compile(
+            r"([?&](?:api[_-]?key|key|token|access_token|secret|password|signature|sig)=)[^&\s#\"']+", re.I
+        ),
+        rf"\1{MASK}",
+    ),
+)
+
+
+def _is_sensitive_key(key: str) -> bool:
+    words = [w.lower() for w in _WORD.findall(key)]
+    if not words:
+        return False
+    if any(w in _SENSITIVE_WORDS for w in words):
+        return True
+    if words == ["key"]:
+        return True
+    return words[-1] == "key" and len(words) >= 2 and words[-2] in _KEY_QUALIFIERS
+
+
+def redact_text(text: str) -> str:
+    """`text` with bearer tokens, `whsec_…`, `sk-…`, URL passwords and token query values masked."""
+    for pattern, replacement in _TEXT_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if depth > 8:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and _is_sensitive_key(k) and v is not None else _redact(v, depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(name := value[0], str | bytes):
+            # a (name, value) header pair, as httpx and ASGI give them
+            text = name.decode("latin-1") if isinstance(name, bytes) else name
+            if _is_sensitive_key(text):
+                return type(value)((name, MASK))
+        items = [_redact(v, depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def redact_event(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask values of sensitive keys (at any depth) and secrets inside strings.
+
+    `None` stays `None` so "not set" is still visible. Headers may come as a mapping or as
+    `(name, value)` tuples; a tuple whose name is sensitive has its value masked.
+    """
+    return _redact(event_dict)  # type: ignore[no-any-return]
+
+
+class _ScrubRendered:
+    """Wraps the final renderer: a last pass over the rendered line catches secrets inside
+    reprs of arbitrary objects that the key-based pass could not look into."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+        rendered = self.renderer(logger, method_name, event_dict)
+        return redact_text(rendered) if isinstance(rendered, str) else rendered
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+
+def configure_logging(*, json: bool | None = None, level: str = "info", stream: TextIO | None = None) -> None:
+    """Configure structlog, and route the standard library's logging (uvicorn, httpx, litestar)
+    through the same processors. Call once, from the CLI, before the app starts.
+
+    `json=None` picks JSON lines when `stream` (default stderr) is not a terminal and a
+    readable console format when it is. structlog events are written straight to `stream`,
+    so a framework that later reconfigures stdlib logging (Litestar's default
+    `logging_config` does) can't swallow them; pass `logging_config=None` to Litestar and
+    `log_config=None, access_log=False` to uvicorn so their records keep this format too.
+    Loggers are not cached, so tests may reconfigure (`structlog.testing.capture_logs()`)
+    after this ran.
+    """
+    stream = sys.stderr if stream is None else stream
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    if json is None:
+        json = not tty
+    numeric_level = logging.getLevelNamesMapping().get(level.upper())
+    if numeric_level is None:
+        raise ValueError(f"unknown log level {level!r}")
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if json:
+        # Exceptions become text before redaction so their messages are scrubbed too.
+        shared += [structlog.processors.format_exc_info, redact_event]
+        renderer: Processor = _ScrubRendered(structlog.processors.JSONRenderer())
+    else:
+        shared += [redact_event]
+        renderer = _ScrubRendered(structlog.dev.ConsoleRenderer(colors=tty))
+
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        context_class=dict,
+        cache_logger_on_first_use=False,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_vidgate", False):
+            root.removeHandler(old)
+    handler._vidgate = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+    # httpx logs every request URL at INFO; our own upstream.* events say what matters.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
+    # uvicorn's own handlers (if an earlier uvicorn.run installed them) would bypass ours.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # uvicorn's access line repeats http.request, query string (and any secret in it) included.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+# ---------------------------------------------------------------------------
+# Context
+# ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _restoring_contextvars() -> Iterator[None]:
+    saved = get_contextvars()
+    try:
+        yield
+    finally:
+        clear_contextvars()
+        if saved:
+            bind_contextvars(**saved)
+
+
+@contextmanager
+def bind_job_context(job_id: str, provider: str | None = None, **extra: Any) -> Iterator[None]:
+    """For background work: start from an empty log context holding `job_id` and `provider`
+    (and `extra`), and put back whatever context was bound before on exit."""
+    with _restoring_contextvars():
+        clear_contextvars()
+        fields = {"job_id": job_id, **extra}
+        if provider is not None:
+            fields["provider"] = provider
+        bind_contextvars(**fields)
+        yield
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled in this context, if any."""
+    value = get_contextvars().get("request_id")
+    return value if isinstance(value, str) else None
+
+
+# ---------------------------------------------------------------------------
+# Request middleware
+# ---------------------------------------------------------------------------
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_HEADER = REQUEST_ID_HEADER.lower().encode()
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+class RequestLoggingMiddleware:
+    """Pure ASGI middleware: request id in, request id out, one `http.request` line.
+
+    - takes `X-Request-ID` from the request when it is 1-128 of `[A-Za-z0-9._-]`, otherwise
+      makes one with `id_factory` (`req_` + 16 hex);
+    - binds `request_id` into structlog's contextvars for the request (restored afterwards)
+      and stores it in `scope["state"]["request_id"]`;
+    - sets `X-Request-ID` on the response (replacing one the app set);
+    - logs `http.request` with method, path (never the query string), route, status,
+      duration_ms and request_id (plus `error` when the app raised or was cancelled): at
+      error level for 5xx or an exception, info otherwise.
+      A route whose handler has `opt={"log_path_template": True}` logs its template
+      (`/callbacks/{token}`) instead of the path, for paths that carry secrets.
+
+    Non-HTTP scopes pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, *, id_factory: Callable[[], str] = new_request_id) -> None:
+        self.app = app
+        self.id_factory = id_factory
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._incoming_id(scope) or self.id_factory()
+        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state["request_id"] = request_id
+        status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
+                headers.append((_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
+            await send(message)
+
+        start = time.perf_counter()
+        error: str | None = None
+        with _restoring_contextvars():
+            bind_contextvars(request_id=request_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except asyncio.CancelledError:
+                error = "cancelled"  # the client went away (e.g. mid event stream) or shutdown
+                raise
+            except BaseException:
+                error = "unhandled exception"
+                raise
+            finally:
+                self._log(scope, status, error, time.perf_counter() - start, request_id)
+
+    @staticmethod
+    def _incoming_id(scope: Scope) -> str | None:
+        for key, value in scope.get("headers", ()):
+            if key.lower() == _HEADER:
+                candidate = value.decode("latin-1")
+                return candidate if _REQUEST_ID.fullmatch(candidate) else None
+        return None
+
+    @staticmethod
+    def _log(scope: Scope, status: int | None, error: str | None, seconds: float, request_id: str) -> None:
+        route = scope.get("path_template")
+        handler = scope.get("route_handler")
+        opt = getattr(handler, "opt", None) or {}
+        path = route if route and opt.get("log_path_template") else scope.get("path", "")
+        fields: dict[str, Any] = {
+            "method": scope.get("method"),
+            "path": path,
+            # 499: nginx's "client closed request", when nothing was sent before cancellation
+            "status": status if status is not None else (499 if error == "cancelled" else 500),
+            "duration_ms": round(seconds * 1000, 3),
+            "request_id": request_id,
+        }
+        if route:
+            fields["route"] = route
+        if error is not None:
+            fields["error"] = error
+        if error == "unhandled exception" or fields["status"] >= 500:
+            log.error("http.request", **fields)
+        else:
+            log.info("http.request", **fields)
+
+
+def request_logging_middleware(app: ASGIApp) -> ASGIApp:
+    """Middleware factory for `Litestar(middleware=[request_logging_middleware])` or any ASGI app."""
+    return RequestLoggingMiddleware(app)
+
+
+def install_request_logging(app: Litestar, *, id_factory: Callable[[], str] = new_request_id) -> Litestar:
+    """Wrap a Litestar app's top handler so every HTTP request (404 and 405 included) is logged."""
+    app.asgi_handler = RequestLoggingMiddleware(app.asgi_handler, id_factory=id_factory)
+    return app

@@ -1,0 +1,563 @@
+"""Configuration: msgspec structs, loaded from TOML with `${ENV}` interpolation.
+
+    settings = load_settings("config/example.toml")      # raises ConfigError
+    print(describe(settings))                             # what `vidgate check-config` prints
+
+Loading is three steps: decode the TOML, replace `${NAME}` / `${NAME:-default}` in every
+string value from the environment, then convert into `Settings` (unknown keys rejected,
+value limits from `Meta`, per-struct rules in `__post_init__`) and run the cross-checks
+in `validate()`. Every problem is reported as a `ConfigError` naming the file and the key
+path (`providers.useapi.base_url`, `keys[0].sha256`).
+
+Secrets (`ProviderSettings.secret`, `KeySettings.key`, `WebhookSettings.secret`) are plain
+`str` fields so they can be handed to an HTTP client as they are; every config struct's
+`__repr__` masks them, and `describe()` never prints them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import types
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+__all__ = [
+    "PROVIDER_TYPES",
+    "AccountSettings",
+    "ConfigError",
+    "JobSettings",
+    "KeySettings",
+    "ModelSettings",
+    "ProviderSettings",
+    "SecuritySettings",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "WebhookSettings",
+    "describe",
+    "load_settings",
+    "parse_settings",
+    "redact_url",
+    "validate",
+]
+
+ProviderType = Literal["useapi", "powertokens"]
+PROVIDER_TYPES: tuple[str, ...] = get_args(ProviderType)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ACCOUNT_ID = re.compile(r"(?P<region>[A-Z]{2}):(?P<email>[^@\s]+@[^@\s]+)")
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ConfigError(Exception):
+    """The configuration can't be used. `problems` lists every reason, each naming a key path."""
+
+    def __init__(self, source: str, problems: list[str] | str) -> None:
+        self.source = source
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            message = f"{source}: {self.problems[0]}"
+        else:
+            message = f"{source}: {len(self.problems)} problems\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message)
+
+
+class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config struct: strict decoding and a repr that masks secrets."""
+
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset()  # shown as '***'
+    __url_fields__: ClassVar[frozenset[str]] = frozenset()  # shown with any password masked
+
+    def _shown(self, name: str) -> Any:
+        value = getattr(self, name)
+        if value is None:
+            return None
+        if name in self.__secret_fields__:
+            return _Masked()
+        if name in self.__url_fields__:
+            return redact_url(value)
+        return value
+
+    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
+        for name in self.__struct_fields__:
+            yield name, self._shown(name)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={self._shown(name)!r}" for name in self.__struct_fields__)
+        return f"{type(self).__name__}({fields})"
+
+
+class _Masked:
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+
+class ServerSettings(_Config):
+    __url_fields__: ClassVar[frozenset[str]] = frozenset({"public_url"})
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    # The base URL upstreams use to reach us (useapi replyUrl callbacks); default http://host:port.
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            _check_http_url(self.public_url, "public_url")
+
+    @property
+    def base_url(self) -> str:
+        """`public_url` without a trailing slash, or `http://host:port` (a wildcard host becomes loopback)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+class StoreSettings(_Config):
+    __url_fields__: ClassVar[frozenset[str]] = frozenset({"url"})
+
+    # sqlite:///relative.db (relative to the working directory), sqlite:////abs/path.db,
+    # sqlite:///:memory:; postgresql://user:pass@host/db once that store exists.
+    url: str = "sqlite:///vidgate.db"
+
+    def __post_init__(self) -> None:
+        scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"store url must start with sqlite:/// or postgresql://, got {redact_url(self.url)!r}")
+        if scheme == "sqlite" and not self.url.startswith("sqlite:///"):
+            raise ValueError("a sqlite store url needs three slashes: sqlite:///file.db or sqlite:////abs/file.db")
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The database file for a sqlite url (`:memory:` stays as is), None for other stores."""
+        return self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else None
+
+
+
+class SecuritySettings(_Config):
+    allow_private_urls: bool = False  # SSRF guard: allow loopback / private / link-local targets
+    max_upload_bytes: Count = 50 * 2**20
+    max_request_bytes: Count = 64 * 2**20
+    max_media_fetch_bytes: Count = 50 * 2**20
+
+
+class KeySettings(_Config):
+    """One caller key. Give the key itself (usually `${ENV}`) or its SHA-256, never both."""
+
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"key"})
+
+    name: str
+    tenant: str
+    key: str | None = None
+    sha256: str | None = None  # hex SHA-256 of the UTF-8 key, lowercase
+    admin: bool = False
+    providers: list[str] | None = None  # providers this key may pin; None = all
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("key name must not be empty")
+        if not self.tenant:
+            raise ValueError(f"key {self.name!r}: tenant must not be empty")
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError(f"key {self.name!r}: give exactly one of `key` or `sha256`")
+        if self.key is not None and not self.key:
+            raise ValueError(f"key {self.name!r}: `key` is empty")
+        if self.sha256 is not None and not _SHA256.fullmatch(self.sha256):
+            raise ValueError(f"key {self.name!r}: `sha256` must be 64 lowercase hex characters")
+
+    @property
+    def digest(self) -> str:
+        """The lowercase hex SHA-256 that identifies this key, whichever way it was given."""
+        if self.sha256 is not None:
+            return self.sha256
+        assert self.key is not None
+        return hashlib.sha256(self.key.encode()).hexdigest()
+
+
+class AccountSettings(_Config):
+    """One useapi.net account: id `REGION:email` as useapi spells it, and its job cap."""
+
+    id: str
+    region: str
+    max_jobs: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
+
+    def __post_init__(self) -> None:
+        match = _ACCOUNT_ID.fullmatch(self.id)
+        if match is None:
+            raise ValueError(f"account id must look like REGION:email (CA:user@example.com), got {self.id!r}")
+        if match["region"] != self.region:
+            raise ValueError(f"account {self.id!r}: region {self.region!r} differs from the id's {match['region']!r}")
+
+
+class ProviderSettings(_Config):
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secret"})
+    __url_fields__: ClassVar[frozenset[str]] = frozenset({"base_url"})
+
+    type: ProviderType
+    base_url: str
+    secret: str  # the upstream API token; write it as ${ENV_VAR}
+    timeout_seconds: Positive = 30.0
+    connect_timeout_seconds: Positive = 5.0
+    max_concurrency: Count = 20
+    accounts: list[AccountSettings] = []  # useapi only
+    poll_interval_seconds: Positive = 5.0
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        _check_http_url(self.base_url, "base_url")
+        ids = [a.id for a in self.accounts]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate account id in {ids}")
+
+
+class ModelSettings(_Config):
+    """A logical model: which providers serve it, under which upstream model id, in which order."""
+
+    providers: dict[str, str]  # provider name -> that provider's model id
+    order: list[str] | None = None  # default: the order of `providers`
+
+    def __post_init__(self) -> None:
+        if not self.providers:
+            raise ValueError("a model needs at least one provider")
+        if self.order is not None and sorted(self.order) != sorted(self.providers):
+            raise ValueError(
+                f"`order` must list each of this model's providers once: has {self.order}, providers are {list(self.providers)}"
+            )
+
+    @property
+    def provider_order(self) -> list[str]:
+        return list(self.order) if self.order is not None else list(self.providers)
+
+
+class WebhookSettings(_Config):
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secret"})
+
+    secret: str | None = None  # Standard Webhooks signing secret, "whsec_<base64>"; "" = none
+    max_attempts: Count = 8
+    # delay before retry n (1-based) is schedule_seconds[n-1]; the last entry repeats
+    schedule_seconds: list[Annotated[float, msgspec.Meta(ge=0)]] = msgspec.field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0]
+    )
+
+    def __post_init__(self) -> None:
+        if self.secret == "":  # `${VIDGATE_WEBHOOK_SECRET:-}` with the variable unset
+            self.secret = None
+        if self.secret is not None:
+            body = self.secret.removeprefix("whsec_")
+            if body == self.secret or not body:
+                raise ValueError("webhook secret must look like whsec_<base64>")
+            try:
+                base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("webhook secret must be whsec_ followed by base64") from None
+        if not self.schedule_seconds:
+            raise ValueError("schedule_seconds must not be empty")
+
+
+class JobSettings(_Config):
+    default_model: str = "seedance-2.0"
+    poll_min_seconds: Positive = 1.0
+    poll_max_seconds: Positive = 30.0
+    keep_outputs: bool = False  # keep our own copy of finished videos (upstream URLs expire)
+    output_dir: str | None = None
+    expires_after_seconds: Count = 86400
+
+    def __post_init__(self) -> None:
+        if self.poll_min_seconds > self.poll_max_seconds:
+            raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
+
+
+class Settings(_Config):
+    keys: list[KeySettings]
+    providers: dict[str, ProviderSettings]
+    models: dict[str, ModelSettings] = {}
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    jobs: JobSettings = msgspec.field(default_factory=JobSettings)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read, interpolate, convert and cross-check a TOML config file."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(source, f"can't read config file: {exc.strerror or exc}") from None
+    return parse_settings(text, env=env, source=source)
+
+
+def parse_settings(text: str, *, env: Mapping[str, str] | None = None, source: str = "<string>") -> Settings:
+    """Like `load_settings`, from TOML text. `env` defaults to `os.environ`."""
+    try:
+        raw = msgspec.toml.decode(text.encode())
+    except msgspec.DecodeError as exc:
+        raise ConfigError(source, f"not valid TOML: {exc}") from None
+    problems: list[str] = []
+    raw = _interpolate(raw, os.environ if env is None else env, (), problems, lenient=False)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(source, _explain(exc, raw, Settings)) from None
+    problems = validate(settings)
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def validate(settings: Settings) -> list[str]:
+    """Cross-section checks; an empty list means the settings are usable."""
+    problems: list[str] = []
+    providers = settings.providers
+    if not providers:
+        problems.append("providers: configure at least one provider")
+    for name, p in providers.items():
+        at = _format_path(("providers", name))
+        if p.type not in PROVIDER_TYPES:
+            problems.append(f"{at}.type: unknown provider type {p.type!r} (known: {', '.join(PROVIDER_TYPES)})")
+        if p.enabled and not p.secret:
+            problems.append(f"{at}.secret: empty")
+        if p.type == "useapi" and not p.accounts:
+            problems.append(f"{at}.accounts: a useapi provider needs at least one account")
+        if p.type != "useapi" and p.accounts:
+            problems.append(f"{at}.accounts: only useapi providers have accounts")
+    for model, m in settings.models.items():
+        at = _format_path(("models", model))
+        for name in m.providers:
+            if name not in providers:
+                problems.append(f"{at}.providers: {name!r} is not a configured provider")
+        # `order` lists exactly the model's providers (ModelSettings.__post_init__), so it is covered.
+    if settings.models and settings.jobs.default_model not in settings.models:
+        problems.append(f"jobs.default_model: {settings.jobs.default_model!r} is not a configured model")
+    seen_names: dict[str, int] = {}
+    seen_digests: dict[str, str] = {}
+    for i, k in enumerate(settings.keys):
+        if k.name in seen_names:
+            problems.append(f"keys[{i}].name: duplicate key name {k.name!r} (also keys[{seen_names[k.name]}])")
+        seen_names.setdefault(k.name, i)
+        if (k.key is None) == (k.sha256 is None):
+            problems.append(f"keys[{i}]: give exactly one of `key` or `sha256`")
+            continue
+        if k.digest in seen_digests:
+            problems.append(f"keys[{i}]: same key as {seen_digests[k.digest]!r}")
+        seen_digests.setdefault(k.digest, k.name)
+        for name in k.providers or ():
+            if name not in providers:
+                problems.append(f"keys[{i}].providers: {name!r} is not a configured provider")
+    return problems
+
+
+def describe(settings: Settings) -> str:
+    """A human summary for `vidgate check-config`. Never includes a secret."""
+    lines = [f"store: {redact_url(settings.store.url)}", f"server: {settings.server.host}:{settings.server.port}"]
+    lines.append(f"  callbacks to: {settings.server.base_url}")
+    lines.append("providers:")
+    for name, p in settings.providers.items():
+        state = "" if p.enabled else " (disabled)"
+        lines.append(
+            f"  {name}{state}: type={p.type} base_url={redact_url(p.base_url)} "
+            f"max_concurrency={p.max_concurrency} timeout={p.timeout_seconds:g}s"
+        )
+        for a in p.accounts:
+            lines.append(f"    account {a.id} region={a.region} max_jobs={a.max_jobs}")
+    lines.append(f"models (default {settings.jobs.default_model}):" if settings.models else "models: none configured")
+    for model, m in settings.models.items():
+        route = ", ".join(f"{name}: {m.providers[name]}" for name in m.provider_order)
+        lines.append(f"  {model} -> {route}")
+    lines.append("keys:" if settings.keys else "keys: none (every request will be rejected)")
+    for k in settings.keys:
+        pins = "all" if k.providers is None else ", ".join(k.providers) or "none"
+        lines.append(f"  {k.name}: tenant={k.tenant} admin={'yes' if k.admin else 'no'} providers={pins}")
+    signing = "signed" if settings.webhooks.secret else "unsigned (no webhooks.secret)"
+    lines.append(f"webhooks: {signing}, up to {settings.webhooks.max_attempts} attempts")
+    return "\n".join(lines)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in its userinfo replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    userinfo = f"{parts.username}:***" if parts.username else "***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc}"))
+
+
+# ---------------------------------------------------------------------------
+# Internals: ${ENV} interpolation and error paths
+# ---------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\$\$|\$\{([^}]*)\}")
+_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.S)
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: tuple[str | int, ...], problems: list[str], *, lenient: bool) -> Any:
+    """Replace `${NAME}` / `${NAME:-default}` in every string; `$$` is a literal `$`.
+
+    `:-` follows the shell: the default applies when NAME is unset or empty. A disabled
+    provider's table is `lenient`: an unset variable there becomes "" instead of an error,
+    so turning a provider off doesn't require its credentials.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = (*path, k)
+            quiet = lenient or (len(path) == 1 and path[0] == "providers" and isinstance(v, dict) and v.get("enabled") is False)
+            out[k] = _interpolate(v, env, sub, problems, lenient=quiet)
+        return out
+    if isinstance(value, list):
+        return [_interpolate(v, env, (*path, i), problems, lenient=lenient) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        var = _VAR.fullmatch(match.group(1))
+        if var is None:
+            problems.append(f"{_format_path(path)}: malformed placeholder {match.group(0)!r} (use ${{NAME}} or ${{NAME:-default}})")
+            return ""
+        name, default = var.group(1), var.group(2)
+        found = env.get(name)
+        if default is not None and not found:
+            return default
+        if found is None:
+            if not lenient:
+                problems.append(f"{_format_path(path)}: environment variable {name} is not set")
+            return ""
+        return found
+
+    return _PLACEHOLDER.sub(replace, value)
+
+
+_AT = re.compile(r"(?P<msg>.*) - at `\$(?P<path>[^`]*)`", re.S)
+_SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|(\[\.\.\.\])")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>.+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<field>.+)`")
+
+
+def _explain(exc: msgspec.ValidationError, raw: Any, tp: Any) -> str:
+    """Turn msgspec's message into `<path>: <what>`, resolving `[...]` dict keys to real names."""
+    message, path = _locate(str(exc), raw, tp)
+    if m := _UNKNOWN.fullmatch(message):
+        return f"{_format_path((*path, m['field']))}: unknown key"
+    if m := _MISSING.fullmatch(message):
+        return f"{_format_path((*path, m['field']))}: required key is missing"
+    return f"{_format_path(path)}: {message}" if path else message
+
+
+def _locate(message: str, raw: Any, tp: Any) -> tuple[str, tuple[str | int, ...]]:
+    m = _AT.fullmatch(message)
+    if m is None:
+        return message, ()
+    path: list[str | int] = []
+    value, typ = raw, tp
+    for seg in _SEGMENT.finditer(m["path"]):
+        field, index, unknown_key = seg.groups()
+        if field is not None:
+            path.append(field)
+            value = value.get(field) if isinstance(value, dict) else None
+            typ = _field_type(typ, field)
+        elif index is not None:
+            path.append(int(index))
+            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+            typ = _item_type(typ, 0)
+        else:
+            value_type = _item_type(typ, 1)
+            if isinstance(value, dict) and value_type is not None:
+                # msgspec doesn't name dict keys in its paths: find the entry that fails on its own.
+                for key, item in value.items():
+                    try:
+                        msgspec.convert(item, value_type, strict=False)
+                    except msgspec.ValidationError as sub:
+                        sub_message, sub_path = _locate(str(sub), item, value_type)
+                        return sub_message, (*path, key, *sub_path)
+            path.append(unknown_key)
+            value = typ = None
+    return m["msg"], tuple(path)
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin is Union or origin is types.UnionType:
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            if len(rest) != 1:
+                return tp
+            tp = rest[0]
+        else:
+            return tp
+
+
+def _field_type(tp: Any, name: str) -> Any:
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        for f in msgspec.structs.fields(tp):
+            if f.name == name:
+                return f.type
+    return None
+
+
+def _item_type(tp: Any, position: int) -> Any:
+    """The element type of a list (position 0) or the value type of a dict (position 1)."""
+    tp = _unwrap(tp)
+    args = get_args(tp)
+    if get_origin(tp) is dict and position == 1 and len(args) == 2:
+        return args[1]
+    if get_origin(tp) in (list, tuple, set, frozenset) and position == 0 and args:
+        return args[0]
+    return None
+
+
+def _key(name: str) -> str:
+    """A TOML key as written in a file: bare when it can be, quoted otherwise."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else msgspec.json.encode(name).decode()
+
+
+def _format_path(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for seg in path:
+        if isinstance(seg, int) or seg == "[...]":  # "[...]": a dict key we could not resolve
+            out += f"[{seg}]" if isinstance(seg, int) else seg
+        else:
+            out += f".{_key(seg)}" if out else _key(seg)
+    return out or "<root>"
+
+
+def _check_http_url(url: str, field: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{field} must be an http(s) URL, got {redact_url(url)!r}")
