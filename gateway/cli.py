@@ -1,2 +1,121 @@
-def main() -> None:  # replaced below
-    raise SystemExit("not yet")
+"""`vidgate serve | demo | simulate | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.settings import ConfigError, Settings, describe, load_settings, parse_settings
+
+DEMO_KEY = "sk-demo"
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vidgate", description="A gateway for asynchronous AI video generation")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="path to a TOML config")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--json-logs", action="store_true", default=None)
+
+    demo = sub.add_parser("demo", help="run vidgate with both upstream simulators, on embedded defaults")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--once", action="store_true", help="run one job per provider and mode, print a table, exit")
+    demo.add_argument("--job-seconds", type=float, default=None, help="how long simulated jobs take")
+
+    sim = sub.add_parser("simulate", help="run an upstream simulator")
+    sim.add_argument("provider", choices=["useapi", "powertokens"])
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=9101)
+    sim.add_argument("--job-seconds", type=float, default=5.0)
+
+    check = sub.add_parser("check-config", help="validate a config file and print what it would serve")
+    check.add_argument("path")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        raise SystemExit(_serve(args))
+    if args.command == "demo":
+        from gateway.demo import run_demo
+
+        raise SystemExit(run_demo(port=args.port, once=args.once, job_seconds=args.job_seconds))
+    if args.command == "simulate":
+        raise SystemExit(_simulate(args))
+    if args.command == "check-config":
+        raise SystemExit(_check_config(args.path))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logging import configure_logging
+
+    configure_logging(json=args.json_logs)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False, log_config=None)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.logging import configure_logging
+    from providers.registry import kind
+
+    configure_logging()
+    app = kind(args.provider).simulator(_sim_config(args.provider, args.job_seconds))
+    print(f"{args.provider} simulator on http://{args.host}:{args.port} (control: /_sim/faults, /_sim/jobs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
+    return 0
+
+
+def _sim_config(provider: str, job_seconds: float) -> object:
+    from importlib import import_module
+
+    module = import_module(f"providers.{provider}.simulator")
+    return module.SimConfig(job_seconds=job_seconds)
+
+
+def _check_config(path: str) -> int:
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(describe(settings))
+    return 0
+
+
+def demo_settings(*, port: int, urls: dict[str, str], data_dir: str, job_seconds: float) -> Settings:
+    """The embedded demo configuration (config/demo.toml) bound to this run's ports."""
+    env = {
+        **os.environ,
+        "VIDGATE_DEMO_PORT": str(port),
+        "VIDGATE_DEMO_DB": str(Path(data_dir) / "vidgate.db"),
+        "VIDGATE_DEMO_USEAPI_URL": urls["useapi"],
+        "VIDGATE_DEMO_POWERTOKENS_URL": urls["powertokens"],
+        "VIDGATE_DEMO_POLL": str(max(0.1, job_seconds / 4)),
+    }
+    return parse_settings(DEMO_CONFIG.read_text(), env=env, source=str(DEMO_CONFIG))
+
+
+def temp_dir() -> str:
+    return tempfile.mkdtemp(prefix="vidgate-demo-")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

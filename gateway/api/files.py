@@ -1,0 +1,68 @@
+"""`/v1/files`: upload media once, reference it as `{"file_id": …}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+
+from gateway.auth import Caller
+from gateway.errors import BadRequest, NotFound
+from gateway.jobs.model import FileRecord
+from gateway.service import VideoService
+
+
+class FileObject(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "file"
+    bytes: int
+    created_at: int
+    filename: str | None
+    purpose: str
+    content_type: str
+    kind: str
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+
+
+def file_object(record: FileRecord) -> FileObject:
+    return FileObject(
+        id=record.id,
+        bytes=record.bytes,
+        created_at=int(record.created_at),
+        filename=record.filename,
+        purpose=record.purpose,
+        content_type=record.content_type,
+        kind=record.kind,
+        width=record.width,
+        height=record.height,
+        duration_ms=record.duration_ms,
+    )
+
+
+class FilesController(Controller):
+    path = "/v1/files"
+    tags = ["files"]
+
+    @post("/", operation_id="uploadFile", summary="Upload an image, video or audio file", status_code=200)
+    async def upload(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> FileObject:
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise BadRequest("Send the media as a multipart file part named 'file'", param="file")
+        purpose = form.get("purpose") or "video_input"
+        data = await upload.read()
+        record = await service.media.save_upload(caller.tenant, upload.filename, upload.content_type, data, purpose=str(purpose))
+        return file_object(record)
+
+    @get("/{file_id:str}", operation_id="retrieveFile", summary="Retrieve a file's metadata")
+    async def retrieve(self, file_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> FileObject:
+        record = await service.store.get_file(file_id, caller.tenant)
+        if record is None:
+            raise NotFound(f"No file with id {file_id!r}", param="file_id")
+        return file_object(record)

@@ -1,0 +1,139 @@
+"""`/v1/videos`: create, retrieve, list, delete, content and events."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar.di import NamedDependency
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import ServerSentEvent, Stream
+from litestar.response.sse import ServerSentEventMessage
+
+from gateway.auth import Caller
+from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.schema import CreateVideoBody, Video, VideoDeleted, VideoList, decode_json, from_form
+from gateway.service import VideoService, fingerprint_of
+from gateway.views import video_of
+from providers.base import JobStatus
+
+
+class VideosController(Controller):
+    path = "/v1/videos"
+    tags = ["videos"]
+
+    @post("/", operation_id="createVideo", summary="Create a video job (JSON or multipart)", status_code=200)
+    async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
+        body, fingerprint = await _read_create(request, caller, service)
+        key = request.headers.get("idempotency-key")
+        job, created = await service.create(caller, body, fingerprint=fingerprint, idempotency_key=key)
+        return Response(video_of(job), status_code=200, headers=_poll_headers(job.status) | ({"Idempotent-Replayed": "true"} if not created else {}))
+
+    @get("/", operation_id="listVideos", summary="List videos, newest first")
+    async def list_videos(
+        self,
+        caller: NamedDependency[Caller],
+        service: NamedDependency[VideoService],
+        after: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        order: FromQuery[Literal["asc", "desc"]] = "desc",
+        status: FromQuery[str | None] = None,
+        provider: FromQuery[str | None] = None,
+        model: FromQuery[str | None] = None,
+    ) -> VideoList:
+        jobs, more = await service.list(caller, after=after, limit=limit, order=order, status=status, provider=provider, model=model)
+        data = [video_of(j) for j in jobs]
+        return VideoList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more)
+
+    @get("/{video_id:str}", operation_id="retrieveVideo", summary="Retrieve a video")
+    async def retrieve(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
+        job = await service.get(caller, video_id)
+        return Response(video_of(job), headers=_poll_headers(job.status))
+
+    @delete("/{video_id:str}", operation_id="deleteVideo", summary="Cancel an unfinished video or delete a finished one", status_code=200)
+    async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video | VideoDeleted:
+        job, deleted = await service.delete(caller, video_id)
+        return VideoDeleted(id=job.id) if deleted else video_of(job)
+
+    @get("/{video_id:str}/content", operation_id="downloadVideoContent", summary="Stream the video, thumbnail or last frame")
+    async def content(
+        self,
+        video_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[VideoService],
+        variant: FromQuery[Literal["video", "thumbnail", "last_frame"]] = "video",
+    ) -> Stream:
+        manager = service.content(caller, video_id, variant)
+        content_type, chunks = await manager.__aenter__()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await manager.__aexit__(None, None, None)
+
+        return Stream(body(), media_type=content_type)
+
+    @get("/{video_id:str}/events", operation_id="videoEvents", summary="Server-sent events for each status change")
+    async def events(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ServerSentEvent:
+        job = await service.get(caller, video_id)
+        hub = service.runner.hub
+        queue = hub.subscribe(job.id)
+        encoder = msgspec.json.Encoder()
+
+        async def stream() -> AsyncIterator[ServerSentEventMessage]:
+            try:
+                current = job
+                yield _event(current, encoder)
+                while not current.status.terminal:
+                    current = await queue.get()
+                    yield _event(current, encoder)
+            finally:
+                hub.unsubscribe(job.id, queue)
+
+        return ServerSentEvent(stream())
+
+
+def _event(job: Any, encoder: msgspec.json.Encoder) -> ServerSentEventMessage:
+    return ServerSentEventMessage(data=encoder.encode(video_of(job)).decode(), event=f"video.{job.status.value}", id=f"{job.id}:{job.version}")
+
+
+def _poll_headers(status: JobStatus) -> dict[str, str]:
+    return {} if status.terminal else {"openai-poll-after-ms": "1000"}
+
+
+async def _read_create(request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> tuple[CreateVideoBody, str]:
+    content_type = request.headers.get("content-type", "")
+    limit = service.settings.security.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}")
+    if content_type.startswith("application/json") or not content_type:
+        raw = await request.body()
+        body = decode_json(raw)
+        return body, fingerprint_of([("json", msgspec.json.decode(raw))])
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        form = await request.form()
+        items: list[tuple[str, Any]] = []
+        prints: list[tuple[str, Any]] = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                prints.append((name, "sha256:" + hashlib.sha256(data).hexdigest()))
+                record = await service.media.save_upload(caller.tenant, value.filename, value.content_type, data, purpose="video_input")
+                items.append((_file_key(name), record.id))
+            else:
+                items.append((name, value))
+                prints.append((name, value))
+        return from_form(items), fingerprint_of(sorted(prints))
+    raise BadRequest(f"Unsupported Content-Type {content_type!r}: send application/json or multipart/form-data", param="Content-Type")
+
+
+def _file_key(name: str) -> str:
+    """A file part named `input_reference` becomes `input_reference[file_id]`."""
+    return f"{name}[file_id]"

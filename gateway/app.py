@@ -1,0 +1,183 @@
+"""The application factory: one lifespan owns every long-lived thing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from gateway.api.catalog import CatalogController
+from gateway.api.files import FilesController
+from gateway.api.health import HealthController
+from gateway.api.videos import VideosController
+from gateway.auth import Caller, KeyRing
+from gateway.errors import ErrorBody, ErrorEnvelope, GatewayError
+from gateway.events import EventHub
+from gateway.http import make_client
+from gateway.jobs.capacity import AccountPool, Slot
+from gateway.jobs.runner import JobRunner, ProviderRuntime
+from gateway.jobs.sqlite import SqliteStore
+from gateway.jobs.store import Store
+from gateway.logging import install_request_logging
+from gateway.media import MediaLoader
+from gateway.service import VideoService
+from gateway.settings import Settings
+from gateway.urlguard import UrlGuard
+from gateway.webhooks import WebhookDispatcher
+from providers.client import UpstreamClient
+from providers.registry import kind
+
+log = structlog.get_logger("vidgate.app")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], Any] | None = None,
+) -> Litestar:
+    """Build the app. Nothing starts until the lifespan runs.
+
+    `transports` maps a provider name (or `"*"` for media, content and webhooks)
+    to an httpx transport, so tests reach simulators without sockets.
+    """
+    transports = dict(transports or {})
+    clock = clock or time.time
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            the_store = store or _store_from(settings)
+            await the_store.open()
+            stack.push_async_callback(the_store.close)
+
+            guard = UrlGuard(allow_private=settings.security.allow_private_urls)
+            outbound = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), transport=transports.get("*"), follow_redirects=False)
+            stack.push_async_callback(outbound.aclose)
+            media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=clock)
+
+            runtimes: dict[str, ProviderRuntime] = {}
+            for name, cfg in settings.providers.items():
+                pk = kind(cfg.type)
+                http = make_client(
+                    cfg.base_url,
+                    timeout=cfg.timeout_seconds,
+                    connect_timeout=cfg.connect_timeout_seconds,
+                    max_connections=cfg.max_concurrency,
+                    transport=transports.get(name),
+                )
+                stack.push_async_callback(http.aclose)
+                slots = [Slot(a.id, a.region, a.max_jobs) for a in cfg.accounts] or [Slot(None, None, cfg.max_concurrency)]
+                runtimes[name] = ProviderRuntime(name, pk, UpstreamClient(pk.adapter, http, str(cfg.secret)), AccountPool(slots), cfg.poll_interval_seconds)
+
+            webhooks = None
+            if settings.webhooks.secret:
+                webhooks = WebhookDispatcher(
+                    the_store,
+                    outbound,
+                    secret=str(settings.webhooks.secret),
+                    schedule=list(settings.webhooks.schedule_seconds),
+                    max_attempts=settings.webhooks.max_attempts,
+                    clock=clock,
+                    guard=guard,
+                )
+
+            hub = EventHub()
+            service_box: dict[str, VideoService] = {}
+
+            async def on_terminal(job: Any) -> None:
+                await service_box["service"].on_terminal(job)
+
+            runner = JobRunner(
+                the_store,
+                runtimes,
+                media=media,
+                hub=hub,
+                on_terminal=on_terminal,
+                public_url=settings.server.base_url,
+                poll_min=settings.jobs.poll_min_seconds,
+                poll_max=settings.jobs.poll_max_seconds,
+                output_ttl=settings.jobs.expires_after_seconds,
+                clock=clock,
+                **({"sleep": sleep} if sleep else {}),
+            )
+            service = VideoService(settings, the_store, KeyRing(settings.keys), runtimes, runner, media, webhooks, outbound, guard, clock)
+            service_box["service"] = service
+            app.state.service = service
+
+            stop = asyncio.Event()
+            background: list[asyncio.Task[Any]] = []
+            if webhooks is not None:
+                background.append(asyncio.create_task(webhooks.run(stop), name="webhooks"))
+            resumed = await runner.resume()
+            log.info("app.started", providers=list(runtimes), resumed_jobs=resumed)
+            try:
+                yield
+            finally:
+                stop.set()
+                await runner.stop()
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+                log.info("app.stopped")
+
+    app = Litestar(
+        route_handlers=[VideosController, FilesController, CatalogController, HealthController],
+        dependencies={"service": Provide(_service, sync_to_thread=False), "caller": Provide(_caller, sync_to_thread=False)},
+        exception_handlers={Exception: _handle_error},
+        lifespan=[lifespan],
+        request_max_body_size=settings.security.max_request_bytes,
+        openapi_config=OpenAPIConfig(title="vidgate", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
+        debug=False,
+        logging_config=None,  # structlog owns logging (gateway.logging)
+    )
+    return install_request_logging(app)
+
+
+def _store_from(settings: Settings) -> Store:
+    path = settings.store.sqlite_path
+    if path is None:
+        raise ValueError(f"Unsupported store url {settings.store.url!r}: only sqlite:/// is implemented")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(path)
+
+
+def _service(state: State) -> VideoService:
+    return state.service  # type: ignore[no-any-return]
+
+
+def _caller(request: Request[Any, Any, Any], service: NamedDependency[VideoService]) -> Caller:
+    return service.keyring.authenticate(request.headers)
+
+
+def _handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorEnvelope]:
+    if isinstance(exc, GatewayError):
+        return Response(exc.envelope(), status_code=exc.status, headers=exc.headers)
+    if isinstance(exc, ValidationException):
+        detail = exc.extra if exc.extra else exc.detail
+        param = None
+        if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
+            param = exc.extra[0].get("key")
+        body = ErrorBody(message=f"Invalid request: {detail}", type="invalid_request_error", param=param, code="invalid_request")
+        return Response(ErrorEnvelope(body), status_code=400)
+    if isinstance(exc, HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 401: "unauthorized"}.get(exc.status_code, "http_error")
+        body = ErrorBody(message=str(exc.detail), type="invalid_request_error", code=code)
+        return Response(ErrorEnvelope(body), status_code=exc.status_code, headers=exc.headers or None)
+    log.exception("http.unhandled_error", path=request.url.path)
+    body = ErrorBody(message="Internal server error", type="server_error", code="internal_error")
+    return Response(ErrorEnvelope(body), status_code=500)

@@ -1,0 +1,147 @@
+"""`vidgate demo`: the gateway and both upstream simulators in one process.
+
+Without `--once` it serves until interrupted and prints examples to paste. With
+`--once` it runs one job per provider and input mode end to end through the
+public API, prints a table, and exits 0 only if every job completed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from gateway.cli import DEMO_KEY, demo_settings, temp_dir
+from providers.simkit import free_port, sample, serve_in_thread
+
+
+
+def _data_url(name: str, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(sample(name)).decode()}"  # type: ignore[arg-type]
+
+
+def _scenarios() -> list[tuple[str, str, str, dict[str, object]]]:
+    image = _data_url("image.png", "image/png")
+    video = _data_url("video.mp4", "video/mp4")
+    audio = _data_url("audio.wav", "audio/wav")
+    rows: list[tuple[str, str, str, dict[str, object]]] = []
+    for provider in ("useapi", "powertokens"):
+        rows += [
+            (provider, "text", "seedance-2.0", {"prompt": "A lighthouse at dawn, waves rolling in", "seconds": 5}),
+            (provider, "first_frame", "seedance-2.0", {"prompt": "The camera pushes in slowly", "input_reference": {"image_url": image}, "seconds": 5}),
+            (provider, "first_last_frame", "seedance-2.0", {"prompt": "Morph between the two frames", "first_frame": image, "last_frame": image, "seconds": 5}),
+            (
+                provider,
+                "reference",
+                "seedance-2.0",
+                {
+                    "prompt": "@image1 dances like @video1 while @audio1 plays",
+                    "references": {"images": [image], "videos": [video], "audios": [audio]},
+                    "seconds": 5,
+                },
+            ),
+        ]
+    rows.append(
+        (
+            "useapi",
+            "keyframes",
+            "seedance-1.0-mini",
+            {"keyframes": [{"image": image, "prompt": "a calm sea", "seconds": 5}, {"image": image, "prompt": "a storm"}]},
+        )
+    )
+    return rows
+
+
+@contextlib.contextmanager
+def running_simulators(job_seconds: float) -> Iterator[dict[str, str]]:
+    from providers.powertokens.simulator import SimConfig as PtConfig
+    from providers.powertokens.simulator import create_app as pt_app
+    from providers.useapi.simulator import SimConfig as UaConfig
+    from providers.useapi.simulator import create_app as ua_app
+
+    with serve_in_thread(ua_app(UaConfig(job_seconds=job_seconds))) as ua, serve_in_thread(pt_app(PtConfig(job_seconds=job_seconds))) as pt:
+        yield {"useapi": ua, "powertokens": pt}
+
+
+def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
+    from gateway.app import create_app
+    from gateway.logging import configure_logging
+
+    job_seconds = job_seconds if job_seconds is not None else (1.0 if once else 5.0)
+    data_dir = temp_dir()
+    configure_logging(level="warning" if once else "info")
+    with running_simulators(job_seconds) as urls:
+        if once:
+            port = free_port()
+            settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
+            with serve_in_thread(create_app(settings), port=port) as base:
+                return _run_once(base)
+        settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
+        import uvicorn
+
+        print(_banner(port, urls, data_dir), flush=True)
+        uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False, log_config=None)
+    return 0
+
+
+def _run_once(base: str, timeout: float = 90.0) -> int:
+    rows = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {DEMO_KEY}"}, timeout=30) as client:
+        jobs = []
+        for provider, mode, model, extra in _scenarios():
+            body = {"model": model, "provider": provider, **extra}
+            response = client.post("/v1/videos", json=body)
+            if response.status_code != 200:
+                rows.append((provider, mode, f"rejected {response.status_code}", "", response.json()["error"]["message"][:60]))
+                continue
+            jobs.append((provider, mode, response.json()["id"], time.monotonic()))
+        deadline = time.monotonic() + timeout
+        for provider, mode, video_id, started in jobs:
+            video = client.get(f"/v1/videos/{video_id}").json()
+            while video["status"] in ("queued", "in_progress") and time.monotonic() < deadline:
+                time.sleep(0.2)
+                video = client.get(f"/v1/videos/{video_id}").json()
+            detail = ""
+            if video["status"] == "completed":
+                content = client.get(f"/v1/videos/{video_id}/content")
+                ok = content.status_code == 200 and content.content[4:8] == b"ftyp"
+                detail = f"{len(content.content)} bytes of MP4" if ok else f"content HTTP {content.status_code}"
+                if not ok:
+                    video["status"] = "bad_content"
+            elif video.get("error"):
+                detail = video["error"]["message"][:60]
+            rows.append((provider, mode, video["status"], video_id[:18] + "…", detail))
+    widths = [max(len(str(r[i])) for r in rows + [("provider", "mode", "status", "id", "detail")]) for i in range(5)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    print(line.format("provider", "mode", "status", "id", "detail"))
+    for row in rows:
+        print(line.format(*row))
+    failed = [r for r in rows if r[2] != "completed"]
+    print(f"\n{len(rows) - len(failed)}/{len(rows)} jobs completed")
+    return 1 if failed else 0
+
+
+def _banner(port: int, urls: dict[str, str], data_dir: str) -> str:
+    base = f"http://127.0.0.1:{port}"
+    return f"""
+vidgate demo on {base}   (key: {DEMO_KEY}; data in {data_dir})
+  useapi simulator      {urls['useapi']}/v1/dreamina
+  powertokens simulator {urls['powertokens']}/v1/videos
+
+Create a video:
+  curl -s {base}/v1/videos -H "Authorization: Bearer {DEMO_KEY}" \\
+       -H "Content-Type: application/json" \\
+       -d '{{"model": "seedance-2.0", "prompt": "A paper boat on a rainy street", "seconds": 5}}'
+
+With the openai SDK:
+  from openai import OpenAI
+  client = OpenAI(base_url="{base}/v1", api_key="{DEMO_KEY}")
+  video = client.videos.create_and_poll(model="seedance-2.0", prompt="A paper boat on a rainy street",
+                                        extra_body={{"ratio": "16:9", "provider": "useapi"}})
+  open("boat.mp4", "wb").write(client.videos.download_content(video.id).read())
+
+API docs: {base}/schema   Ctrl-C to stop.
+"""

@@ -1,0 +1,380 @@
+"""Drives every job from queued to its end: submit, poll, fail over, notify.
+
+One asyncio task per active job. A job waits in vidgate's own queue for a slot
+on its provider (account `maxJobs` / provider concurrency), is submitted with its
+upstream id persisted before anything else, then polled with backoff (or woken
+early by an upstream callback) until it ends. A restart calls `resume()`, which
+re-creates a task for every job the store still holds as active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from gateway.events import EventHub
+from gateway.http import RetryPolicy, call_with_retries
+from gateway.jobs.capacity import AccountPool
+from gateway.jobs.model import Attempt, Job, StatusEvent
+from gateway.jobs.request import rebuild_request
+from gateway.jobs.store import StaleJob, Store
+from gateway.logging import bind_job_context
+from providers.base import (
+    ErrorClass,
+    ErrorInfo,
+    JobStatus,
+    SubmitContext,
+    UpstreamError,
+    UpstreamJob,
+)
+from providers.client import UpstreamClient
+from providers.registry import ProviderKind
+
+log = structlog.get_logger("vidgate.jobs")
+
+MAX_POLL_FAILURES = 12
+SUBMIT_POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_total=60.0)
+CALL_POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_total=60.0)
+
+
+class ProviderRuntime:
+    """One configured provider, live: its adapter kind, client and slots."""
+
+    def __init__(self, name: str, kind: ProviderKind, client: UpstreamClient, pool: AccountPool, poll_interval: float) -> None:
+        self.name = name
+        self.kind = kind
+        self.client = client
+        self.pool = pool
+        self.poll_interval = poll_interval
+        self.consecutive_failures = 0
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: Store,
+        providers: dict[str, ProviderRuntime],
+        *,
+        media: Any,
+        hub: EventHub,
+        on_terminal: Callable[[Job], Awaitable[None]],
+        public_url: str,
+        poll_min: float,
+        poll_max: float,
+        output_ttl: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.media = media
+        self.hub = hub
+        self.on_terminal = on_terminal
+        self.public_url = public_url.rstrip("/")
+        self.poll_min = poll_min
+        self.poll_max = poll_max
+        self.output_ttl = output_ttl
+        self.clock = clock
+        self.sleep = sleep
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.wakeups: dict[str, asyncio.Event] = {}
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def resume(self) -> int:
+        """Claim slots for jobs already running upstream, then drive every active job."""
+        jobs = await self.store.active_jobs()
+        for job in jobs:
+            att = job.attempt
+            if att is not None and att.status in ("submitting", "submitted") and att.provider in self.providers:
+                self.providers[att.provider].pool.claim(att.account)
+        for job in jobs:
+            self.spawn(job.id)
+        return len(jobs)
+
+    def spawn(self, job_id: str) -> None:
+        if job_id in self.tasks:
+            return
+        self.wakeups[job_id] = asyncio.Event()
+        self.tasks[job_id] = asyncio.create_task(self._drive(job_id), name=f"job-{job_id}")
+
+    def wake(self, job_id: str) -> bool:
+        event = self.wakeups.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    async def stop(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def cancel(self, job_id: str) -> Job | None:
+        """Stop driving the job, cancel it upstream where possible, mark it cancelled."""
+        task = self.tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        job = await self.store.get_job(job_id)
+        if job is None or job.status.terminal:
+            return job
+        att = job.attempt
+        if att is not None and att.upstream_id and att.status == "submitted":
+            runtime = self.providers.get(att.provider)
+            if runtime is not None:
+                try:
+                    await runtime.client.cancel(att.upstream_id)
+                except UpstreamError as exc:
+                    log.warning("job.cancel_upstream_failed", job_id=job_id, error=str(exc))
+            att.status = "cancelled"
+            att.ended_at = self.clock()
+            if runtime is not None:
+                await runtime.pool.release(att.account)
+        job.status = JobStatus.CANCELLED
+        job.error = ErrorInfo.of(ErrorClass.INVALID_REQUEST, "Cancelled by the caller", code="cancelled")
+        job.completed_at = self.clock()
+        job = await self._save(job, "cancelled")
+        await self.on_terminal(job)
+        return job
+
+    # -- the drive loop --------------------------------------------------------
+
+    async def _drive(self, job_id: str) -> None:
+        try:
+            with bind_job_context(job_id, None):
+                job = await self.store.get_job(job_id)
+                while job is not None and not job.status.terminal:
+                    att = job.attempt
+                    if att is None or att.status == "failed":
+                        job = await self._submit_next(job)
+                    elif att.status in ("submitting", "unknown"):
+                        job = await self._unknown_outcome(job)
+                    else:
+                        job = await self._poll(job)
+                if job is not None and job.status.terminal:
+                    await self.on_terminal(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job.crashed", job_id=job_id)
+        finally:
+            self.tasks.pop(job_id, None)
+            self.wakeups.pop(job_id, None)
+
+    async def _submit_next(self, job: Job) -> Job:
+        tried = {a.provider for a in job.attempts}
+        candidate = next((c for c in job.routing.usable if c.provider not in tried and c.provider in self.providers), None)
+        if candidate is None:
+            last = job.attempt.error if job.attempt else None
+            return await self._finish_failed(job, last or ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, "No provider could take the job"))
+        runtime = self.providers[candidate.provider]
+        model_id = candidate.model_id or ""
+        caps = runtime.kind.models.get(model_id)
+        regions = caps.regions if caps is not None and caps.regions else None
+        account = await runtime.pool.acquire(frozenset(regions) if regions else None)
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await runtime.pool.release(account)
+
+        attempt = Attempt(provider=runtime.name, model_id=model_id, started_at=self.clock(), account=account)
+        structlog.contextvars.bind_contextvars(provider=runtime.name)
+        try:
+            request = await rebuild_request(job, self.media, runtime.kind.adapter.media_delivery)
+            ctx = SubmitContext(
+                account=account,
+                callback_url=f"{self.public_url}/v1/callbacks/{job.callback_token}" if job.callback_token else None,
+                callback_ref=job.id,
+            )
+            refs = await call_with_retries(lambda: runtime.client.upload_all(request, ctx), policy=CALL_POLICY, submit=False, sleep=self.sleep, what="upload")
+            # Record the attempt before the paid call: a crash from here on is an unknown outcome, never a blind resend.
+            job.attempts.append(attempt)
+            job = await self._save(job, None)
+            attempt = job.attempts[-1]
+            upstream = await call_with_retries(
+                lambda: runtime.client.submit(request, model_id, refs, ctx), policy=SUBMIT_POLICY, submit=True, sleep=self.sleep, what="submit"
+            )
+        except UpstreamError as exc:
+            await release()
+            if exc.ambiguous:
+                if attempt not in job.attempts:
+                    job.attempts.append(attempt)
+                attempt.status = "unknown"
+                attempt.error = exc.info
+                log.warning("job.submit_ambiguous", job_id=job.id, provider=runtime.name, error=str(exc))
+                return await self._save(job, None)
+            return await self._attempt_failed(job, attempt, exc.info, runtime)
+        except asyncio.CancelledError:
+            await release()
+            raise
+        except Exception:
+            await release()
+            raise
+        attempt.status = "submitted"
+        attempt.upstream_id = upstream.upstream_id
+        attempt.upstream_status = upstream.upstream_status
+        attempt.account = upstream.account or account
+        job.status = upstream.status if not upstream.status.terminal else JobStatus.IN_PROGRESS
+        job.progress = upstream.progress or job.progress
+        job.cost = upstream.cost or job.cost
+        job.next_poll_at = self.clock() + self.poll_min
+        log.info("job.submitted", job_id=job.id, provider=runtime.name, upstream_id=upstream.upstream_id, account=attempt.account)
+        return await self._save(job, "submitted")
+
+    async def _poll(self, job: Job) -> Job:
+        att = job.attempt
+        assert att is not None and att.upstream_id is not None
+        runtime = self.providers.get(att.provider)
+        if runtime is None:
+            return await self._finish_failed(job, ErrorInfo.of(ErrorClass.INVALID_REQUEST, f"provider {att.provider!r} is no longer configured"))
+        wait = max(0.0, (job.next_poll_at or 0) - self.clock())
+        await self._wait(job.id, wait)
+        try:
+            upstream = await runtime.client.poll(att.upstream_id)
+        except UpstreamError as exc:
+            job = await self.store.get_job(job.id) or job
+            if exc.info.retryable and job.poll_failures < MAX_POLL_FAILURES:
+                job.poll_failures += 1
+                delay = exc.info.retry_after or min(self.poll_max, self.poll_min * 2**job.poll_failures)
+                job.next_poll_at = self.clock() + delay
+                log.info("job.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures)
+                return await self._save(job, None)
+            await runtime.pool.release(att.account)
+            att.status = "failed"
+            att.error = exc.info
+            att.ended_at = self.clock()
+            return await self._finish_failed(job, exc.info)
+        job = await self.store.get_job(job.id) or job
+        return await self._apply(job, upstream, runtime)
+
+    async def _apply(self, job: Job, up: UpstreamJob, runtime: ProviderRuntime) -> Job:
+        att = job.attempt
+        assert att is not None
+        changed = up.status != job.status or (up.progress or 0) != job.progress
+        att.upstream_status = up.upstream_status
+        job.poll_failures = 0
+        job.cost = up.cost or job.cost
+        if up.progress is not None:
+            job.progress = up.progress
+        # Poll slowly at first for a provider's configured interval, then back off as the job ages.
+        age = self.clock() - att.started_at
+        job.next_poll_at = self.clock() + min(self.poll_max, max(self.poll_min, runtime.poll_interval, age / 10))
+        if up.status is JobStatus.COMPLETED:
+            await runtime.pool.release(att.account)
+            runtime.consecutive_failures = 0
+            att.status = "completed"
+            att.ended_at = self.clock()
+            job.status = JobStatus.COMPLETED
+            job.result = up.result
+            job.progress = 100
+            job.completed_at = self.clock()
+            job.expires_at = job.completed_at + self.output_ttl
+            job.error = None
+            return await self._save(job, "completed")
+        if up.status is JobStatus.CANCELLED:
+            await runtime.pool.release(att.account)
+            att.status = "cancelled"
+            att.ended_at = self.clock()
+            job.status = JobStatus.CANCELLED
+            job.completed_at = self.clock()
+            job.error = up.error or ErrorInfo.of(ErrorClass.INVALID_REQUEST, "Cancelled upstream", code="cancelled")
+            return await self._save(job, "cancelled upstream")
+        if up.status is JobStatus.FAILED:
+            await runtime.pool.release(att.account)
+            error = up.error or ErrorInfo.of(ErrorClass.GENERATION_FAILED, "The upstream job failed without a reason")
+            return await self._attempt_failed(job, att, error, runtime, already_released=True)
+        job.status = up.status
+        return await self._save(job, "progress" if changed else None)
+
+    async def _attempt_failed(self, job: Job, att: Attempt, error: ErrorInfo, runtime: ProviderRuntime, *, already_released: bool = True) -> Job:
+        """Close the attempt; fail over to the next candidate when the error allows it."""
+        runtime.consecutive_failures += 1
+        if att not in job.attempts:
+            job.attempts.append(att)
+        att.status = "failed"
+        att.error = error
+        att.ended_at = self.clock()
+        tried = {a.provider for a in job.attempts}
+        more = any(c.provider not in tried and c.provider in self.providers for c in job.routing.usable)
+        log.info("job.attempt_failed", job_id=job.id, provider=att.provider, error_class=error.error_class.value, failover=error.retryable and more)
+        if error.retryable and more:
+            job.status = JobStatus.QUEUED
+            job.progress = 0
+            return await self._save(job, f"failover after {error.error_class.value}")
+        return await self._finish_failed(job, error)
+
+    async def _unknown_outcome(self, job: Job) -> Job:
+        """A submit whose outcome we never learned (timeout, broken answer, crash).
+
+        It is never resent: a second paid job could be created. The job fails
+        with the attempt marked `unknown`, so an operator can reconcile it
+        against the upstream's own records.
+        """
+        att = job.attempt
+        assert att is not None
+        att.status = "unknown"
+        att.ended_at = self.clock()
+        info = ErrorInfo.of(
+            ErrorClass.UPSTREAM_UNAVAILABLE,
+            "The upstream's answer to the submit was lost; vidgate did not resend it to avoid a duplicate paid job",
+            code="submit_outcome_unknown",
+            retryable=False,
+        )
+        if att.error is None:
+            att.error = info
+        return await self._finish_failed(job, info)
+
+    async def _finish_failed(self, job: Job, error: ErrorInfo) -> Job:
+        job.status = JobStatus.FAILED
+        job.error = error
+        job.completed_at = self.clock()
+        log.info("job.failed", job_id=job.id, error_class=error.error_class.value)
+        return await self._save(job, "failed")
+
+    # -- helpers -------------------------------------------------------------
+
+    async def _wait(self, job_id: str, seconds: float) -> None:
+        event = self.wakeups.get(job_id)
+        if event is None:
+            await self.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        event.clear()
+
+    async def _save(self, job: Job, event: str | None) -> Job:
+        job.updated_at = self.clock()
+        for _ in range(5):
+            try:
+                saved = await self.store.update_job(job)
+                break
+            except StaleJob:
+                fresh = await self.store.get_job(job.id)
+                if fresh is None:
+                    return job
+                if fresh.cancel_requested or fresh.status.terminal:
+                    return fresh
+                job.version = fresh.version
+        else:  # pragma: no cover - five lost races in a row
+            raise StaleJob(job.id)
+        if event is not None:
+            await self.store.add_event(StatusEvent(job_id=job.id, at=job.updated_at, status=job.status.value, progress=job.progress, detail=event))
+            self.hub.publish(saved)
+            log.info("job.status_changed", job_id=job.id, status=job.status.value, detail=event)
+        return saved
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)

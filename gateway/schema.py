@@ -1,0 +1,467 @@
+"""The public, OpenAI-Videos-compatible request and video object (SPEC 3.1, 3.2).
+
+A create request arrives as JSON or as the multipart form the `openai` SDK sends
+(bracketed keys, every scalar a string). Both become the same `CreateVideoBody`;
+`build_request()` then decides the mode and produces the strict
+`providers.base.GenerationRequest` that adapters consume. Every error names the
+field path and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from gateway.errors import InvalidRequest
+from providers.base import (
+    FirstFrameInput,
+    FirstLastFrameInput,
+    GenerationRequest,
+    Keyframe,
+    KeyframesInput,
+    Media,
+    MediaKind,
+    ModeInput,
+    ReferenceInput,
+    TextInput,
+    VideoResult,
+)
+
+Ratio = Literal["21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "adaptive"]
+Resolution = Literal["480p", "720p", "1080p", "4k"]
+MAX_PROMPT = 5000
+
+
+class MediaObject(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """`{"url": …}`, `{"file_id": …}`, or OpenAI's `{"image_url": …}` (same as url)."""
+
+    url: str | None = None
+    file_id: str | None = None
+    image_url: str | None = None
+
+
+MediaValue = str | MediaObject
+
+
+class KeyframeBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    image: MediaValue
+    prompt: Annotated[str, Meta(max_length=MAX_PROMPT)] | None = None
+    seconds: int | None = None
+
+
+class ReferencesBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    images: list[MediaValue] = []
+    videos: list[MediaValue] = []
+    audios: list[MediaValue] = []
+
+
+class RoutingBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    order: list[str] | None = None
+    allow_fallbacks: bool = True
+
+
+MetadataMap = Annotated[
+    dict[Annotated[str, Meta(min_length=1, max_length=64)], Annotated[str, Meta(max_length=512)]],
+    Meta(max_length=16),
+]
+
+
+class CreateVideoBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    model: str | None = None
+    prompt: Annotated[str, Meta(max_length=MAX_PROMPT)] | None = None
+    seconds: int | str | None = None
+    duration: int | str | None = None
+    size: str | None = None
+    ratio: Ratio | None = None
+    resolution: Resolution | None = None
+    input_reference: MediaValue | None = None
+    first_frame: MediaValue | None = None
+    last_frame: MediaValue | None = None
+    keyframes: Annotated[list[KeyframeBody], Meta(min_length=2, max_length=10)] | None = None
+    references: ReferencesBody | None = None
+    seed: Annotated[int, Meta(ge=-1, le=4294967295)] | None = None
+    generate_audio: bool | None = None
+    watermark: bool | None = None
+    return_last_frame: bool | None = None
+    provider: str | None = None
+    metadata: MetadataMap | None = None
+    webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+    routing: RoutingBody | None = None
+
+
+_decoder = msgspec.json.Decoder(CreateVideoBody)
+
+
+def decode_json(raw: bytes) -> CreateVideoBody:
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}", param=None) from exc
+
+
+def from_form(items: Iterable[tuple[str, Any]]) -> CreateVideoBody:
+    """Build the body from multipart/url-encoded fields as the `openai` SDK sends them."""
+    tree = unflatten_form(items)
+    try:
+        return msgspec.convert(tree, CreateVideoBody, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from exc
+
+
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+def unflatten_form(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """`a[b]=1`, `a[c][]=x`, `k[][image]=…` (qs "brackets" format) -> nested dicts and lists.
+
+    In a list of objects (`k[][f]`), a new element begins when a key repeats.
+    """
+    root: dict[str, Any] = {}
+    for key, value in items:
+        match = _KEY.match(key)
+        if not match:
+            raise InvalidRequest(f"Form field name {key!r} is not a valid bracketed key", param=key)
+        parts = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+        _insert(root, parts, value, key)
+    return root
+
+
+def _insert(node: Any, parts: list[str], value: Any, key: str) -> None:
+    head, rest = parts[0], parts[1:]
+    if not rest:
+        if isinstance(node, dict):
+            if head in node:
+                raise InvalidRequest(f"Form field {key!r} is given more than once", param=key)
+            node[head] = value
+        return
+    nxt = rest[0]
+    if nxt == "":  # head is a list
+        lst = node.setdefault(head, [])
+        if not isinstance(lst, list):
+            raise InvalidRequest(f"Form field {key!r} mixes a list with a single value", param=key)
+        tail = rest[1:]
+        if not tail:
+            lst.append(value)
+            return
+        if not lst or not isinstance(lst[-1], dict) or _occupied(lst[-1], tail):
+            lst.append({})
+        _insert(lst[-1], tail, value, key)
+        return
+    child = node.setdefault(head, {})
+    if not isinstance(child, dict):
+        raise InvalidRequest(f"Form field {key!r} mixes an object with a single value", param=key)
+    _insert(child, rest, value, key)
+
+
+def _occupied(node: dict[str, Any], path: list[str]) -> bool:
+    """Whether setting `path` in `node` would collide with what is already there."""
+    for part in path[:-1]:
+        if part not in node:
+            return False
+        if not isinstance(node[part], dict):
+            return True
+        node = node[part]
+    return path[-1] in node
+
+
+def _invalid(exc: msgspec.ValidationError) -> InvalidRequest:
+    text = str(exc)
+    path_match = re.search(r"at `(\$[^`]*)`", text)
+    path = path_match.group(1) if path_match else None
+    reason = text.split(" - at `")[0]
+    reason = reason.replace("Object contains unknown field", "Unknown field")
+    message = f"Invalid request at {path}: {reason}" if path else f"Invalid request: {reason}"
+    return InvalidRequest(message, param=_param(path) if path else _unknown_field(text))
+
+
+def _param(path: str) -> str:
+    return path.removeprefix("$.").removeprefix("$")
+
+
+def _unknown_field(text: str) -> str | None:
+    m = re.search(r"unknown field `([^`]+)`", text)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------------------
+# Sizes: OpenAI's "WxH" <-> ratio + resolution
+# ---------------------------------------------------------------------------
+
+_SHORT_SIDE = {"480p": 480, "720p": 720, "1080p": 1080, "4k": 2160}
+_RATIO_DIMS = {"21:9": (21, 9), "16:9": (16, 9), "4:3": (4, 3), "1:1": (1, 1), "3:4": (3, 4), "9:16": (9, 16)}
+
+
+def _size_table() -> dict[str, tuple[str, str]]:
+    table: dict[str, tuple[str, str]] = {}
+    for res, short in _SHORT_SIDE.items():
+        for ratio, (w, h) in _RATIO_DIMS.items():
+            if w >= h:
+                width, height = round(short * w / h), short
+            else:
+                width, height = short, round(short * h / w)
+            width, height = width + width % 2, height + height % 2
+            table[f"{width}x{height}"] = (ratio, res)
+    table["854x480"] = ("16:9", "480p")  # the common rounding of 480p 16:9
+    table["480x854"] = ("9:16", "480p")
+    return table
+
+
+SIZES = _size_table()
+
+
+def size_of(ratio: str | None, resolution: str | None) -> str | None:
+    """The OpenAI-style `WxH` for a ratio and resolution, when both are known and standard."""
+    for size, pair in SIZES.items():
+        if pair == (ratio, resolution):
+            return size
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Mode inference: public body -> strict per-mode request
+# ---------------------------------------------------------------------------
+
+MediaResolver = Callable[[MediaValue, MediaKind, str], Media]
+
+
+def build_request(body: CreateVideoBody, *, default_model: str, media: MediaResolver, end_user: str | None = None) -> GenerationRequest:
+    """Decide the mode from the inputs and build the strict request.
+
+    `media(value, kind, field_path)` turns one media value into a `Media`,
+    raising `InvalidRequest` that names `field_path` when it can't.
+    """
+    seconds = _seconds(body)
+    ratio, resolution = _ratio_resolution(body)
+    return GenerationRequest(
+        model=body.model or default_model,
+        input=_mode_input(body, media),
+        seconds=seconds,
+        ratio=ratio,
+        resolution=resolution,
+        seed=body.seed,
+        generate_audio=body.generate_audio,
+        watermark=body.watermark,
+        return_last_frame=body.return_last_frame,
+        end_user=end_user,
+    )
+
+
+def _mode_input(body: CreateVideoBody, media: MediaResolver) -> ModeInput:
+    first_field = "first_frame"
+    first = body.first_frame
+    if body.input_reference is not None:
+        if first is not None:
+            raise _conflict("input_reference", "first_frame", "both set the first frame; send one")
+        first, first_field = body.input_reference, "input_reference"
+
+    refs = body.references
+    has_refs = refs is not None and bool(refs.images or refs.videos or refs.audios)
+    families = [
+        name
+        for name, present in (
+            (first_field, first is not None or body.last_frame is not None),
+            ("keyframes", body.keyframes is not None),
+            ("references", refs is not None),
+        )
+        if present
+    ]
+    if len(families) > 1:
+        raise _conflict(families[0], families[1], "these input modes can't be combined")
+
+    prompt = body.prompt
+    if body.keyframes is not None:
+        if prompt is not None:
+            raise InvalidRequest(
+                "prompt can't be combined with keyframes; give each frame its own keyframes[].prompt", param="prompt"
+            )
+        return KeyframesInput(
+            frames=tuple(
+                Keyframe(
+                    image=media(kf.image, "image", f"keyframes[{i}].image"),
+                    prompt=kf.prompt,
+                    seconds=_frame_seconds(kf.seconds, i),
+                )
+                for i, kf in enumerate(body.keyframes)
+            )
+        )
+    if refs is not None:
+        if not has_refs:
+            raise InvalidRequest("references needs at least one image, video or audio", param="references")
+        if not prompt:
+            raise InvalidRequest("prompt is required with references (name them as @image1, @video1, @audio1)", param="prompt")
+        _check_placeholders(prompt, refs)
+        return ReferenceInput(
+            prompt=prompt,
+            images=tuple(media(v, "image", f"references.images[{i}]") for i, v in enumerate(refs.images)),
+            videos=tuple(media(v, "video", f"references.videos[{i}]") for i, v in enumerate(refs.videos)),
+            audios=tuple(media(v, "audio", f"references.audios[{i}]") for i, v in enumerate(refs.audios)),
+        )
+    if body.last_frame is not None:
+        if first is None:
+            raise InvalidRequest("last_frame needs first_frame (or input_reference) as well", param="last_frame")
+        return FirstLastFrameInput(
+            first_frame=media(first, "image", first_field),
+            last_frame=media(body.last_frame, "image", "last_frame"),
+            prompt=prompt,
+        )
+    if first is not None:
+        return FirstFrameInput(first_frame=media(first, "image", first_field), prompt=prompt)
+    if not prompt:
+        raise InvalidRequest("prompt is required when no image, keyframes or references are given", param="prompt")
+    return TextInput(prompt=prompt)
+
+
+_PLACEHOLDER = re.compile(r"@(image|video|audio)(\d+)")
+
+
+def _check_placeholders(prompt: str, refs: ReferencesBody) -> None:
+    counts = {"image": len(refs.images), "video": len(refs.videos), "audio": len(refs.audios)}
+    for kind, number in _PLACEHOLDER.findall(prompt):
+        n = int(number)
+        if not 1 <= n <= counts[kind]:
+            raise InvalidRequest(
+                f"prompt names @{kind}{n} but references.{kind}s has {counts[kind]} item(s)", param="prompt"
+            )
+
+
+def _frame_seconds(value: int | None, index: int) -> int | None:
+    if value is not None and value < 1:
+        raise InvalidRequest(f"Invalid request at $.keyframes[{index}].seconds: must be >= 1", param=f"keyframes[{index}].seconds")
+    return value
+
+
+def _seconds(body: CreateVideoBody) -> int | Literal["auto"] | None:
+    values = [(name, v) for name, v in (("seconds", body.seconds), ("duration", body.duration)) if v is not None]
+    if not values:
+        return None
+    parsed = [(name, _one_seconds(name, v)) for name, v in values]
+    if len(parsed) == 2 and parsed[0][1] != parsed[1][1]:
+        raise _conflict("seconds", "duration", "they disagree; send one")
+    return parsed[0][1]
+
+
+def _one_seconds(name: str, value: int | str) -> int | Literal["auto"]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit():
+            raise InvalidRequest(f"{name} must be a whole number of seconds or \"auto\", got {value!r}", param=name)
+        value = int(text)
+    if value <= 0:
+        raise InvalidRequest(f"{name} must be positive, got {value}", param=name)
+    return value
+
+
+def _ratio_resolution(body: CreateVideoBody) -> tuple[str | None, str | None]:
+    if body.size is None:
+        return body.ratio, body.resolution
+    pair = SIZES.get(body.size.strip().lower())
+    if pair is None:
+        raise InvalidRequest(
+            f"size {body.size!r} is not a supported size; use WxH such as 1280x720 or 720x1280, or ratio + resolution",
+            param="size",
+        )
+    ratio, resolution = pair
+    if body.ratio is not None and body.ratio != ratio:
+        raise _conflict("size", "ratio", f"size {body.size} means ratio {ratio}, not {body.ratio}")
+    if body.resolution is not None and body.resolution != resolution:
+        raise _conflict("size", "resolution", f"size {body.size} means {resolution}, not {body.resolution}")
+    return ratio, resolution
+
+
+def _conflict(a: str, b: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"{a} and {b} can't be used together: {why}", param=b)
+
+
+# ---------------------------------------------------------------------------
+# The public video object
+# ---------------------------------------------------------------------------
+
+
+class VideoError(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class UpstreamInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str | None = None
+    model: str | None = None
+    status: str | None = None
+
+
+class CostInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    amount: float | None = None
+    unit: str | None = None
+    usd_estimate: float | None = None
+
+
+class AttemptInfo(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    upstream_id: str | None = None
+    account: str | None = None
+    started_at: int
+    ended_at: int | None = None
+    status: str  # submitting | submitted | completed | failed | cancelled | unknown
+    error: VideoError | None = None
+    error_class: str | None = None
+
+
+class CandidateInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    provider: str
+    model_id: str | None = None
+    skipped: str | None = None  # why this candidate was not used
+
+
+class RoutingInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    rule: str | None = None
+    arm: str | None = None
+    candidates: list[CandidateInfo] = []
+
+
+class Video(msgspec.Struct, kw_only=True):
+    """SPEC 3.2: OpenAI's video object plus vidgate's own fields."""
+
+    id: str
+    object: Literal["video"] = "video"
+    model: str
+    status: str
+    progress: int
+    created_at: int
+    completed_at: int | None
+    expires_at: int | None
+    prompt: str | None
+    seconds: str | None
+    size: str | None
+    error: VideoError | None
+    remixed_from_video_id: str | None = None
+    mode: str
+    ratio: str | None
+    resolution: str | None
+    provider: str | None
+    upstream: UpstreamInfo | None
+    result: VideoResult | None
+    cost: CostInfo | None
+    attempts: list[AttemptInfo]
+    routing: RoutingInfo | None
+    metadata: dict[str, str]
+
+
+class VideoList(msgspec.Struct, kw_only=True):
+    object: Literal["list"] = "list"
+    data: list[Video]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class VideoDeleted(msgspec.Struct, kw_only=True):
+    id: str
+    object: Literal["video.deleted"] = "video.deleted"
+    deleted: bool = True

@@ -1,0 +1,248 @@
+"""The video service: what the API controllers call. No HTTP framework here."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import httpx
+import msgspec
+import structlog
+
+from gateway.auth import Caller, KeyRing
+from gateway.errors import Conflict, InvalidRequest, NotFound, Unserviceable
+from gateway.jobs.model import Job, MediaSpec
+from gateway.jobs.request import end_user_of, media_slots, replace_media, routing_request, stored_request
+from gateway.jobs.runner import JobRunner, ProviderRuntime, new_token
+from gateway.jobs.store import Store
+from gateway.routing import ModelRoute, ProviderFacts, route
+from gateway.schema import CreateVideoBody
+from gateway.settings import Settings
+from gateway.views import encode_video
+from providers.base import JobStatus, UpstreamError
+
+log = structlog.get_logger("vidgate.service")
+
+Variant = Literal["video", "thumbnail", "last_frame"]
+_CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/png", "last_frame": "image/png"}
+_EVENT_TYPES = {JobStatus.COMPLETED: "video.completed", JobStatus.FAILED: "video.failed", JobStatus.CANCELLED: "video.cancelled"}
+
+
+def new_video_id() -> str:
+    return "video_" + secrets.token_hex(24)
+
+
+class VideoService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        keyring: KeyRing,
+        providers: dict[str, ProviderRuntime],
+        runner: JobRunner,
+        media: Any,
+        webhooks: Any,
+        content_http: httpx.AsyncClient,
+        guard: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.keyring = keyring
+        self.providers = providers
+        self.runner = runner
+        self.media = media
+        self.webhooks = webhooks
+        self.content_http = content_http
+        self.guard = guard
+        self.clock = clock
+
+    # -- create ----------------------------------------------------------------
+
+    async def create(self, caller: Caller, body: CreateVideoBody, *, fingerprint: str, idempotency_key: str | None) -> tuple[Job, bool]:
+        """Validate, route and persist a job; returns it and whether it is new."""
+        if idempotency_key is not None:
+            existing = await self.store.find_idempotent(caller.tenant, idempotency_key)
+            if existing is not None:
+                return self._same_request(existing, fingerprint), False
+        if body.provider is not None:
+            self.keyring.require_provider(caller, body.provider)
+        if body.routing and body.routing.order:
+            for name in body.routing.order:
+                self.keyring.require_provider(caller, name)
+        if body.webhook_url is not None:
+            if self.webhooks is None:
+                raise InvalidRequest("webhook_url needs [webhooks] secret in the gateway's config", param="webhook_url")
+            await self.guard.check(body.webhook_url, field="webhook_url")
+
+        metadata = dict(body.metadata or {})
+        specs: dict[str, MediaSpec] = {}
+        for path, kind, value in media_slots(body):
+            specs[path] = await self.media.load(value, kind, path, caller.tenant)
+        stored_body = replace_media(body, specs)
+        request = routing_request(
+            stored_body, specs, default_model=self.settings.jobs.default_model, end_user=end_user_of(caller.tenant, metadata)
+        )
+        plan = route(
+            request,
+            self.provider_facts(),
+            self.model_routes(),
+            pin=body.provider,
+            order=body.routing.order if body.routing else None,
+            allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
+        )
+        if not plan.trace.usable:
+            raise _unserviceable(request.model, plan.reasons)
+
+        now = self.clock()
+        job = Job(
+            id=new_video_id(),
+            tenant=caller.tenant,
+            key_name=caller.key_name,
+            created_at=now,
+            updated_at=now,
+            status=JobStatus.QUEUED,
+            model=request.model,
+            mode=request.mode,
+            request=stored_request(stored_body, specs),
+            prompt=request.prompt,
+            seconds=str(request.seconds) if request.seconds is not None else None,
+            ratio=request.ratio,
+            resolution=request.resolution,
+            metadata=metadata,
+            routing=plan.trace,
+            webhook_url=body.webhook_url,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            callback_token=new_token(),
+        )
+        saved = await self.store.create_job(job)
+        if saved.id != job.id:  # lost an idempotency race to an identical request
+            return self._same_request(saved, fingerprint), False
+        log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+        self.runner.spawn(job.id)
+        return saved, True
+
+    def _same_request(self, job: Job, fingerprint: str) -> Job:
+        if job.request_hash != fingerprint:
+            raise Conflict("Idempotency-Key was already used with a different request body", param="Idempotency-Key", code="idempotency_key_reused")
+        return job
+
+    def provider_facts(self) -> list[ProviderFacts]:
+        return [
+            ProviderFacts(
+                name=name,
+                models=rt.kind.models,
+                catalog=rt.kind.catalog,
+                regions=rt.pool.regions(),
+                enabled=self.settings.providers[name].enabled,
+            )
+            for name, rt in self.providers.items()
+        ]
+
+    def model_routes(self) -> dict[str, ModelRoute]:
+        return {name: ModelRoute(providers=m.providers, order=m.order) for name, m in self.settings.models.items()}
+
+    # -- read / list / delete --------------------------------------------------
+
+    async def get(self, caller: Caller, video_id: str) -> Job:
+        job = await self.store.get_job(video_id, caller.tenant)
+        if job is None:
+            raise NotFound(f"No video with id {video_id!r}", param="video_id")
+        return job
+
+    async def list(self, caller: Caller, **query: Any) -> tuple[list[Job], bool]:
+        try:
+            return await self.store.list_jobs(caller.tenant, **query)
+        except KeyError as exc:
+            raise NotFound(f"No video with id {query.get('after')!r} to page after", param="after") from exc
+
+    async def delete(self, caller: Caller, video_id: str) -> tuple[Job, bool]:
+        """Cancel an unfinished job (returns it, False) or delete a finished one (True)."""
+        job = await self.get(caller, video_id)
+        if not job.status.terminal:
+            cancelled = await self.runner.cancel(job.id)
+            return cancelled or job, False
+        await self.store.delete_job(job.id, caller.tenant)
+        return job, True
+
+    async def callback(self, token: str) -> bool:
+        """An upstream said something changed: re-fetch (the body is not trusted)."""
+        job = await self.store.get_by_callback_token(token)
+        if job is None:
+            return False
+        if not job.status.terminal:
+            self.runner.wake(job.id)
+        return True
+
+    # -- content ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def content(self, caller: Caller, video_id: str, variant: Variant) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        job = await self.get(caller, video_id)
+        if job.status is not JobStatus.COMPLETED or job.result is None:
+            raise NotFound(f"Video {video_id} has no content yet (status {job.status.value})", param="video_id", code="content_not_ready")
+        if job.expires_at is not None and self.clock() > job.expires_at:
+            raise NotFound(f"The content of video {video_id} has expired", param="video_id", code="content_expired")
+        url = {"video": job.result.video_url, "thumbnail": job.result.thumbnail_url, "last_frame": job.result.last_frame_url}[variant]
+        attempt = job.attempt
+        if url is None and variant == "video" and attempt is not None and attempt.upstream_id:
+            runtime = self.providers.get(attempt.provider)
+            if runtime is not None:
+                async with self._upstream_content(runtime, attempt.upstream_id) as stream:
+                    yield stream
+                return
+        if url is None:
+            raise NotFound(f"Video {video_id} has no {variant}", param="variant")
+        await self.guard.check(url, field="result")
+        request = self.content_http.build_request("GET", url)
+        response = await self.content_http.send(request, stream=True, follow_redirects=True)
+        try:
+            if not response.is_success:
+                raise NotFound(f"The upstream no longer serves this {variant} (HTTP {response.status_code})", param="variant", code="content_unavailable")
+            yield response.headers.get("content-type", _CONTENT_TYPES[variant]), response.aiter_bytes()
+        finally:
+            await response.aclose()
+
+    @asynccontextmanager
+    async def _upstream_content(self, runtime: ProviderRuntime, upstream_id: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        from providers.base import UpstreamJob
+
+        placeholder = UpstreamJob(upstream_id=upstream_id, status=JobStatus.COMPLETED, upstream_status="completed")
+        try:
+            async with runtime.client.stream_content(upstream_id, placeholder) as response:
+                yield response.headers.get("content-type", "video/mp4"), response.aiter_bytes()
+        except UpstreamError as exc:
+            raise NotFound(f"The upstream no longer serves this video: {exc.info.message}", param="video_id", code="content_unavailable") from exc
+
+    # -- terminal hook -----------------------------------------------------------
+
+    async def on_terminal(self, job: Job) -> None:
+        if job.webhook_url and self.webhooks is not None:
+            from gateway.webhooks import event_payload, new_event_id
+
+            event_type = _EVENT_TYPES[job.status]
+            payload = event_payload(new_event_id(), event_type, self.clock(), msgspec.Raw(encode_video(job)))
+            await self.webhooks.enqueue(job.id, job.tenant, job.webhook_url, event_type, payload)
+
+
+def _unserviceable(model: str, reasons: dict[str, list[Any]]) -> Unserviceable:
+    if not reasons:
+        return Unserviceable(f"No configured provider serves model {model!r}", param="model")
+    parts = [f"{name}: " + "; ".join(f"{r.field}: {r.message}" for r in why) for name, why in reasons.items()]
+    fields = [r.field for why in reasons.values() for r in why]
+    param = max(set(fields), key=fields.count) if fields else None
+    return Unserviceable(
+        "No configured provider can serve this request. " + " | ".join(parts),
+        param=param,
+        details={name: [msgspec.to_builtins(r) for r in why] for name, why in reasons.items()},
+    )
+
+
+def fingerprint_of(parts: list[tuple[str, Any]]) -> str:
+    """A canonical hash of a request (form items or JSON builtins) for Idempotency-Key."""
+    return hashlib.sha256(msgspec.json.encode(parts, order="sorted")).hexdigest()
