@@ -8,7 +8,9 @@ An adapter is pure translation: it turns a normalized `GenerationRequest` into
 
 from __future__ import annotations
 
+import email.utils
 import enum
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -296,3 +298,31 @@ class Adapter(Protocol):
     def content_call(self, upstream_id: str, job: UpstreamJob) -> HttpCall | None:
         """A call on the provider's own base URL that returns the video bytes, if any."""
         ...
+
+    def estimate_cost(self, model_id: str, resolution: str | None, seconds: float | None) -> Cost | None:
+        """A USD estimate from the provider's price table, where one exists."""
+        ...
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None, cap: float = 600.0) -> float | None:
+    """Seconds to wait as the upstream asked: `retry-after-ms`, or `Retry-After` in
+    seconds or as an HTTP date. Capped at `cap`; `None` when absent or unreadable."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return min(max(float(ms) / 1000, 0.0), cap)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), cap)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = time.time() if now is None else now
+    return min(max(when.timestamp() - now, 0.0), cap)
