@@ -234,8 +234,8 @@ def _unserviceable(model: str, reasons: dict[str, list[Any]]) -> Unserviceable:
     if not reasons:
         return Unserviceable(f"No configured provider serves model {model!r}", param="model")
     parts = [f"{name}: " + "; ".join(f"{r.field}: {r.message}" for r in why) for name, why in reasons.items()]
-    fields = [r.field for why in reasons.values() for r in why]
-    param = max(set(fields), key=fields.count) if fields else None
+    # The first provider's first reason is the one its capability table ranks first.
+    param = next(iter(reasons.values()))[0].field
     return Unserviceable(
         "No configured provider can serve this request. " + " | ".join(parts),
         param=param,

@@ -74,6 +74,8 @@ class ModelCaps(msgspec.Struct, frozen=True, kw_only=True):
     seed: bool = True
     watermark: bool = True
     max_prompt_chars: int = 5000
+    image_min_side: int | None = None  # pixels, each side of every input image
+    image_max_side: int | None = None
     reference: ReferenceLimits | None = None
     keyframes: KeyframeLimits | None = None
 
@@ -135,18 +137,19 @@ def check(request: GenerationRequest, caps: ModelCaps, *, regions: Iterable[str]
         add("prompt", f"prompt is {len(prompt)} characters; model {model} takes at most {caps.max_prompt_chars}")
 
     inp = request.input
+    reasons.extend(_check_image_sides(request, caps))
     if isinstance(inp, FirstLastFrameInput) and caps.first_last_same_aspect:
         a, b = inp.first_frame.aspect, inp.last_frame.aspect
         if a is not None and b is not None and abs(a - b) > ASPECT_TOLERANCE * max(a, b):
             add("last_frame", f"first and last frame must have the same aspect ratio on model {model}")
     if isinstance(inp, KeyframesInput) and caps.keyframes is not None:
-        reasons.extend(_check_keyframes(inp, caps, caps.keyframes))
+        reasons.extend(_check_keyframes(inp, caps, caps.keyframes, request.seconds))
     if isinstance(inp, ReferenceInput) and caps.reference is not None:
         reasons.extend(_check_references(inp, model, caps.reference))
     return reasons
 
 
-def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimits) -> list[Reason]:
+def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimits, seconds: object) -> list[Reason]:
     reasons: list[Reason] = []
     n = len(inp.frames)
     if not limits.min_frames <= n <= limits.max_frames:
@@ -167,6 +170,10 @@ def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimit
         reasons.append(Reason("keyframes", "all keyframe images must have the same aspect ratio"))
     if limits.non_last_sum_is_duration and n >= 2:
         total = sum(f.seconds if f.seconds is not None else limits.default_frame_seconds for f in inp.frames[:-1])
+        if isinstance(seconds, int) and seconds != total:
+            reasons.append(
+                Reason("seconds", f"seconds is {seconds} but the non-last keyframes last {total} s; leave it out or make them agree")
+            )
         if total not in caps.durations:
             reasons.append(
                 Reason(
@@ -201,11 +208,43 @@ def _check_references(inp: ReferenceInput, model: str, limits: ReferenceLimits) 
         if most is not None and total is not None and total > most:
             reasons.append(Reason(field, f"{total:g} s in all; model {model} takes at most {most:g} s"))
     if limits.placeholders_required:
-        for word, items in (("image", inp.images), ("video", inp.videos), ("audio", inp.audios)):
-            for i in range(1, len(items) + 1):
-                if f"@{word}{i}" not in inp.prompt:
-                    reasons.append(Reason("prompt", f"prompt must name @{word}{i} for the {word} reference it is given"))
+        missing = [
+            f"@{word}{i}"
+            for word, items in (("image", inp.images), ("video", inp.videos), ("audio", inp.audios))
+            for i in range(1, len(items) + 1)
+            if f"@{word}{i}" not in inp.prompt
+        ]
+        if missing:
+            reasons.append(Reason("prompt", f"prompt must name every reference it is given; missing {', '.join(missing)}"))
     return reasons
+
+
+def _check_image_sides(request: GenerationRequest, caps: ModelCaps) -> list[Reason]:
+    if caps.image_min_side is None and caps.image_max_side is None:
+        return []
+    low, high = caps.image_min_side or 1, caps.image_max_side or 1 << 30
+    reasons = []
+    for field, media in _images(request):
+        if media.width is None or media.height is None:
+            continue
+        if not (low <= media.width <= high and low <= media.height <= high):
+            reasons.append(
+                Reason(field, f"image is {media.width}x{media.height}; model {caps.model_id} needs each side within {low}-{high} px")
+            )
+    return reasons
+
+
+def _images(request: GenerationRequest) -> list[tuple[str, Media]]:
+    inp = request.input
+    if isinstance(inp, FirstFrameInput):
+        return [("first_frame", inp.first_frame)]
+    if isinstance(inp, FirstLastFrameInput):
+        return [("first_frame", inp.first_frame), ("last_frame", inp.last_frame)]
+    if isinstance(inp, KeyframesInput):
+        return [(f"keyframes[{i}].image", f.image) for i, f in enumerate(inp.frames)]
+    if isinstance(inp, ReferenceInput):
+        return [(f"references.images[{i}]", m) for i, m in enumerate(inp.images)]
+    return []
 
 
 def _total_seconds(items: tuple[Media, ...]) -> float | None:

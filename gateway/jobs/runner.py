@@ -32,6 +32,7 @@ from providers.base import (
     UpstreamError,
     UpstreamJob,
 )
+from providers.capabilities import ModelCaps
 from providers.client import UpstreamClient
 from providers.registry import ProviderKind
 
@@ -176,9 +177,7 @@ class JobRunner:
             return await self._finish_failed(job, last or ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, "No provider could take the job"))
         runtime = self.providers[candidate.provider]
         model_id = candidate.model_id or ""
-        caps = runtime.kind.models.get(model_id)
-        regions = caps.regions if caps is not None and caps.regions else None
-        account = await runtime.pool.acquire(frozenset(regions) if regions else None)
+        account = await runtime.pool.acquire(_regions_for(runtime.kind.models.get(model_id), job.resolution))
         released = False
 
         async def release() -> None:
@@ -374,6 +373,16 @@ class JobRunner:
             self.hub.publish(saved)
             log.info("job.status_changed", job_id=job.id, status=job.status.value, detail=event)
         return saved
+
+
+def _regions_for(caps: ModelCaps | None, resolution: str | None) -> frozenset[str] | None:
+    """The account regions that can run this model at this resolution (None = any)."""
+    if caps is None or not caps.regions:
+        return None
+    regions = caps.regions
+    if resolution is not None and resolution in caps.resolution_regions:
+        regions = regions & caps.resolution_regions[resolution]
+    return frozenset(regions)
 
 
 def new_token() -> str:

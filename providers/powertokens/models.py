@@ -99,6 +99,8 @@ def _v2(model_id: str, *, durations: range, resolutions: frozenset[str]) -> Mode
         return_last_frame=True,  # seed doc
         seed=True,  # seed doc: -1 .. 4294967295
         watermark=True,  # seed doc
+        image_min_side=300,  # Ark 3.3 / PT Asset Library: each side 300-6000 px
+        image_max_side=6000,
         reference=_V2_REFERENCES,
     )
 
@@ -116,6 +118,8 @@ def _v1(model_id: str, *, durations: range, resolutions: frozenset[str], audio: 
         return_last_frame=audio,
         seed=True,  # UPSTREAMS 2.3 lists `seed`
         watermark=True,  # UPSTREAMS 2.3 lists `watermark`
+        image_min_side=300,  # Ark 3.3: each side 300-6000 px
+        image_max_side=6000,
         reference=None,
     )
 
