@@ -108,32 +108,64 @@ def decode_json(raw: bytes) -> CreateVideoBody:
 def from_form(items: Iterable[tuple[str, Any]]) -> CreateVideoBody:
     """Build the body from multipart/url-encoded fields as the `openai` SDK sends them."""
     tree = unflatten_form(items)
+    for name in _JSON_FORM_FIELDS:
+        value = tree.get(name)
+        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+            try:
+                tree[name] = msgspec.json.decode(value)
+            except msgspec.DecodeError as exc:
+                raise InvalidRequest(f"Form field {name} is not valid JSON: {exc}", param=name) from exc
     try:
         return msgspec.convert(tree, CreateVideoBody, strict=False)
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from exc
 
 
+_JSON_FORM_FIELDS = ("keyframes", "references", "metadata", "routing")
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 
 
 def unflatten_form(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """`a[b]=1`, `a[c][]=x`, `k[][image]=…` (qs "brackets" format) -> nested dicts and lists.
 
-    In a list of objects (`k[][f]`), a new element begins when a key repeats.
+    A list of objects (`k[][f]`) comes in one of two orders. Interleaved
+    (`image, prompt, image, …`, as curl -F sends it): a new element begins when a
+    key repeats. Grouped (`image, image, prompt, prompt`, as the openai SDK sends
+    it, one run per field): the k-th value of a field belongs to the k-th element,
+    so in that order every element should carry the same fields. `keyframes`,
+    `references`, `metadata` and `routing` may also be sent as one JSON form field.
     """
-    root: dict[str, Any] = {}
+    parsed: list[tuple[list[str], Any, str]] = []
     for key, value in items:
         match = _KEY.match(key)
         if not match:
             raise InvalidRequest(f"Form field name {key!r} is not a valid bracketed key", param=key)
-        parts = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
-        _insert(root, parts, value, key)
+        parsed.append(([match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))], value, key))
+    grouped = _grouped_lists(parts for parts, _, _ in parsed)
+    root: dict[str, Any] = {}
+    for parts, value, key in parsed:
+        _insert(root, parts, value, key, grouped, ())
     return root
 
 
-def _insert(node: Any, parts: list[str], value: Any, key: str) -> None:
+def _grouped_lists(all_parts: Iterable[list[str]]) -> set[tuple[str, ...]]:
+    """The lists of objects whose fields arrive grouped (each field in one run)."""
+    sequences: dict[tuple[str, ...], list[str]] = {}
+    for parts in all_parts:
+        if "" in parts[:-1]:
+            i = parts.index("")
+            sequences.setdefault(tuple(parts[:i]), []).append(parts[i + 1])
+    grouped = set()
+    for path, fields in sequences.items():
+        runs = [f for i, f in enumerate(fields) if i == 0 or fields[i - 1] != f]
+        if len(runs) == len(set(runs)) and len(runs) < len(fields):
+            grouped.add(path)
+    return grouped
+
+
+def _insert(node: Any, parts: list[str], value: Any, key: str, grouped: set[tuple[str, ...]], where: tuple[str, ...]) -> None:
     head, rest = parts[0], parts[1:]
+    here = (*where, head)
     if not rest:
         if isinstance(node, dict):
             if head in node:
@@ -149,14 +181,19 @@ def _insert(node: Any, parts: list[str], value: Any, key: str) -> None:
         if not tail:
             lst.append(value)
             return
-        if not lst or not isinstance(lst[-1], dict) or _occupied(lst[-1], tail):
-            lst.append({})
-        _insert(lst[-1], tail, value, key)
+        if here in grouped:  # the k-th value of a field goes to the k-th element
+            element = next((e for e in lst if isinstance(e, dict) and not _occupied(e, tail)), None)
+        else:  # interleaved: a repeated key starts a new element
+            element = lst[-1] if lst and isinstance(lst[-1], dict) and not _occupied(lst[-1], tail) else None
+        if element is None:
+            element = {}
+            lst.append(element)
+        _insert(element, tail, value, key, grouped, ())
         return
     child = node.setdefault(head, {})
     if not isinstance(child, dict):
         raise InvalidRequest(f"Form field {key!r} mixes an object with a single value", param=key)
-    _insert(child, rest, value, key)
+    _insert(child, rest, value, key, grouped, here)
 
 
 def _occupied(node: dict[str, Any], path: list[str]) -> bool:
@@ -172,7 +209,7 @@ def _occupied(node: dict[str, Any], path: list[str]) -> bool:
 
 def _invalid(exc: msgspec.ValidationError) -> InvalidRequest:
     text = str(exc)
-    path_match = re.search(r"at `(\$[^`]*)`", text)
+    path_match = re.search(r"at `(\$[^`]*)`", text) or re.search(r"in `(\$[^`]*)`", text)
     path = path_match.group(1) if path_match else None
     reason = text.split(" - at `")[0]
     reason = reason.replace("Object contains unknown field", "Unknown field")
@@ -274,7 +311,7 @@ def _mode_input(body: CreateVideoBody, media: MediaResolver) -> ModeInput:
     if len(families) > 1:
         raise _conflict(families[0], families[1], "these input modes can't be combined")
 
-    prompt = body.prompt
+    prompt = body.prompt or None  # the openai SDK requires a prompt argument; "" means none
     if body.keyframes is not None:
         if prompt is not None:
             raise InvalidRequest(
@@ -351,7 +388,7 @@ def _one_seconds(name: str, value: int | str) -> int | Literal["auto"]:
         text = value.strip()
         if text == "auto":
             return "auto"
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise InvalidRequest(f"{name} must be a whole number of seconds or \"auto\", got {value!r}", param=name)
         value = int(text)
     if value <= 0:

@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar import Controller, get
 
 from gateway.auth import Caller
+from gateway.health import HealthState
 from gateway.service import VideoService
 from providers.capabilities import ModelCaps
 
@@ -42,10 +43,11 @@ class ProviderObject(msgspec.Struct, kw_only=True):
     type: str
     enabled: bool
     healthy: bool
-    consecutive_failures: int
+    health: HealthState
     capacity: int
     in_flight: int
     accounts: list[AccountState]
+    disabled_accounts: dict[str, str]
     models: list[str]
 
 
@@ -78,17 +80,19 @@ class CatalogController(Controller):
         data = []
         for name, rt in service.providers.items():
             cfg = service.settings.providers[name]
+            health = rt.health.state(service.clock())
             data.append(
                 ProviderObject(
                     id=name,
                     type=rt.kind.type,
                     enabled=cfg.enabled,
-                    healthy=rt.consecutive_failures < 5,
-                    consecutive_failures=rt.consecutive_failures,
+                    healthy=health.healthy,
+                    health=health,
                     capacity=rt.pool.capacity,
                     in_flight=rt.pool.used,
                     accounts=[AccountState(account=s.account, region=s.region, max_jobs=s.limit, in_flight=rt.pool.in_use[s.account]) for s in rt.pool.slots],
                     models=sorted(rt.kind.models),
+                    disabled_accounts={str(a): why for a, why in rt.pool.disabled.items()},
                 )
             )
         return ProviderList(data=data)

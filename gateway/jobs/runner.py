@@ -19,7 +19,9 @@ import structlog
 
 from gateway.events import EventHub
 from gateway.http import RetryPolicy, call_with_retries
-from gateway.jobs.capacity import AccountPool
+from gateway.health import ProviderHealth
+from gateway.jobs.capacity import AccountPool, NoAccount
+from gateway.policy import Action, action_for
 from gateway.jobs.model import Attempt, Job, StatusEvent
 from gateway.jobs.request import rebuild_request
 from gateway.jobs.store import StaleJob, Store
@@ -52,7 +54,7 @@ class ProviderRuntime:
         self.client = client
         self.pool = pool
         self.poll_interval = poll_interval
-        self.consecutive_failures = 0
+        self.health = ProviderHealth()
 
 
 class JobRunner:
@@ -171,13 +173,22 @@ class JobRunner:
 
     async def _submit_next(self, job: Job) -> Job:
         tried = {a.provider for a in job.attempts}
-        candidate = next((c for c in job.routing.usable if c.provider not in tried and c.provider in self.providers), None)
+        remaining = [c for c in job.routing.usable if c.provider not in tried and c.provider in self.providers]
+        now = self.clock()
+        # Prefer a provider that is not cooling down; if all are, try the first rather than fail.
+        candidate = next((c for c in remaining if self.providers[c.provider].health.unavailable(now) is None), None)
+        candidate = candidate or (remaining[0] if remaining else None)
         if candidate is None:
             last = job.attempt.error if job.attempt else None
             return await self._finish_failed(job, last or ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, "No provider could take the job"))
         runtime = self.providers[candidate.provider]
         model_id = candidate.model_id or ""
-        account = await runtime.pool.acquire(_regions_for(runtime.kind.models.get(model_id), job.resolution))
+        attempt = Attempt(provider=runtime.name, model_id=model_id, started_at=self.clock())
+        try:
+            account = await runtime.pool.acquire(_regions_for(runtime.kind.models.get(model_id), job.resolution), tenant=job.tenant)
+        except NoAccount as exc:
+            return await self._attempt_failed(job, attempt, ErrorInfo.of(ErrorClass.SESSION_EXPIRED, str(exc), code="no_account"), runtime)
+        attempt.account = account
         released = False
 
         async def release() -> None:
@@ -186,7 +197,6 @@ class JobRunner:
                 released = True
                 await runtime.pool.release(account)
 
-        attempt = Attempt(provider=runtime.name, model_id=model_id, started_at=self.clock(), account=account)
         structlog.contextvars.bind_contextvars(provider=runtime.name)
         try:
             request = await rebuild_request(job, self.media, runtime.kind.adapter.media_delivery)
@@ -249,10 +259,7 @@ class JobRunner:
                 log.info("job.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures)
                 return await self._save(job, None)
             await runtime.pool.release(att.account)
-            att.status = "failed"
-            att.error = exc.info
-            att.ended_at = self.clock()
-            return await self._finish_failed(job, exc.info)
+            return await self._attempt_failed(job, job.attempts[-1], exc.info, runtime)
         job = await self.store.get_job(job.id) or job
         return await self._apply(job, upstream, runtime)
 
@@ -270,7 +277,7 @@ class JobRunner:
         job.next_poll_at = self.clock() + min(self.poll_max, max(self.poll_min, runtime.poll_interval, age / 10))
         if up.status is JobStatus.COMPLETED:
             await runtime.pool.release(att.account)
-            runtime.consecutive_failures = 0
+            runtime.health.success()
             att.status = "completed"
             att.ended_at = self.clock()
             job.status = JobStatus.COMPLETED
@@ -296,8 +303,10 @@ class JobRunner:
         return await self._save(job, "progress" if changed else None)
 
     async def _attempt_failed(self, job: Job, att: Attempt, error: ErrorInfo, runtime: ProviderRuntime, *, already_released: bool = True) -> Job:
-        """Close the attempt; fail over to the next candidate when the error allows it."""
-        runtime.consecutive_failures += 1
+        """Close the attempt; fail over to the next candidate when the policy allows it."""
+        runtime.health.failure(error.error_class, self.clock())
+        if error.error_class is ErrorClass.SESSION_EXPIRED and att.account is not None:
+            await runtime.pool.disable(att.account, f"session expired: {error.message}")
         if att not in job.attempts:
             job.attempts.append(att)
         att.status = "failed"
@@ -305,8 +314,9 @@ class JobRunner:
         att.ended_at = self.clock()
         tried = {a.provider for a in job.attempts}
         more = any(c.provider not in tried and c.provider in self.providers for c in job.routing.usable)
-        log.info("job.attempt_failed", job_id=job.id, provider=att.provider, error_class=error.error_class.value, failover=error.retryable and more)
-        if error.retryable and more:
+        failover = more and action_for(error.error_class) is Action.NEXT
+        log.info("job.attempt_failed", job_id=job.id, provider=att.provider, error_class=error.error_class.value, failover=failover)
+        if failover:
             job.status = JobStatus.QUEUED
             job.progress = 0
             return await self._save(job, f"failover after {error.error_class.value}")
@@ -323,6 +333,9 @@ class JobRunner:
         assert att is not None
         att.status = "unknown"
         att.ended_at = self.clock()
+        runtime = self.providers.get(att.provider)
+        if runtime is not None:
+            runtime.health.failure(att.error.error_class if att.error else ErrorClass.UPSTREAM_UNAVAILABLE, self.clock())
         info = ErrorInfo.of(
             ErrorClass.UPSTREAM_UNAVAILABLE,
             "The upstream's answer to the submit was lost; vidgate did not resend it to avoid a duplicate paid job",
