@@ -1,0 +1,249 @@
+"""A restart loses no job (SPEC 5): real processes, a real SIGKILL, the same SQLite file.
+
+Both upstream simulators and `vidgate serve` run as separate OS processes talking over
+loopback. Jobs are submitted through the public API; once each one has an upstream id
+the gateway is killed with SIGKILL (no shutdown hook runs) and a fresh gateway is
+started on the same database and port. Every job must then complete under the SAME
+upstream id, and the simulators must have seen exactly one submit per job (nothing
+resubmitted, so nothing paid for twice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from providers.simkit import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "sk-test"
+JOB_SECONDS = 4.0  # long enough that jobs are still running upstream when the gateway dies
+WAIT = 60.0  # upper bound on every wait in this file
+JOBS = [("useapi", i) for i in range(3)] + [("powertokens", i) for i in range(3)]
+
+CONFIG = """\
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+
+[store]
+url = "sqlite:///{db}"
+
+[security]
+allow_private_urls = true
+
+[jobs]
+default_model = "seedance-2.0"
+poll_min_seconds = 0.2
+poll_max_seconds = 0.5
+
+[[keys]]
+name = "test"
+tenant = "test"
+key = "{key}"
+
+[providers.useapi]
+type = "useapi"
+base_url = "{useapi}/v1/dreamina"
+secret = "user:1-test"
+poll_interval_seconds = 0.2
+accounts = [
+  {{ id = "CA:sim@example.com", region = "CA", max_jobs = 10 }},
+  {{ id = "US:sim@example.com", region = "US", max_jobs = 10 }},
+]
+
+[providers.powertokens]
+type = "powertokens"
+base_url = "{powertokens}"
+secret = "pt-test"
+poll_interval_seconds = 0.2
+
+[models."seedance-2.0"]
+providers = {{ useapi = "seedance-2.0", powertokens = "dreamina-seedance-2-0-260128" }}
+"""
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+
+class Proc:
+    """A child process with its output in a log file, killed (group and all) on `kill()`."""
+
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._fh = log.open("ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() reaches any children
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        self._fh.flush()
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+        self._fh.close()
+
+
+@contextlib.contextmanager
+def running(name: str, args: list[str], log: Path) -> Iterator[Proc]:
+    proc = Proc(name, args, log)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+def wait_for(what: str, check: Callable[[], Any], procs: list[Proc], timeout: float = WAIT, every: float = 0.1) -> Any:
+    """Call `check` until it returns something truthy; fail early if a process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in procs:
+            if not proc.alive():
+                pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}:\n{proc.output()}")
+        with contextlib.suppress(httpx.TransportError, OSError):
+            if result := check():
+                return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def gateway_ready(base: str) -> bool:
+    return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+
+
+# ---------------------------------------------------------------------------
+# The test
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
+    ports = {"useapi": free_port(), "powertokens": free_port()}
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                running(f"{name} simulator", ["simulate", name, "--port", str(port), "--job-seconds", str(JOB_SECONDS)], tmp_path / f"{name}.log")
+            )
+            for name, port in ports.items()
+        ]
+        for (name, port), proc in zip(ports.items(), procs):
+            wait_for(f"the {name} simulator on port {port}", lambda port=port: accepts(port), procs)
+        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def test_sigkilled_gateway_resumes_every_job_without_resubmitting(tmp_path: Path, simulators: dict[str, str]) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = tmp_path / "vidgate.toml"
+    config.write_text(CONFIG.format(port=port, db=tmp_path / "vidgate.db", key=KEY, **simulators))
+    serve = ["serve", "--config", str(config)]
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+
+    def video(video_id: str) -> dict[str, Any]:
+        response = client.get(f"/v1/videos/{video_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def sim_jobs(provider: str) -> list[dict[str, Any]]:
+        return httpx.get(f"{simulators[provider]}/_sim/jobs", timeout=5).json()
+
+    with client:
+        # -- first life: submit, and wait until every job is running upstream --------
+        with running("gateway (first)", serve, tmp_path / "gateway-1.log") as first:
+            wait_for("the first gateway to serve", lambda: gateway_ready(base), [first])
+            ids: dict[str, str] = {}
+            for provider, n in JOBS:
+                body = {
+                    "model": "seedance-2.0",
+                    "prompt": f"A lighthouse at dawn, take {n}",
+                    "seconds": 5,
+                    "provider": provider,
+                    "metadata": {"take": str(n)},
+                }
+                response = client.post("/v1/videos", json=body)
+                assert response.status_code == 200, response.text
+                ids[response.json()["id"]] = provider
+
+            def all_submitted() -> dict[str, dict[str, Any]] | None:
+                seen = {video_id: video(video_id) for video_id in ids}
+                if all((v.get("upstream") or {}).get("id") for v in seen.values()):
+                    return seen
+                return None
+
+            before = wait_for("every job to have an upstream id", all_submitted, [first])
+            for video_id, v in before.items():
+                assert v["provider"] == ids[video_id]
+                # not finished yet: the second gateway, not the first, has to see them through
+                assert v["status"] in ("queued", "in_progress"), v
+            upstream_ids = {video_id: v["upstream"]["id"] for video_id, v in before.items()}
+            assert len(set(upstream_ids.values())) == len(JOBS)
+
+            os.killpg(first.popen.pid, signal.SIGKILL)
+            first.popen.wait(timeout=10)
+            assert first.popen.returncode == -signal.SIGKILL
+
+        # The kill landed while the jobs were still running upstream (the sim takes JOB_SECONDS).
+        with pytest.raises(httpx.TransportError):
+            client.get("/healthz")
+
+        # -- second life: same database, same port (useapi calls back to public_url) ------
+        with running("gateway (second)", serve, tmp_path / "gateway-2.log") as second:
+            wait_for("the second gateway to serve", lambda: gateway_ready(base), [second])
+
+            def all_finished() -> dict[str, dict[str, Any]] | None:
+                seen = {video_id: video(video_id) for video_id in ids}
+                if all(v["status"] not in ("queued", "in_progress") for v in seen.values()):
+                    return seen
+                return None
+
+            after = wait_for("every job to finish after the restart", all_finished, [second], every=0.2)
+            for video_id, v in after.items():
+                assert v["status"] == "completed", v
+                assert v["upstream"]["id"] == upstream_ids[video_id], (v["upstream"], upstream_ids[video_id])
+                assert len(v["attempts"]) == 1, v["attempts"]
+                content = client.get(f"/v1/videos/{video_id}/content")
+                assert content.status_code == 200, content.text[:300]
+                assert content.content[4:8] == b"ftyp"
+
+            # exactly one upstream submit per job, and it is the one the job still points at
+            for provider in simulators:
+                expected = {upstream_ids[video_id] for video_id, p in ids.items() if p == provider}
+                submits = sim_jobs(provider)
+                assert len(submits) == len(expected), submits
+                got = {s.get("jobid") or s.get("task_id") for s in submits}
+                assert got == expected, (got, expected)
