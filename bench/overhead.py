@@ -105,33 +105,13 @@ def make_powertokens(app: Any) -> Upstream:
     )
 
 
-class SharedTransport(httpx.AsyncBaseTransport):
-    """One long-lived connection pool for the useapi simulator's `replyUrl` callbacks.
-
-    The simulator opens a fresh `httpx.AsyncClient` per callback, and building one costs
-    ~20 ms of CPU (a new SSL context) in this process, which would cap vidgate's submit
-    rate at ~50/s and be charged to vidgate. A real upstream sends callbacks from its own
-    machine, so the bench hands the simulator a pooled transport whose `aclose` (called
-    as each per-callback client closes) is a no-op. `--sim-fresh-reply-clients` turns this off.
-    """
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pass
-
-
-def simulator_app(provider: str, accounts: list[str], capacity: int, *, shared_replies: bool = True) -> Any:
+def simulator_app(provider: str, accounts: list[str], capacity: int) -> Any:
     if provider == "useapi":
         from providers.useapi.simulator import SimAccount, SimConfig
         from providers.useapi.simulator import create_app as sim_app
 
         sim_accounts = [SimAccount(account=a, region="CA", max_jobs=PER_ACCOUNT, credits=10**9) for a in accounts]
-        return sim_app(SimConfig(job_seconds=JOB_SECONDS, accounts=sim_accounts), reply_transport=SharedTransport() if shared_replies else None)
+        return sim_app(SimConfig(job_seconds=JOB_SECONDS, accounts=sim_accounts))
     from providers.powertokens.simulator import SimConfig
     from providers.powertokens.simulator import create_app as sim_app
 
@@ -405,9 +385,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", choices=["useapi", "powertokens"], default="useapi")
     parser.add_argument("--phase-seconds", type=float, default=10.0, help="time limit per measured phase (default 10)")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument(
-        "--sim-fresh-reply-clients", action="store_true", help="useapi: let the simulator build an httpx client per callback, as it does by default"
-    )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     if not levels or min(levels) < 1 or args.requests < 1:
@@ -426,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="vidgate-bench-") as tmp:
         direct_app = simulator_app(args.provider, accounts, capacity)
         # its own state, so each simulator holds the same number of jobs; only this one gets callbacks to send
-        behind_app = simulator_app(args.provider, accounts, capacity, shared_replies=not args.sim_fresh_reply_clients)
+        behind_app = simulator_app(args.provider, accounts, capacity)
         direct_url = stack.enter_context(serve_in_thread(direct_app))
         behind_url = stack.enter_context(serve_in_thread(behind_app))
         port = free_port()

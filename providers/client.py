@@ -7,6 +7,8 @@ sends what the adapter describes and turns transport failures into
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -33,10 +35,14 @@ class UpstreamClient:
     tests pass one built on `ASGITransport(app=simulator)` or `MockTransport`.
     """
 
-    def __init__(self, adapter: Adapter, http: httpx.AsyncClient, secret: str) -> None:
+    def __init__(self, adapter: Adapter, http: httpx.AsyncClient, secret: str, *, max_in_flight: int | None = None) -> None:
         self.adapter = adapter
         self.http = http
         self._auth = adapter.auth_headers(secret)
+        # Bounding calls in flight to the connection pool's size keeps a burst of jobs
+        # from queueing hundreds of requests inside httpcore, whose pool bookkeeping
+        # grows with connections x queued requests (seen in bench/overhead.py).
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     async def upload_all(self, request: GenerationRequest, ctx: SubmitContext) -> dict[str, str]:
         """Upload every medium the adapter needs; returns the references by key."""
@@ -100,7 +106,10 @@ class UpstreamClient:
         the mapping of upstream status codes and bodies.
         """
         try:
-            return await self.http.send(self._request(call))
+            if self._slots is None:
+                return await self.http.send(self._request(call))
+            async with self._slots:
+                return await self.http.send(self._request(call))
         except httpx.TransportError as exc:
             raise _transport_error(exc, idempotent=idempotent) from exc
 
