@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from gateway.jobs.model import Job, MediaSpec
 from gateway.jobs.request import end_user_of, media_slots, replace_media, routing_request, stored_request
 from gateway.jobs.runner import JobRunner, ProviderRuntime, new_token
 from gateway.jobs.store import Store
-from gateway.routing import ModelRoute, ProviderFacts, route
+from gateway.routing import ModelRoute, ProviderFacts, RouteContext, route
 from gateway.schema import CreateVideoBody
 from gateway.settings import Settings
 from gateway.views import encode_video
@@ -53,7 +53,8 @@ class VideoService:
         self.settings = settings
         self.store = store
         self.keyring = keyring
-        self.providers = providers
+        self.providers = providers  # what routing sees; the runner also keeps removed ones
+        self.build_runtime: Callable[[str, Any], ProviderRuntime] | None = None  # set by the app, for reloads
         self.runner = runner
         self.media = media
         self.webhooks = webhooks
@@ -63,7 +64,15 @@ class VideoService:
 
     # -- create ----------------------------------------------------------------
 
-    async def create(self, caller: Caller, body: CreateVideoBody, *, fingerprint: str, idempotency_key: str | None) -> tuple[Job, bool]:
+    async def create(
+        self,
+        caller: Caller,
+        body: CreateVideoBody,
+        *,
+        fingerprint: str,
+        idempotency_key: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Job, bool]:
         """Validate, route and persist a job; returns it and whether it is new."""
         if idempotency_key is not None:
             existing = await self.store.find_idempotent(caller.tenant, idempotency_key)
@@ -87,10 +96,21 @@ class VideoService:
         request = routing_request(
             stored_body, specs, default_model=self.settings.jobs.default_model, end_user=end_user_of(caller.tenant, metadata)
         )
+        video_id = new_video_id()
+        now = self.clock()
         plan = route(
             request,
             self.provider_facts(),
             self.model_routes(),
+            rules=self.settings.routes,
+            context=RouteContext(
+                key_name=caller.key_name,
+                tenant=caller.tenant,
+                headers={k.lower(): v for k, v in (headers or {}).items()},
+                metadata=metadata,
+                request_key=video_id,
+            ),
+            unavailable=self.unavailable(now),
             pin=body.provider,
             order=body.routing.order if body.routing else None,
             allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
@@ -98,9 +118,8 @@ class VideoService:
         if not plan.trace.usable:
             raise _unserviceable(request.model, plan.reasons)
 
-        now = self.clock()
         job = Job(
-            id=new_video_id(),
+            id=video_id,
             tenant=caller.tenant,
             key_name=caller.key_name,
             created_at=now,
@@ -143,6 +162,11 @@ class VideoService:
             )
             for name, rt in self.providers.items()
         ]
+
+    def unavailable(self, now: float) -> dict[str, str]:
+        """Providers cooling down, with why: routing skips them while others can serve."""
+        reasons = {name: rt.health.unavailable(now) for name, rt in self.providers.items()}
+        return {name: why for name, why in reasons.items() if why is not None}
 
     def model_routes(self) -> dict[str, ModelRoute]:
         return {name: ModelRoute(providers=m.providers, order=m.order) for name, m in self.settings.models.items()}

@@ -19,14 +19,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import os
 import re
 import types
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
+
+from gateway import rules
 
 __all__ = [
     "PROVIDER_TYPES",
@@ -36,6 +40,7 @@ __all__ = [
     "KeySettings",
     "ModelSettings",
     "ProviderSettings",
+    "RouteSettings",
     "SecuritySettings",
     "ServerSettings",
     "Settings",
@@ -245,6 +250,81 @@ class ModelSettings(_Config):
         return list(self.order) if self.order is not None else list(self.providers)
 
 
+class RouteSettings(_Config, dict=True):
+    """One routing rule: when every `when` condition holds, the request goes to `use`
+    (a provider, or a list tried in order) or to one arm of the weighted `split`.
+
+    `sticky` names the field whose value picks the split arm (same value, same arm,
+    across restarts and replicas); `fallback` is tried after the chosen arm. The
+    condition language lives in `gateway.rules`. Checks that need only this table run
+    here and name the route; whether the providers exist is checked in `validate()`.
+    """
+
+    # trace.rule values that routing itself writes; a route may not take them.
+    RESERVED: ClassVar[frozenset[str]] = frozenset({"pin", "catalog"})
+
+    name: str
+    when: dict[str, Any] = {}
+    use: str | list[str] | None = None
+    split: dict[str, float] | None = None  # provider -> weight, walked in this order
+    sticky: str | None = None  # a field path: "metadata.user", "key", "tenant", "header.x-user"
+    fallback: list[str] | None = None  # tried after the chosen arm; absent = the arm only
+    deadline_seconds: Positive | None = None  # a time budget for jobs this route takes, for the job runner
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a route needs a non-empty `name`")
+        if self.name in self.RESERVED or self.name.startswith("models."):
+            raise ValueError(f"route {self.name!r}: the name is reserved for routing traces (pin, catalog, models.*)")
+        try:
+            self._check()
+            self.conditions  # parse `when` now (and cache it) so a bad condition is a load error
+        except ValueError as exc:
+            raise ValueError(f"route {self.name!r}: {exc}") from None
+
+    def _check(self) -> None:
+        if (self.use is None) == (self.split is None):
+            raise ValueError("give exactly one of `use` or `split`")
+        if isinstance(self.use, list):
+            if not self.use:
+                raise ValueError("`use` must name at least one provider")
+            _no_duplicates("use", self.use)
+        if self.split is not None:
+            if not self.split:
+                raise ValueError("`split` must name at least one provider")
+            for arm, weight in self.split.items():
+                if not math.isfinite(weight) or weight < 0:
+                    raise ValueError(f"split.{arm}: weight must be a finite number >= 0, got {weight:g}")
+            if sum(self.split.values()) <= 0:
+                raise ValueError("split: the weights must add up to more than 0")
+        if self.sticky is not None:
+            if self.split is None:
+                raise ValueError("`sticky` only applies to a `split`")
+            try:
+                self.sticky = rules.check_field(self.sticky)
+            except ValueError as exc:
+                raise ValueError(f"sticky: {exc}") from None
+        if self.fallback is not None:
+            _no_duplicates("fallback", self.fallback)
+
+    @cached_property
+    def conditions(self) -> tuple[rules.Condition, ...]:
+        return rules.parse_when(self.when)
+
+    @property
+    def arms(self) -> list[str]:
+        """The providers tried first: `use` in order, or the split's arms."""
+        if self.split is not None:
+            return list(self.split)
+        return [self.use] if isinstance(self.use, str) else list(self.use or ())
+
+
+def _no_duplicates(field: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"`{field}` names {', '.join(map(repr, repeated))} more than once")
+
+
 class WebhookSettings(_Config):
     __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secret"})
 
@@ -287,6 +367,7 @@ class Settings(_Config):
     keys: list[KeySettings]
     providers: dict[str, ProviderSettings]
     models: dict[str, ModelSettings] = {}
+    routes: list[RouteSettings] = []  # tried in order; the first whose `when` holds decides
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
@@ -352,6 +433,7 @@ def validate(settings: Settings) -> list[str]:
             if name not in providers:
                 problems.append(f"{at}.providers: {name!r} is not a configured provider")
         # `order` lists exactly the model's providers (ModelSettings.__post_init__), so it is covered.
+    problems.extend(_validate_routes(settings))
     if settings.models and settings.jobs.default_model not in settings.models:
         problems.append(f"jobs.default_model: {settings.jobs.default_model!r} is not a configured model")
     seen_names: dict[str, int] = {}
@@ -372,6 +454,34 @@ def validate(settings: Settings) -> list[str]:
     return problems
 
 
+def _validate_routes(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    key_names = {k.name for k in settings.keys}
+    tenants = {k.tenant for k in settings.keys}
+    seen: dict[str, int] = {}
+    for i, r in enumerate(settings.routes):
+        at = f"routes[{i}]: route {r.name!r}"
+        if r.name in seen:
+            problems.append(f"{at}: duplicate route name (also routes[{seen[r.name]}])")
+        seen.setdefault(r.name, i)
+        named = {"split" if r.split is not None else "use": r.arms, "fallback": r.fallback or []}
+        for field, names in named.items():
+            for name in names:
+                if name not in settings.providers:
+                    problems.append(f"{at}: {field}: {name!r} is not a configured provider")
+        # A key name or tenant nobody has is a typo: the rule would silently never match.
+        for c in r.conditions:
+            known = {"key": key_names, "tenant": tenants}.get(c.field)
+            if known is None:
+                continue
+            for op, operand in c.ops:
+                values = operand if op in ("in", "not_in") else [operand] if op in ("eq", "not") else []
+                for value in sorted(values):
+                    if value not in known:
+                        problems.append(f"{at}: when.{c.field}: {value!r} is not a configured {'key name' if c.field == 'key' else 'tenant'}")
+    return problems
+
+
 def describe(settings: Settings) -> str:
     """A human summary for `vidgate check-config`. Never includes a secret."""
     lines = [f"store: {redact_url(settings.store.url)}", f"server: {settings.server.host}:{settings.server.port}"]
@@ -389,6 +499,9 @@ def describe(settings: Settings) -> str:
     for model, m in settings.models.items():
         route = ", ".join(f"{name}: {m.providers[name]}" for name in m.provider_order)
         lines.append(f"  {model} -> {route}")
+    lines.append("routes (first match wins):" if settings.routes else "routes: none (each model's provider order)")
+    for r in settings.routes:
+        lines.append(f"  {r.name}: {_describe_route(r)}")
     lines.append("keys:" if settings.keys else "keys: none (every request will be rejected)")
     for k in settings.keys:
         pins = "all" if k.providers is None else ", ".join(k.providers) or "none"
@@ -396,6 +509,21 @@ def describe(settings: Settings) -> str:
     signing = "signed" if settings.webhooks.secret else "unsigned (no webhooks.secret)"
     lines.append(f"webhooks: {signing}, up to {settings.webhooks.max_attempts} attempts")
     return "\n".join(lines)
+
+
+def _describe_route(r: RouteSettings) -> str:
+    when = ", ".join(f"{f}={v!r}" for f, v in r.when.items()) or "always"
+    if r.split is not None:
+        target = "split " + " / ".join(f"{arm} {w:g}" for arm, w in r.split.items())
+        if r.sticky is not None:
+            target += f" (sticky on {r.sticky})"
+    else:
+        target = " then ".join(r.arms)
+    if r.fallback:
+        target += ", fallback " + ", ".join(r.fallback)
+    if r.deadline_seconds is not None:
+        target += f", deadline {r.deadline_seconds:g}s"
+    return f"when {when} -> {target}"
 
 
 def redact_url(url: str) -> str:

@@ -30,7 +30,7 @@ class VideosController(Controller):
     async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
         body, fingerprint = await _read_create(request, caller, service)
         key = request.headers.get("idempotency-key")
-        job, created = await service.create(caller, body, fingerprint=fingerprint, idempotency_key=key)
+        job, created = await service.create(caller, body, fingerprint=fingerprint, idempotency_key=key, headers=request.headers)
         return Response(video_of(job), status_code=200, headers=_poll_headers(job.status) | ({"Idempotent-Replayed": "true"} if not created else {}))
 
     @get("/", operation_id="listVideos", summary="List videos, newest first")
