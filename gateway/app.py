@@ -19,8 +19,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from gateway.api.catalog import CatalogController
+from gateway.api.comparisons import ComparisonsController
 from gateway.api.files import FilesController
 from gateway.api.health import HealthController
+from gateway.api.stats import StatsController
 from gateway.api.videos import VideosController
 from gateway.auth import Caller, KeyRing
 from gateway.errors import ErrorBody, ErrorEnvelope, GatewayError
@@ -33,7 +35,8 @@ from gateway.jobs.store import Store
 from gateway.logging import install_request_logging
 from gateway.media import MediaLoader
 from gateway.service import VideoService
-from gateway.settings import Settings
+from gateway.reload import watch_config
+from gateway.settings import ProviderSettings, Settings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
 from providers.client import UpstreamClient
@@ -49,11 +52,14 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], Any] | None = None,
+    config_path: str | None = None,
 ) -> Litestar:
     """Build the app. Nothing starts until the lifespan runs.
 
     `transports` maps a provider name (or `"*"` for media, content and webhooks)
-    to an httpx transport, so tests reach simulators without sockets.
+    to an httpx transport, so tests reach simulators without sockets. With
+    `config_path`, a changed file or SIGHUP reloads routes, models, keys and
+    providers without dropping in-flight jobs (`gateway.reload`).
     """
     transports = dict(transports or {})
     clock = clock or time.time
@@ -70,8 +76,7 @@ def create_app(
             stack.push_async_callback(outbound.aclose)
             media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=clock)
 
-            runtimes: dict[str, ProviderRuntime] = {}
-            for name, cfg in settings.providers.items():
+            def build_runtime(name: str, cfg: ProviderSettings) -> ProviderRuntime:
                 pk = kind(cfg.type)
                 http = make_client(
                     cfg.base_url,
@@ -82,7 +87,10 @@ def create_app(
                 )
                 stack.push_async_callback(http.aclose)
                 slots = [Slot(a.id, a.region, a.max_jobs) for a in cfg.accounts] or [Slot(None, None, cfg.max_concurrency)]
-                runtimes[name] = ProviderRuntime(name, pk, UpstreamClient(pk.adapter, http, str(cfg.secret)), AccountPool(slots), cfg.poll_interval_seconds)
+                client = UpstreamClient(pk.adapter, http, str(cfg.secret), max_in_flight=cfg.max_concurrency)
+                return ProviderRuntime(name, pk, client, AccountPool(slots), cfg.poll_interval_seconds)
+
+            runtimes = {name: build_runtime(name, cfg) for name, cfg in settings.providers.items()}
 
             webhooks = None
             if settings.webhooks.secret:
@@ -115,7 +123,8 @@ def create_app(
                 clock=clock,
                 **({"sleep": sleep} if sleep else {}),
             )
-            service = VideoService(settings, the_store, KeyRing(settings.keys), runtimes, runner, media, webhooks, outbound, guard, clock)
+            service = VideoService(settings, the_store, KeyRing(settings.keys), dict(runtimes), runner, media, webhooks, outbound, guard, clock)
+            service.build_runtime = build_runtime
             service_box["service"] = service
             app.state.service = service
 
@@ -123,6 +132,8 @@ def create_app(
             background: list[asyncio.Task[Any]] = []
             if webhooks is not None:
                 background.append(asyncio.create_task(webhooks.run(stop), name="webhooks"))
+            if config_path is not None:
+                background.append(asyncio.create_task(watch_config(service, config_path, stop), name="config-watch"))
             resumed = await runner.resume()
             log.info("app.started", providers=list(runtimes), resumed_jobs=resumed)
             try:
@@ -136,7 +147,7 @@ def create_app(
                 log.info("app.stopped")
 
     app = Litestar(
-        route_handlers=[VideosController, FilesController, CatalogController, HealthController],
+        route_handlers=[VideosController, FilesController, CatalogController, HealthController, ComparisonsController, StatsController],
         dependencies={"service": Provide(_service, sync_to_thread=False), "caller": Provide(_caller, sync_to_thread=False)},
         exception_handlers={Exception: _handle_error},
         lifespan=[lifespan],

@@ -1,4 +1,4 @@
-"""`vidgate serve | demo | simulate | check-config`."""
+"""`vidgate serve | demo | simulate | check-config | compare`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     check = sub.add_parser("check-config", help="validate a config file and print what it would serve")
     check.add_argument("path")
 
+    from gateway import compare
+
+    compare.add_arguments(sub.add_parser("compare", help="run one prompt through several providers and compare the results"))
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         raise SystemExit(_serve(args))
@@ -50,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(_simulate(args))
     if args.command == "check-config":
         raise SystemExit(_check_config(args.path))
+    if args.command == "compare":
+        raise SystemExit(compare.run(args))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -66,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False, log_config=None)
+    uvicorn.run(create_app(settings, config_path=args.config), host=host, port=port, log_level="warning", access_log=False, log_config=None)
     return 0
 
 

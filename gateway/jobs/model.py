@@ -133,3 +133,26 @@ class WebhookDelivery(msgspec.Struct, kw_only=True):
     status: Literal["pending", "delivered", "failed"] = "pending"
     last_status_code: int | None = None
     last_error: str | None = None
+
+
+class ComparisonChild(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    video_id: str
+
+
+class ComparisonSkip(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    reason: str
+
+
+class Comparison(msgspec.Struct, kw_only=True):
+    """One request fanned out to several providers: a child job per provider that could serve it."""
+
+    id: str
+    tenant: str
+    created_at: float
+    model: str
+    children: list[ComparisonChild]
+    skipped: list[ComparisonSkip] = []
+    idempotency_key: str | None = None
+    request_hash: str | None = None

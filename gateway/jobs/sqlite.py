@@ -30,6 +30,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from gateway.jobs.model import FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
 from gateway.jobs.store import StaleJob
 from providers.base import JobStatus
 
@@ -96,6 +97,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at, seq)",
         "CREATE INDEX deliveries_job ON deliveries (job_id, seq)",
     ),
+    (
+        """CREATE TABLE comparisons (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            idempotency_key TEXT,
+            doc BLOB NOT NULL
+        )""",
+        """CREATE UNIQUE INDEX comparisons_idempotency ON comparisons (tenant, idempotency_key)
+            WHERE idempotency_key IS NOT NULL""",
+        # /v1/stats reads a time window, per tenant or (admin) across all of them.
+        "CREATE INDEX jobs_tenant_created ON jobs (tenant, created_at)",
+        "CREATE INDEX jobs_created ON jobs (created_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -122,6 +137,7 @@ class SqliteStore:
         self._job = msgspec.json.Decoder(Job)
         self._file = msgspec.json.Decoder(FileRecord)
         self._delivery = msgspec.json.Decoder(WebhookDelivery)
+        self._comparison = msgspec.json.Decoder(Comparison)
 
     # lifecycle ------------------------------------------------------------
 
@@ -157,7 +173,7 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
@@ -404,6 +420,16 @@ class SqliteStore:
             ]
         )
 
+    async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
+        """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
+        where, args = ("created_at >= ?", (since,)) if tenant is None else ("tenant = ? AND created_at >= ?", (tenant, since))
+        return await self._run(
+            lambda conn: [
+                self._decode_job(r)  # type: ignore[misc]
+                for r in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY created_at, created_seq", args)
+            ]
+        )
+
     async def add_event(self, event: StatusEvent) -> None:
         """Append a status event; `KeyError` if the job does not exist."""
 
@@ -547,6 +573,60 @@ class SqliteStore:
             lambda conn: conn.execute("SELECT doc FROM deliveries WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
         )
         return [self._delivery.decode(r[0]) for r in rows]
+
+    # comparisons ------------------------------------------------------------
+
+    async def put_comparison(self, comparison: Comparison) -> Comparison:
+        """Insert `comparison`, or return the stored one with the same id or the same
+        (tenant, idempotency key): the first write wins, so a replay gets the original."""
+        row = (comparison.id, comparison.tenant, comparison.created_at, comparison.idempotency_key, self._enc.encode(comparison))
+
+        def insert(conn: sqlite3.Connection) -> Comparison:
+            try:
+                conn.execute("INSERT INTO comparisons (id, tenant, created_at, idempotency_key, doc) VALUES (?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                stored = conn.execute(
+                    "SELECT doc FROM comparisons WHERE id = ? OR (tenant = ? AND idempotency_key = ?)",
+                    (comparison.id, comparison.tenant, comparison.idempotency_key),
+                ).fetchone()
+                if stored is None:
+                    raise
+                return self._comparison.decode(stored[0])
+            return comparison
+
+        return await self._write(insert)
+
+    async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
+        """The comparison, or None if it does not exist or belongs to another tenant."""
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)
+            ).fetchone()
+        )
+        return self._comparison.decode(row[0]) if row else None
+
+    async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)
+            ).fetchone()
+        )
+        return self._comparison.decode(row[0]) if row else None
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Two processes opening a new file at once can race here, and
+    SQLite answers the loser "database is locked" without using the busy handler;
+    retry for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _write_temp(path: Path, data: bytes) -> str:

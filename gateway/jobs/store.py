@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Literal, Protocol
 
-from gateway.jobs.model import FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
 
 
 class StaleJob(Exception):
@@ -63,6 +63,10 @@ class Store(Protocol):
         """Every job not yet in a terminal status (what a restart must resume)."""
         ...
 
+    async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
+        """Every job created at or after `since`, oldest first; `tenant=None` means all tenants."""
+        ...
+
     async def add_event(self, event: StatusEvent) -> None: ...
 
     async def events(self, job_id: str) -> list[StatusEvent]: ...
@@ -84,3 +88,15 @@ class Store(Protocol):
     async def due_deliveries(self, now: float, limit: int = 50) -> list[WebhookDelivery]: ...
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]: ...
+
+    # comparisons --------------------------------------------------------
+    async def put_comparison(self, comparison: Comparison) -> Comparison:
+        """Insert a comparison. If its id, or the tenant's `idempotency_key`, is already
+        stored, nothing is inserted and the stored comparison is returned instead."""
+        ...
+
+    async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None: ...
+
+    async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
+        """The tenant's comparison created with this idempotency key, if any."""
+        ...

@@ -1,0 +1,34 @@
+"""`/v1/comparisons`: one request fanned out to several providers, results side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from gateway.auth import Caller
+from gateway.comparisons import ComparisonObject, ComparisonService
+from gateway.errors import PayloadTooLarge
+from gateway.service import VideoService
+
+
+class ComparisonsController(Controller):
+    path = "/v1/comparisons"
+    tags = ["comparisons"]
+
+    @post("/", operation_id="createComparison", summary="Create one video job per provider from the same request", status_code=200)
+    async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ComparisonObject:
+        limit = service.settings.security.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}")
+        comparisons = ComparisonService(service)
+        comparison = await comparisons.create(caller, await request.body(), idempotency_key=request.headers.get("idempotency-key"))
+        return await comparisons.view(comparison)
+
+    @get("/{comparison_id:str}", operation_id="retrieveComparison", summary="Retrieve a comparison and its results")
+    async def retrieve(self, comparison_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ComparisonObject:
+        comparisons = ComparisonService(service)
+        return await comparisons.view(await comparisons.get(caller, comparison_id))
