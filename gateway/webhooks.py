@@ -203,7 +203,7 @@ class WebhookDispatcher:
             status = await self._post(delivery)
         except UrlNotAllowed as exc:
             if not exc.transient:
-                return await self._give_up(delivery, attempt_no, error=exc.message)
+                return await self._failed(delivery, attempt_no, status=None, error=exc.message, final=True)
             return await self._failed(delivery, attempt_no, status=None, error=exc.message)
         except httpx.TimeoutException:
             return await self._failed(delivery, attempt_no, status=None, error="timed out")
@@ -252,22 +252,24 @@ class WebhookDispatcher:
         return response.status_code
 
     async def _failed(
-        self, delivery: WebhookDelivery, attempt_no: int, *, status: int | None, error: str
+        self, delivery: WebhookDelivery, attempt_no: int, *, status: int | None, error: str, final: bool = False
     ) -> WebhookDelivery:
-        if attempt_no >= self._max_attempts:
-            return await self._give_up(delivery, attempt_no, error=error, status=status)
-        delay = self._schedule[min(attempt_no - 1, len(self._schedule) - 1)]
-        delay += delay * self._jitter * self._rand()
-        next_at = self._clock() + delay
-        retry = msgspec.structs.replace(
+        """Record a failed attempt: schedule the next one, or give up after the last
+        (or at once, when `final`: a retry could not succeed)."""
+        final = final or attempt_no >= self._max_attempts
+        delay = None
+        if not final:
+            delay = self._schedule[min(attempt_no - 1, len(self._schedule) - 1)]
+            delay += delay * self._jitter * self._rand()
+        updated = msgspec.structs.replace(
             delivery,
             attempts=attempt_no,
-            status="pending",
-            next_attempt_at=next_at,
+            status="failed" if final else "pending",
+            next_attempt_at=None if delay is None else self._clock() + delay,
             last_status_code=status,
             last_error=error,
         )
-        await self._store.update_delivery(retry)
+        await self._store.update_delivery(updated)
         log.warning(
             "webhook.delivery_failed",
             event_type=delivery.event_type,
@@ -275,33 +277,10 @@ class WebhookDispatcher:
             attempt=attempt_no,
             status_code=status,
             error=error,
-            final=False,
-            retry_in=round(delay, 3),
+            final=final,
+            **({} if delay is None else {"retry_in": round(delay, 3)}),
         )
-        return retry
-
-    async def _give_up(
-        self, delivery: WebhookDelivery, attempt_no: int, *, error: str, status: int | None = None
-    ) -> WebhookDelivery:
-        failed = msgspec.structs.replace(
-            delivery,
-            attempts=attempt_no,
-            status="failed",
-            next_attempt_at=None,
-            last_status_code=status,
-            last_error=error,
-        )
-        await self._store.update_delivery(failed)
-        log.warning(
-            "webhook.delivery_failed",
-            event_type=delivery.event_type,
-            host=_host(delivery.url),
-            attempt=attempt_no,
-            status_code=status,
-            error=error,
-            final=True,
-        )
-        return failed
+        return updated
 
 
 def _transport_error(exc: httpx.HTTPError) -> str:
