@@ -134,6 +134,7 @@ class VideoService:
             resolution=request.resolution,
             metadata=metadata,
             routing=plan.trace,
+            queued_deadline_seconds=plan.deadline_seconds,
             webhook_url=body.webhook_url,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,

@@ -86,6 +86,7 @@ class Job(msgspec.Struct, kw_only=True):
     next_poll_at: float | None = None
     poll_failures: int = 0
     cancel_requested: bool = False
+    queued_deadline_seconds: float | None = None  # from the route: cancel upstream and move on if still queued after this
     version: int = 0  # bumped by the store on every update (optimistic concurrency)
 
     @property

@@ -300,7 +300,31 @@ class JobRunner:
             error = up.error or ErrorInfo.of(ErrorClass.GENERATION_FAILED, "The upstream job failed without a reason")
             return await self._attempt_failed(job, att, error, runtime, already_released=True)
         job.status = up.status
+        if self._past_queue_deadline(job, att, up):
+            return await self._abandon_queued(job, att, runtime)
+        if job.queued_deadline_seconds is not None and up.status is JobStatus.QUEUED:
+            # look again right when the deadline passes, not a poll interval later
+            job.next_poll_at = min(job.next_poll_at or 0, att.started_at + job.queued_deadline_seconds + 0.05)
         return await self._save(job, "progress" if changed else None)
+
+    def _past_queue_deadline(self, job: Job, att: Attempt, up: UpstreamJob) -> bool:
+        deadline = job.queued_deadline_seconds
+        return deadline is not None and up.status is JobStatus.QUEUED and self.clock() - att.started_at > deadline
+
+    async def _abandon_queued(self, job: Job, att: Attempt, runtime: ProviderRuntime) -> Job:
+        """The route's deadline passed with the job still queued upstream: cancel it there, move on."""
+        assert att.upstream_id is not None
+        try:
+            await runtime.client.cancel(att.upstream_id)
+        except UpstreamError as exc:
+            log.warning("job.deadline_cancel_failed", job_id=job.id, error=str(exc))
+        await runtime.pool.release(att.account)
+        error = ErrorInfo.of(
+            ErrorClass.TIMEOUT,
+            f"still queued upstream after the route's {job.queued_deadline_seconds:g} s deadline; cancelled there",
+            code="queued_deadline",
+        )
+        return await self._attempt_failed(job, att, error, runtime)
 
     async def _attempt_failed(self, job: Job, att: Attempt, error: ErrorInfo, runtime: ProviderRuntime, *, already_released: bool = True) -> Job:
         """Close the attempt; fail over to the next candidate when the policy allows it."""

@@ -131,3 +131,25 @@ def test_max_jobs_two_keeps_at_most_two_in_flight_upstream_and_all_ten_complete(
         assert len(submits(stack, "useapi", 200)) == 10
     assert [v["status"] for v in videos] == ["completed"] * 10
     assert peak == 2
+
+
+def test_route_deadline_cancels_a_job_still_queued_upstream_and_moves_on(tmp_path) -> None:
+    from gateway.settings import RouteSettings
+
+    def deadline_route(settings: Settings) -> None:
+        settings.routes = [RouteSettings(name="pt-first", use=["powertokens", "useapi"], deadline_seconds=0.3)]
+
+    # PowerTokens' simulator keeps a job pending/queued for the first quarter of its run.
+    with stack_with(tmp_path, ua=UaConfig(job_seconds=0.5), tweak=deadline_route, job_seconds=8.0) as stack, stack.client() as client:
+        stack.set_faults("useapi", job_outcome="succeed")
+        created = client.post("/v1/videos", json={"model": "seedance-2.0", "prompt": "slow queue"}).json()
+        assert created["routing"]["rule"] == "pt-first"
+        [video] = wait_all(client, [created["id"]], timeout=30)
+        pt_task = video["attempts"][0]["upstream_id"]
+        pt_state = httpx.get(f"{stack.sims['powertokens']}/v1/videos/{pt_task}", headers={"Authorization": "Bearer x"}).json()
+    assert video["status"] == "completed", video
+    assert [(a["provider"], a["status"], a["error_class"]) for a in video["attempts"]] == [
+        ("powertokens", "failed", "timeout"),
+        ("useapi", "completed", None),
+    ]
+    assert pt_state["status"] == "cancelled"
