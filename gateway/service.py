@@ -23,7 +23,8 @@ from gateway.routing import ModelRoute, ProviderFacts, RouteContext, route
 from gateway.schema import CreateVideoBody
 from gateway.settings import Settings
 from gateway.views import encode_video
-from providers.base import JobStatus, UpstreamError
+from gateway.webhooks import event_payload, new_event_id
+from providers.base import JobStatus, UpstreamError, UpstreamJob
 
 log = structlog.get_logger("vidgate.service")
 
@@ -235,8 +236,6 @@ class VideoService:
 
     @asynccontextmanager
     async def _upstream_content(self, runtime: ProviderRuntime, upstream_id: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
-        from providers.base import UpstreamJob
-
         placeholder = UpstreamJob(upstream_id=upstream_id, status=JobStatus.COMPLETED, upstream_status="completed")
         try:
             async with runtime.client.stream_content(upstream_id, placeholder) as response:
@@ -248,8 +247,6 @@ class VideoService:
 
     async def on_terminal(self, job: Job) -> None:
         if job.webhook_url and self.webhooks is not None:
-            from gateway.webhooks import event_payload, new_event_id
-
             event_type = _EVENT_TYPES[job.status]
             payload = event_payload(new_event_id(), event_type, self.clock(), msgspec.Raw(encode_video(job)))
             await self.webhooks.enqueue(job.id, job.tenant, job.webhook_url, event_type, payload)

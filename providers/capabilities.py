@@ -120,7 +120,7 @@ def check(request: GenerationRequest, caps: ModelCaps, *, regions: Iterable[str]
     if request.ratio is not None:
         if request.ratio not in caps.ratios:
             add("ratio", f"{request.ratio} is not a ratio of model {model} (valid: {_list(caps.ratios)})")
-        elif not caps.ratio_with_images and _has_images(request):
+        elif not caps.ratio_with_images and _images(request):
             add("ratio", f"ratio can't be set with image inputs on model {model}: the image's own ratio is used")
 
     if request.generate_audio and not caps.generate_audio:
@@ -251,13 +251,6 @@ def _total_seconds(items: tuple[Media, ...]) -> float | None:
     if not items or any(m.duration_ms is None for m in items):
         return None
     return sum(m.duration_ms for m in items) / 1000  # type: ignore[misc]
-
-
-def _has_images(request: GenerationRequest) -> bool:
-    inp = request.input
-    if isinstance(inp, (FirstFrameInput, FirstLastFrameInput, KeyframesInput)):
-        return True
-    return isinstance(inp, ReferenceInput) and bool(inp.images)
 
 
 def _list(values: Iterable[object]) -> str:

@@ -8,7 +8,6 @@ the job re-translatable for any provider after a restart or a failover.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
@@ -109,6 +108,3 @@ def _file_id(value: MediaValue) -> str:
 
 def _media(spec: MediaSpec, *, url: str) -> Media:
     return Media(kind=spec.kind, url=url, content_type=spec.content_type, width=spec.width, height=spec.height, duration_ms=spec.duration_ms)
-
-
-MediaLoad = Callable[[MediaValue, MediaKind, str, str], Awaitable[MediaSpec]]
