@@ -56,6 +56,16 @@ class Attempt(msgspec.Struct, kw_only=True):
     error: ErrorInfo | None = None
 
 
+class OutputCopy(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished output copied into vidgate's own storage (upstream URLs expire)."""
+
+    key: str  # the storage key, e.g. "video_abc/video.mp4"
+    content_type: str
+    bytes: int
+    sha256: str
+    stored_at: float
+
+
 class Job(msgspec.Struct, kw_only=True):
     id: str
     tenant: str
@@ -87,6 +97,7 @@ class Job(msgspec.Struct, kw_only=True):
     poll_failures: int = 0
     cancel_requested: bool = False
     queued_deadline_seconds: float | None = None  # from the route: cancel upstream and move on if still queued after this
+    outputs: dict[str, OutputCopy] = {}  # variant ("video", "thumbnail", "last_frame") -> vidgate's own copy
     version: int = 0  # bumped by the store on every update (optimistic concurrency)
 
     @property
@@ -121,19 +132,30 @@ class FileRecord(msgspec.Struct, kw_only=True):
     sha256: str | None = None
 
 
+class DeliveryAttempt(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One POST to a receiver: when, how it answered, how long it took."""
+
+    at: float
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+
+
 class WebhookDelivery(msgspec.Struct, kw_only=True):
-    id: str  # webhook-id, stable across retries of one event
+    id: str  # webhook-id, stable across retries and redeliveries of one event
     job_id: str
     tenant: str
     url: str
     event_type: str
     payload: bytes
     created_at: float
+    endpoint: str | None = None  # the configured endpoint's name; None = the job's own webhook_url
     attempts: int = 0
     next_attempt_at: float | None = None
     status: Literal["pending", "delivered", "failed"] = "pending"
     last_status_code: int | None = None
     last_error: str | None = None
+    log: list[DeliveryAttempt] = []  # every attempt, oldest first
 
 
 class ComparisonChild(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,20 +1,39 @@
 """The store protocol: what the service needs from durable storage.
 
-`gateway.jobs.sqlite.SqliteStore` implements it; tests use the same store on a
-temporary file. Every read that names a tenant returns `None` for another
-tenant's object, so the API can answer 404 without a second check.
+Two implementations: `gateway.jobs.sqlite.SqliteStore` (one file, the default)
+and `gateway.jobs.postgres.PostgresStore` (several vidgate replicas on one
+database). `tests/store/` runs one contract suite against both. Every read that
+names a tenant returns `None` for another tenant's object, so the API can answer
+404 without a second check.
+
+Replicas divide the work with leases. A process drives (submits, polls) only
+the active jobs whose lease it holds: it takes new jobs' leases when it creates
+them, claims unleased or lapsed ones, and renews what it holds well before the
+lease lapses. A process that dies stops renewing, so its jobs are claimed by the
+others once `until` passes. Webhook deliveries are claimed the same way, by
+pushing their due time past the lease, so each attempt is made by one process.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import Literal, Protocol
+
+import msgspec
 
 from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
 
 
 class StaleJob(Exception):
     """An update lost a race: the job changed since it was read."""
+
+
+class Lease(msgspec.Struct, frozen=True):
+    """Who holds a job (a process's instance id) and until when (epoch seconds)."""
+
+    owner: str
+    until: float
 
 
 class Store(Protocol):
@@ -25,9 +44,15 @@ class Store(Protocol):
     async def ping(self) -> bool: ...
 
     # jobs ---------------------------------------------------------------
-    async def create_job(self, job: Job) -> Job:
-        """Insert a new job. If `job.idempotency_key` is already used by the tenant,
-        nothing is inserted and the existing job is returned instead."""
+    async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
+        """Insert a new job, leased to `lease.owner` when given. If `job.idempotency_key`
+        is already used by the tenant, nothing is inserted and the existing job is
+        returned instead (also when two inserts race, in one process or several)."""
+        ...
+
+    async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
+        """The tenant's newest job created at or after `since` with this `request_hash`
+        (used to recognise an SDK's automatic retry that carries no Idempotency-Key)."""
         ...
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
@@ -38,9 +63,13 @@ class Store(Protocol):
 
     async def get_by_callback_token(self, token: str) -> Job | None: ...
 
-    async def update_job(self, job: Job) -> Job:
+    async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
         """Write `job` if its `version` is still current (raises `StaleJob` otherwise);
-        returns it with the version bumped."""
+        returns it with the version bumped.
+
+        `deliveries` are inserted in the same transaction (a transactional outbox:
+        the terminal status and its webhooks are stored together or not at all).
+        A delivery whose id is already stored is skipped, not an error."""
         ...
 
     async def delete_job(self, job_id: str, tenant: str) -> bool: ...
@@ -60,7 +89,23 @@ class Store(Protocol):
         ...
 
     async def active_jobs(self) -> list[Job]:
-        """Every job not yet in a terminal status (what a restart must resume)."""
+        """Every job not yet in a terminal status, oldest first."""
+        ...
+
+    async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
+        """Lease to `lease.owner` up to `limit` active jobs that nobody holds (no lease,
+        or one that lapsed before `now`), oldest first, and return them. Two callers
+        never get the same job from one round of claims."""
+        ...
+
+    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
+        """Extend to `lease.until` the leases `lease.owner` still holds among `job_ids`;
+        returns those ids (the rest were lost: lapsed and claimed by someone else,
+        finished, or deleted)."""
+        ...
+
+    async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
+        """Give up `owner`'s leases on these jobs (so others may claim them at once)."""
         ...
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
@@ -81,13 +126,38 @@ class Store(Protocol):
     def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]: ...
 
     # webhooks -----------------------------------------------------------
-    async def add_delivery(self, delivery: WebhookDelivery) -> None: ...
+    async def add_delivery(self, delivery: WebhookDelivery) -> None:
+        """Record a new delivery (`next_attempt_at=None` means due at `created_at`)."""
+        ...
 
-    async def update_delivery(self, delivery: WebhookDelivery) -> None: ...
+    async def update_delivery(self, delivery: WebhookDelivery) -> None:
+        """Overwrite a delivery by id; `KeyError` if it does not exist."""
+        ...
 
-    async def due_deliveries(self, now: float, limit: int = 50) -> list[WebhookDelivery]: ...
+    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+        """Take up to `limit` pending deliveries due at `now`, earliest first, and push
+        their due time to `lease_until` so no other process takes them meanwhile.
+        Returned as they were before the claim. The caller records the outcome with
+        `update_delivery`; if it dies first, the delivery is due again at `lease_until`."""
+        ...
 
-    async def deliveries(self, job_id: str) -> list[WebhookDelivery]: ...
+    async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None: ...
+
+    async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
+        """Every delivery for the job, in insertion order."""
+        ...
+
+    async def disable_endpoint(self, tenant: str, url: str, reason: str, at: float) -> None:
+        """Stop delivering to this tenant's URL (a receiver answered 410 Gone)."""
+        ...
+
+    async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
+        """Why this tenant's URL is disabled, or None if it is not."""
+        ...
+
+    async def enable_endpoint(self, tenant: str, url: str) -> bool:
+        """Lift a disable; returns whether one was lifted."""
+        ...
 
     # comparisons --------------------------------------------------------
     async def put_comparison(self, comparison: Comparison) -> Comparison:
