@@ -112,6 +112,7 @@ def demo_settings(*, port: int, urls: dict[str, str], data_dir: str, job_seconds
         **os.environ,
         "VIDGATE_DEMO_PORT": str(port),
         "VIDGATE_DEMO_DB": str(Path(data_dir) / "vidgate.db"),
+        "VIDGATE_DEMO_OUTPUTS": str(Path(data_dir) / "outputs"),
         "VIDGATE_DEMO_USEAPI_URL": urls["useapi"],
         "VIDGATE_DEMO_POWERTOKENS_URL": urls["powertokens"],
         "VIDGATE_DEMO_POLL": str(max(0.1, job_seconds / 4)),

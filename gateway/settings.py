@@ -35,10 +35,12 @@ from gateway import rules
 __all__ = [
     "PROVIDER_TYPES",
     "AccountSettings",
+    "ClusterSettings",
     "ConfigError",
     "JobSettings",
     "KeySettings",
     "ModelSettings",
+    "OutputSettings",
     "ProviderSettings",
     "RouteSettings",
     "SecuritySettings",
@@ -354,13 +356,36 @@ class JobSettings(_Config):
     default_model: str = "seedance-2.0"
     poll_min_seconds: Positive = 1.0
     poll_max_seconds: Positive = 30.0
-    keep_outputs: bool = False  # keep our own copy of finished videos (upstream URLs expire)
-    output_dir: str | None = None
+    # how long a result stays downloadable when vidgate keeps no copy (upstream links last ~24 h)
     expires_after_seconds: Count = 86400
 
     def __post_init__(self) -> None:
         if self.poll_min_seconds > self.poll_max_seconds:
             raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
+
+
+class OutputSettings(_Config):
+    """vidgate's own copy of each finished video, thumbnail and last frame."""
+
+    keep: bool = True
+    # local directory for copies; relative paths are relative to the working directory
+    dir: str = "vidgate-outputs"
+    max_bytes: Count = 2 * 2**30  # per file; a bigger upstream file is not copied
+    retention_seconds: Count = 7 * 86400  # copies older than this are deleted, and /content answers 404
+    timeout_seconds: Positive = 300.0  # for one whole download
+
+
+class ClusterSettings(_Config):
+    """Several vidgate processes on one store divide the jobs by leases (`gateway.jobs.store`)."""
+
+    instance_id: str | None = None  # default: hostname-pid-random, new on every start
+    lease_seconds: Positive = 15.0  # a dead process's jobs are taken over this long after it stops renewing
+    claim_interval_seconds: Positive = 2.0  # how often to renew held leases and look for unheld jobs
+    max_jobs: Count = 1000  # at most this many jobs driven by this process at once
+
+    def __post_init__(self) -> None:
+        if self.claim_interval_seconds * 2 >= self.lease_seconds:
+            raise ValueError("claim_interval_seconds must be under half of lease_seconds, or leases lapse between renewals")
 
 
 class Settings(_Config):
@@ -373,6 +398,8 @@ class Settings(_Config):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     jobs: JobSettings = msgspec.field(default_factory=JobSettings)
+    outputs: OutputSettings = msgspec.field(default_factory=OutputSettings)
+    cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
 
 
 # ---------------------------------------------------------------------------
