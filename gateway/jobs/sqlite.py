@@ -32,7 +32,7 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
-from gateway.jobs.store import StaleJob
+from gateway.jobs.store import Lease, StaleJob
 from providers.base import JobStatus
 
 T = TypeVar("T")
@@ -110,6 +110,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # /v1/stats reads a time window, per tenant or (admin) across all of them.
         "CREATE INDEX jobs_tenant_created ON jobs (tenant, created_at)",
         "CREATE INDEX jobs_created ON jobs (created_at)",
+    ),
+    (
+        # Replicas divide active jobs by leases (gateway.jobs.store).
+        "ALTER TABLE jobs ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until REAL",
+        "ALTER TABLE jobs ADD COLUMN request_hash TEXT",
+        "CREATE INDEX jobs_request_hash ON jobs (tenant, request_hash, created_at)",
+        """CREATE TABLE disabled_endpoints (
+            tenant TEXT NOT NULL,
+            url TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (tenant, url)
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -260,6 +274,7 @@ class SqliteStore:
             "model": job.model,
             "created_at": job.created_at,
             "idempotency_key": job.idempotency_key,
+            "request_hash": job.request_hash,
             "callback_token": job.callback_token,
             "version": job.version,
             "doc": self._enc.encode(job),
@@ -267,24 +282,29 @@ class SqliteStore:
 
     # jobs -----------------------------------------------------------------
 
-    async def create_job(self, job: Job) -> Job:
-        """Insert `job`, or return the tenant's existing job with the same idempotency key.
+    async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
+        """Insert `job` (leased when `lease` is given), or return the tenant's existing
+        job with the same idempotency key.
 
         The caller tells the two apart by comparing ids, and compares
         `request_hash` itself to decide whether a replay is a conflict.
         Any other clash (duplicate id or callback token) raises
         `sqlite3.IntegrityError`.
         """
+        row = self._job_row(job) | {
+            "lease_owner": lease.owner if lease else None,
+            "lease_until": lease.until if lease else None,
+        }
 
         def insert(conn: sqlite3.Connection) -> Job:
             try:
                 conn.execute(
                     """INSERT INTO jobs (id, tenant, status, provider, model, created_seq, created_at,
-                           idempotency_key, callback_token, version, doc)
+                           idempotency_key, request_hash, callback_token, version, doc, lease_owner, lease_until)
                        VALUES (:id, :tenant, :status, :provider, :model,
                            (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM jobs), :created_at,
-                           :idempotency_key, :callback_token, :version, :doc)""",
-                    self._job_row(job),
+                           :idempotency_key, :request_hash, :callback_token, :version, :doc, :lease_owner, :lease_until)""",
+                    row,
                 )
             except sqlite3.IntegrityError:
                 if job.idempotency_key is None:
@@ -296,6 +316,18 @@ class SqliteStore:
             return job
 
         return await self._write(insert)
+
+    async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
+        """The tenant's newest job with this request hash created at or after `since`."""
+        return await self._run(
+            lambda conn: self._decode_job(
+                conn.execute(
+                    f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND request_hash = ? AND created_at >= ?
+                        ORDER BY created_at DESC, created_seq DESC LIMIT 1""",
+                    (tenant, request_hash, since),
+                ).fetchone()
+            )
+        )
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
         """The tenant's job created with this idempotency key, if any."""
@@ -326,15 +358,17 @@ class SqliteStore:
             )
         )
 
-    async def update_job(self, job: Job) -> Job:
+    async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
         """Write `job` if nobody wrote it since it was read; returns a copy with `version + 1`.
 
-        The argument is not modified: keep the returned job for the next update.
-        Raises `StaleJob` if the version moved on or the job no longer exists.
+        `deliveries` are inserted in the same transaction (an already stored id is
+        skipped). The argument is not modified: keep the returned job for the next
+        update. Raises `StaleJob` if the version moved on or the job no longer exists.
         """
         updated = msgspec.structs.replace(job, version=job.version + 1)
         row = self._job_row(updated)
         row["expected"] = job.version
+        outbox = [self._delivery_row(d) for d in deliveries]
 
         def update(conn: sqlite3.Connection) -> Job:
             cur = conn.execute(
@@ -345,6 +379,11 @@ class SqliteStore:
             )
             if cur.rowcount == 0:
                 raise StaleJob(job.id)
+            conn.executemany(
+                """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
+                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+                outbox,
+            )
             return updated
 
         return await self._write(update)
@@ -419,6 +458,64 @@ class SqliteStore:
                 )
             ]
         )
+
+    async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
+        """Lease up to `limit` unheld active jobs to `lease.owner`, oldest first.
+
+        Select and update run in one `BEGIN IMMEDIATE` transaction, which holds
+        the database's write lock, so two processes never claim the same job.
+        """
+        marks = ", ".join("?" * len(_ACTIVE))
+
+        def claim(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"""SELECT id, {_JOB_COLUMNS} FROM jobs
+                    WHERE status IN ({marks}) AND (lease_owner IS NULL OR lease_until < ?)
+                    ORDER BY created_seq LIMIT ?""",
+                (*_ACTIVE, now, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                [(lease.owner, lease.until, r[0]) for r in rows],
+            )
+            return [self._decode_job(r[1:]) for r in rows]  # type: ignore[misc]
+
+        return await self._write(claim)
+
+    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
+        """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
+        if not job_ids:
+            return set()
+        marks = ", ".join("?" * len(_ACTIVE))
+
+        def renew(conn: sqlite3.Connection) -> set[str]:
+            held: set[str] = set()
+            for chunk in _chunks(list(job_ids), 500):
+                ids = ", ".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"""UPDATE jobs SET lease_until = ?
+                        WHERE lease_owner = ? AND id IN ({ids}) AND status IN ({marks}) RETURNING id""",
+                    (lease.until, lease.owner, *chunk, *_ACTIVE),
+                ).fetchall()
+                held.update(r[0] for r in rows)
+            return held
+
+        return await self._write(renew)
+
+    async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
+        """Drop `owner`'s leases on these jobs."""
+        if not job_ids:
+            return
+
+        def release(conn: sqlite3.Connection) -> None:
+            for chunk in _chunks(list(job_ids), 500):
+                ids = ", ".join("?" * len(chunk))
+                conn.execute(
+                    f"UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN ({ids})",
+                    (owner, *chunk),
+                )
+
+        await self._write(release)
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
@@ -556,16 +653,50 @@ class SqliteStore:
 
         await self._write(update)
 
-    async def due_deliveries(self, now: float, limit: int = 50) -> list[WebhookDelivery]:
-        """Pending deliveries whose time has come, earliest first (ties in insertion order)."""
-        rows = await self._run(
-            lambda conn: conn.execute(
-                """SELECT doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+        """Pending deliveries due at `now`, earliest first (ties in insertion order), each
+        pushed to `lease_until` in the same write transaction so no other process takes it."""
+
+        def claim(conn: sqlite3.Connection) -> list[WebhookDelivery]:
+            rows = conn.execute(
+                """SELECT seq, doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
                    ORDER BY next_attempt_at, seq LIMIT ?""",
                 (now, limit),
             ).fetchall()
+            conn.executemany("UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?", [(lease_until, r[0]) for r in rows])
+            return [self._delivery.decode(r[1]) for r in rows]
+
+        return await self._write(claim)
+
+    async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT doc FROM deliveries WHERE id = ? AND (? IS NULL OR tenant = ?)", (delivery_id, tenant, tenant)
+            ).fetchone()
         )
-        return [self._delivery.decode(r[0]) for r in rows]
+        return self._delivery.decode(row[0]) if row else None
+
+    async def disable_endpoint(self, tenant: str, url: str, reason: str, at: float) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                """INSERT INTO disabled_endpoints (tenant, url, reason, at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (tenant, url) DO UPDATE SET reason = excluded.reason, at = excluded.at""",
+                (tenant, url, reason, at),
+            )
+        )
+
+    async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    async def enable_endpoint(self, tenant: str, url: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).rowcount > 0
+        )
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
         """Every delivery for the job, in insertion order."""
@@ -627,6 +758,12 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    """`items` in slices of at most `size` (SQLite caps the number of bound parameters)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _write_temp(path: Path, data: bytes) -> str:
