@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9101)
     sim.add_argument("--job-seconds", type=float, default=5.0)
+    sim.add_argument("--capacity", type=int, default=None, help="unfinished jobs the upstream accepts (per account on useapi, at most 50)")
 
     check = sub.add_parser("check-config", help="validate a config file and print what it would serve")
     check.add_argument("path")
@@ -83,17 +84,20 @@ def _simulate(args: argparse.Namespace) -> int:
     from providers.registry import kind
 
     configure_logging()
-    app = kind(args.provider).simulator(_sim_config(args.provider, args.job_seconds))
+    app = kind(args.provider).simulator(_sim_config(args.provider, args.job_seconds, args.capacity))
     print(f"{args.provider} simulator on http://{args.host}:{args.port} (control: /_sim/faults, /_sim/jobs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
 
-def _sim_config(provider: str, job_seconds: float) -> object:
+def _sim_config(provider: str, job_seconds: float, capacity: int | None = None) -> object:
     from importlib import import_module
 
     module = import_module(f"providers.{provider}.simulator")
-    return module.SimConfig(job_seconds=job_seconds)
+    config = module.SimConfig(job_seconds=job_seconds)
+    if capacity is not None:
+        config = module.with_capacity(config, capacity)
+    return config
 
 
 def _check_config(path: str) -> int:

@@ -31,13 +31,17 @@ def make_client(
     connect_timeout: float,
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
+    instance: str | None = None,
 ) -> httpx.AsyncClient:
+    """An upstream client. `instance` (the replica's id) goes into the User-Agent so an
+    upstream's logs, and the simulators' request logs, tell replicas apart."""
+    agent = f"vidgate/0.1 ({instance})" if instance else "vidgate/0.1"
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         transport=transport,
-        headers={"User-Agent": "vidgate/0.1"},
+        headers={"User-Agent": agent},
     )
 
 

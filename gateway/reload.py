@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("vidgate.reload")
 
 # Changing these needs a restart: they are bound when the process starts.
-_RESTART_ONLY = ("server", "store")
+_RESTART_ONLY = ("server", "store", "outputs", "cluster")
 
 
 def apply_settings(service: VideoService, new: Settings) -> list[str]:
@@ -46,6 +46,8 @@ def apply_settings(service: VideoService, new: Settings) -> list[str]:
         rebuilt.append(name)
     service.providers = {name: runner.providers[name] for name in new.providers}
     service.keyring = KeyRing(new.keys)
+    if service.webhooks is not None:
+        service.webhooks.reconfigure(new.webhooks)
     service.settings = new
     return rebuilt
 

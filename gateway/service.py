@@ -15,7 +15,7 @@ import structlog
 
 from gateway.auth import Caller, KeyRing
 from gateway.errors import Conflict, InvalidRequest, NotFound, Unserviceable
-from gateway.jobs.model import Job, MediaSpec
+from gateway.jobs.model import Job, MediaSpec, WebhookDelivery
 from gateway.jobs.request import end_user_of, media_slots, replace_media, routing_request, stored_request
 from gateway.jobs.runner import JobRunner, ProviderRuntime, new_token
 from gateway.jobs.store import Store
@@ -30,6 +30,8 @@ log = structlog.get_logger("vidgate.service")
 
 Variant = Literal["video", "thumbnail", "last_frame"]
 _CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/png", "last_frame": "image/png"}
+RETRY_COUNT_HEADER = "x-stainless-retry-count"
+RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
 _EVENT_TYPES = {JobStatus.COMPLETED: "video.completed", JobStatus.FAILED: "video.failed", JobStatus.CANCELLED: "video.cancelled"}
 
 
@@ -50,6 +52,7 @@ class VideoService:
         content_http: httpx.AsyncClient,
         guard: Any,
         clock: Callable[[], float] = time.time,
+        output_storage: Any = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -62,6 +65,7 @@ class VideoService:
         self.content_http = content_http
         self.guard = guard
         self.clock = clock
+        self.output_storage = output_storage  # where finished outputs are copied (gateway.outputs), or None
 
     # -- create ----------------------------------------------------------------
 
@@ -74,19 +78,35 @@ class VideoService:
         idempotency_key: str | None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Job, bool]:
-        """Validate, route and persist a job; returns it and whether it is new."""
+        """Validate, route and persist a job; returns it and whether it is new.
+
+        With an `Idempotency-Key`, the tenant's job made under that key comes back
+        (409 if the body differs). Without one, a request the client marks as an
+        automatic retry (`X-Stainless-Retry-Count`, sent by the openai SDKs) gets
+        the identical request's job from the last few minutes, if there is one:
+        the first answer was lost, and a second paid render must not follow.
+        """
         if idempotency_key is not None:
             existing = await self.store.find_idempotent(caller.tenant, idempotency_key)
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
+        elif _is_retry(headers):
+            since = self.clock() - RETRY_DEDUP_SECONDS
+            earlier = await self.store.find_recent_duplicate(caller.tenant, fingerprint, since)
+            if earlier is not None:
+                log.info("job.retry_deduplicated", job_id=earlier.id)
+                return earlier, False
         if body.provider is not None:
             self.keyring.require_provider(caller, body.provider)
         if body.routing and body.routing.order:
             for name in body.routing.order:
                 self.keyring.require_provider(caller, name)
         if body.webhook_url is not None:
-            if self.webhooks is None:
-                raise InvalidRequest("webhook_url needs [webhooks] secret in the gateway's config", param="webhook_url")
+            if self.webhooks is None or not self.webhooks.can_sign(caller.key_name, caller.tenant):
+                raise InvalidRequest(
+                    "webhook_url needs a signing secret: [webhooks] secret, or an endpoint for this key or tenant",
+                    param="webhook_url",
+                )
             await self.guard.check(body.webhook_url, field="webhook_url")
 
         metadata = dict(body.metadata or {})
@@ -141,11 +161,12 @@ class VideoService:
             request_hash=fingerprint,
             callback_token=new_token(),
         )
-        saved = await self.store.create_job(job)
-        if saved.id != job.id:  # lost an idempotency race to an identical request
+        lease = self.runner.leases.new()
+        saved = await self.store.create_job(job, lease=lease)
+        if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
             return self._same_request(saved, fingerprint), False
         log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
-        self.runner.spawn(job.id)
+        self.runner.adopt(job.id, lease.until)
         return saved, True
 
     def _same_request(self, job: Job, fingerprint: str) -> Job:
@@ -214,6 +235,16 @@ class VideoService:
             raise NotFound(f"Video {video_id} has no content yet (status {job.status.value})", param="video_id", code="content_not_ready")
         if job.expires_at is not None and self.clock() > job.expires_at:
             raise NotFound(f"The content of video {video_id} has expired", param="video_id", code="content_expired")
+        copy = job.outputs.get(variant)
+        if copy is not None and self.output_storage is not None:
+            try:
+                stored = await self.output_storage.open(copy.key)
+            except KeyError:  # swept, or the volume was replaced: fall back to the upstream link
+                log.warning("content.copy_missing", job_id=job.id, key=copy.key)
+            else:
+                async with stored:
+                    yield copy.content_type, stored
+                return
         url = {"video": job.result.video_url, "thumbnail": job.result.thumbnail_url, "last_frame": job.result.last_frame_url}[variant]
         attempt = job.attempt
         if url is None and variant == "video" and attempt is not None and attempt.upstream_id:
@@ -243,13 +274,21 @@ class VideoService:
         except UpstreamError as exc:
             raise NotFound(f"The upstream no longer serves this video: {exc.info.message}", param="video_id", code="content_unavailable") from exc
 
-    # -- terminal hook -----------------------------------------------------------
+    # -- terminal hooks ----------------------------------------------------------
+
+    def terminal_deliveries(self, job: Job) -> list[WebhookDelivery]:
+        """The webhook deliveries announcing a job's end; the runner stores them with its status."""
+        if self.webhooks is None:
+            return []
+        event_type = _EVENT_TYPES[job.status]
+        now = self.clock()
+        payload = event_payload(new_event_id(), event_type, now, msgspec.Raw(encode_video(job)))
+        return self.webhooks.deliveries_for(job, event_type, payload, now)
 
     async def on_terminal(self, job: Job) -> None:
-        if job.webhook_url and self.webhooks is not None:
-            event_type = _EVENT_TYPES[job.status]
-            payload = event_payload(new_event_id(), event_type, self.clock(), msgspec.Raw(encode_video(job)))
-            await self.webhooks.enqueue(job.id, job.tenant, job.webhook_url, event_type, payload)
+        """A job's end was stored (with its deliveries): send them now rather than at the next tick."""
+        if self.webhooks is not None:
+            self.webhooks.wake()
 
 
 def _unserviceable(model: str, reasons: dict[str, list[Any]]) -> Unserviceable:
@@ -263,6 +302,11 @@ def _unserviceable(model: str, reasons: dict[str, list[Any]]) -> Unserviceable:
         param=param,
         details={name: [msgspec.to_builtins(r) for r in why] for name, why in reasons.items()},
     )
+
+
+def _is_retry(headers: Mapping[str, str] | None) -> bool:
+    value = next((v for k, v in (headers or {}).items() if k.lower() == RETRY_COUNT_HEADER), "0")
+    return value.strip().isdigit() and int(value) > 0
 
 
 def fingerprint_of(parts: list[tuple[str, Any]]) -> str:

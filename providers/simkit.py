@@ -8,6 +8,7 @@ upstream from that upstream's docs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import threading
@@ -44,11 +45,25 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fail_reason: str | None = None  # failure text for job_outcome="fail" (simulator default if None)
 
 
+class RequestRecord(msgspec.Struct, frozen=True):
+    """One upstream-API request as served, for `/_sim/requests`: who asked what, and when."""
+
+    method: str
+    path: str
+    user_agent: str
+    started: float
+    ended: float
+
+
 class FaultBox:
-    """Holds the live `Faults` and consumes counters atomically (one event loop)."""
+    """Holds the live `Faults` and consumes counters atomically (one event loop),
+    and the log of API requests served (the most recent `REQUEST_LOG_SIZE`)."""
+
+    REQUEST_LOG_SIZE = 200_000
 
     def __init__(self, faults: Faults | None = None) -> None:
         self.faults = faults or Faults()
+        self.requests: collections.deque[RequestRecord] = collections.deque(maxlen=self.REQUEST_LOG_SIZE)
 
     def take(self, kind: Literal["submit", "poll", "upload"]) -> int:
         """The fault status to answer this `kind` of request with, or 0."""
@@ -96,6 +111,13 @@ class FaultMiddleware:
                 await send({"type": "http.response.body", "body": b"{", "more_body": True})
                 raise ConnectionAbortedError("simulated dropped connection")
             await self.box.delay()
+            started = time.time()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                agent = dict(scope.get("headers") or []).get(b"user-agent", b"").decode("latin-1")
+                self.box.requests.append(RequestRecord(scope["method"], scope["path"], agent, started, time.time()))
+            return
         await self.app(scope, receive, send)
 
 
@@ -130,13 +152,19 @@ def control_router(box: FaultBox, list_jobs: Callable[[], list[Any]], reset: Cal
     def jobs() -> list[Any]:
         return list_jobs()
 
+    @get("/requests", sync_to_thread=False)
+    def requests() -> list[RequestRecord]:
+        """Every API request served since the last reset, oldest first."""
+        return list(box.requests)
+
     @post("/reset", status_code=200, sync_to_thread=False)
     def do_reset() -> dict[str, bool]:
         box.faults = Faults()
+        box.requests.clear()
         reset()
         return {"reset": True}
 
-    return Router(path="/_sim", route_handlers=[get_faults, patch_faults, replace_faults, jobs, do_reset], include_in_schema=False)
+    return Router(path="/_sim", route_handlers=[get_faults, patch_faults, replace_faults, jobs, requests, do_reset], include_in_schema=False)
 
 
 # ---------------------------------------------------------------------------

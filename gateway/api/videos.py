@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -20,6 +21,9 @@ from gateway.schema import CreateVideoBody, Video, VideoDeleted, VideoList, deco
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
+
+
+STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published locally
 
 
 class VideosController(Controller):
@@ -91,7 +95,16 @@ class VideosController(Controller):
                 current = job
                 yield _event(current, encoder)
                 while not current.status.terminal:
-                    current = await queue.get()
+                    try:
+                        current = await asyncio.wait_for(queue.get(), timeout=STORE_CHECK_SECONDS)
+                    except TimeoutError:
+                        # Another replica may be driving this job: its changes reach us only through the store.
+                        stored = await service.store.get_job(job.id, caller.tenant)
+                        if stored is None:  # deleted meanwhile
+                            return
+                        if stored.version == current.version:
+                            continue
+                        current = stored
                     yield _event(current, encoder)
             finally:
                 hub.unsubscribe(job.id, queue)

@@ -1,10 +1,19 @@
 """Drives every job from queued to its end: submit, poll, fail over, notify.
 
-One asyncio task per active job. A job waits in vidgate's own queue for a slot
-on its provider (account `maxJobs` / provider concurrency), is submitted with its
-upstream id persisted before anything else, then polled with backoff (or woken
-early by an upstream callback) until it ends. A restart calls `resume()`, which
-re-creates a task for every job the store still holds as active.
+One asyncio task per active job this process holds the lease of. A job waits
+in vidgate's own queue for a slot on its provider (account `maxJobs` / provider
+concurrency), is submitted with its attempt persisted before the paid call, then
+polled with backoff (or woken early by an upstream callback) until it ends.
+
+Leases (`gateway.jobs.leases`) divide the jobs between processes sharing one
+store: `keep_leases()` renews what this process holds, cancels the tasks of
+leases it lost, and claims unheld jobs (a restart's own jobs, or a dead
+replica's once its leases lapse). Every step that reaches the upstream first
+checks the lease is still good.
+
+The terminal status and its webhook deliveries are written in one transaction
+(`Store.update_job(deliveries=...)`); only the process whose write wins the
+version check produces them, so an event is never announced twice.
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -21,11 +31,13 @@ from gateway.events import EventHub
 from gateway.http import RetryPolicy, call_with_retries
 from gateway.health import ProviderHealth
 from gateway.jobs.capacity import AccountPool, NoAccount
-from gateway.policy import Action, action_for
-from gateway.jobs.model import Attempt, Job, StatusEvent
+from gateway.jobs.leases import LeaseBook
+from gateway.jobs.model import Attempt, Job, OutputCopy, StatusEvent, WebhookDelivery
 from gateway.jobs.request import rebuild_request
 from gateway.jobs.store import StaleJob, Store
+from gateway.policy import Action, action_for
 from gateway.logging import bind_job_context
+from gateway.outputs import OutputCopier
 from providers.base import (
     ErrorClass,
     ErrorInfo,
@@ -43,6 +55,10 @@ log = structlog.get_logger("vidgate.jobs")
 MAX_POLL_FAILURES = 12
 SUBMIT_POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_total=60.0)
 CALL_POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_total=60.0)
+
+
+def _no_outbox(job: Job) -> Sequence[WebhookDelivery]:
+    return ()
 
 
 class ProviderRuntime:
@@ -70,6 +86,12 @@ class JobRunner:
         poll_min: float,
         poll_max: float,
         output_ttl: float,
+        leases: LeaseBook,
+        claim_interval: float = 2.0,
+        max_jobs: int = 1000,
+        outbox: Callable[[Job], Sequence[WebhookDelivery]] = _no_outbox,
+        outputs: OutputCopier | None = None,
+        output_retention: float = 0.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -82,23 +104,77 @@ class JobRunner:
         self.poll_min = poll_min
         self.poll_max = poll_max
         self.output_ttl = output_ttl
+        self.leases = leases
+        self.claim_interval = claim_interval
+        self.max_jobs = max_jobs
+        self.outbox = outbox
+        self.outputs = outputs
+        self.output_retention = output_retention
         self.clock = clock
         self.sleep = sleep
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.wakeups: dict[str, asyncio.Event] = {}
+        self._slots: dict[str, tuple[ProviderRuntime, str | None]] = {}  # job id -> the provider slot it holds
 
     # -- lifecycle -----------------------------------------------------------
 
     async def resume(self) -> int:
-        """Claim slots for jobs already running upstream, then drive every active job."""
-        jobs = await self.store.active_jobs()
+        """Claim every active job nobody holds and drive it (at start-up: this store's
+        jobs from before a restart, once their old leases lapse)."""
+        return await self.claim()
+
+    async def claim(self) -> int:
+        """Lease unheld active jobs, up to `max_jobs` driven at once, and drive them."""
+        room = self.max_jobs - len(self.tasks)
+        if room <= 0:
+            return 0
+        lease = self.leases.new()
+        jobs = await self.store.claim_jobs(lease, self.clock(), room)
+        self.leases.hold((j.id for j in jobs), lease.until)
         for job in jobs:
             att = job.attempt
             if att is not None and att.status in ("submitting", "submitted") and att.provider in self.providers:
-                self.providers[att.provider].pool.claim(att.account)
-        for job in jobs:
+                runtime = self.providers[att.provider]
+                runtime.pool.claim(att.account)
+                self._slots[job.id] = (runtime, att.account)
+            log.info("job.claimed", job_id=job.id, status=job.status.value)
             self.spawn(job.id)
         return len(jobs)
+
+    async def renew(self) -> None:
+        """Extend every lease held; stop driving the jobs whose lease was lost."""
+        held = self.leases.held()
+        if not held:
+            return
+        lease = self.leases.new()
+        kept = await self.store.renew_leases(lease, held)
+        self.leases.hold(kept, lease.until)
+        for job_id in set(held) - kept:
+            if not self.leases.has(job_id):
+                continue  # it ended here while the renewal ran: not lost, just done
+            self.leases.drop(job_id)
+            task = self.tasks.get(job_id)
+            if task is not None:
+                log.warning("job.lease_lost", job_id=job_id)
+                task.cancel()
+
+    async def keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew and claim every `claim_interval` until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.renew()
+                await self.claim()
+            except Exception:  # a store hiccup must not end the loop; leases lapse only if it lasts
+                log.exception("jobs.lease_keeping_failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.claim_interval)
+            except TimeoutError:
+                pass
+
+    def adopt(self, job_id: str, until: float) -> None:
+        """Drive a job this process just created with a lease ending at `until`."""
+        self.leases.hold([job_id], until)
+        self.spawn(job_id)
 
     def spawn(self, job_id: str) -> None:
         if job_id in self.tasks:
@@ -114,10 +190,17 @@ class JobRunner:
         return True
 
     async def stop(self) -> None:
+        """Stop driving jobs and hand their leases back, so another process takes them at once."""
+        held = self.leases.held()  # before the tasks end and drop them
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if held:
+            try:
+                await self.store.release_leases(self.leases.owner, held)
+            except Exception:  # shutting down: the leases lapse by themselves
+                log.exception("jobs.lease_release_failed")
 
     async def cancel(self, job_id: str) -> Job | None:
         """Stop driving the job, cancel it upstream where possible, mark it cancelled."""
@@ -138,14 +221,11 @@ class JobRunner:
                     log.warning("job.cancel_upstream_failed", job_id=job_id, error=str(exc))
             att.status = "cancelled"
             att.ended_at = self.clock()
-            if runtime is not None:
-                await runtime.pool.release(att.account)
+        await self._release(job_id)
         job.status = JobStatus.CANCELLED
         job.error = ErrorInfo.of(ErrorClass.INVALID_REQUEST, "Cancelled by the caller", code="cancelled")
         job.completed_at = self.clock()
-        job = await self._save(job, "cancelled")
-        await self.on_terminal(job)
-        return job
+        return await self._save(job, "cancelled")
 
     # -- the drive loop --------------------------------------------------------
 
@@ -154,6 +234,7 @@ class JobRunner:
             with bind_job_context(job_id, None):
                 job = await self.store.get_job(job_id)
                 while job is not None and not job.status.terminal:
+                    await self._await_lease(job_id)
                     att = job.attempt
                     if att is None or att.status == "failed":
                         job = await self._submit_next(job)
@@ -161,8 +242,6 @@ class JobRunner:
                         job = await self._unknown_outcome(job)
                     else:
                         job = await self._poll(job)
-                if job is not None and job.status.terminal:
-                    await self.on_terminal(job)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -170,6 +249,20 @@ class JobRunner:
         finally:
             self.tasks.pop(job_id, None)
             self.wakeups.pop(job_id, None)
+            self.leases.drop(job_id)
+            await self._release(job_id)
+
+    async def _await_lease(self, job_id: str) -> None:
+        """Hold off while the lease is about to lapse; `renew()` extends it or cancels this task."""
+        while not self.leases.holds(job_id):
+            await asyncio.sleep(min(0.5, self.claim_interval / 2))
+
+    async def _release(self, job_id: str) -> None:
+        """Free the provider slot the job holds, if any (safe to call twice)."""
+        held = self._slots.pop(job_id, None)
+        if held is not None:
+            runtime, account = held
+            await runtime.pool.release(account)
 
     async def _submit_next(self, job: Job) -> Job:
         tried = {a.provider for a in job.attempts}
@@ -189,13 +282,10 @@ class JobRunner:
         except NoAccount as exc:
             return await self._attempt_failed(job, attempt, ErrorInfo.of(ErrorClass.SESSION_EXPIRED, str(exc), code="no_account"), runtime)
         attempt.account = account
-        released = False
+        self._slots[job.id] = (runtime, account)
 
         async def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                await runtime.pool.release(account)
+            await self._release(job.id)
 
         structlog.contextvars.bind_contextvars(provider=runtime.name)
         try:
@@ -210,6 +300,7 @@ class JobRunner:
             job.attempts.append(attempt)
             job = await self._save(job, None)
             attempt = job.attempts[-1]
+            await self._await_lease(job.id)
             upstream = await call_with_retries(
                 lambda: runtime.client.submit(request, model_id, refs, ctx), policy=SUBMIT_POLICY, submit=True, sleep=self.sleep, what="submit"
             )
@@ -258,7 +349,7 @@ class JobRunner:
                 job.next_poll_at = self.clock() + delay
                 log.info("job.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures)
                 return await self._save(job, None)
-            await runtime.pool.release(att.account)
+            await self._release(job.id)
             return await self._attempt_failed(job, job.attempts[-1], exc.info, runtime)
         job = await self.store.get_job(job.id) or job
         return await self._apply(job, upstream, runtime)
@@ -276,19 +367,21 @@ class JobRunner:
         age = self.clock() - att.started_at
         job.next_poll_at = self.clock() + min(self.poll_max, max(self.poll_min, runtime.poll_interval, age / 10))
         if up.status is JobStatus.COMPLETED:
-            await runtime.pool.release(att.account)
+            await self._release(job.id)
             runtime.health.success()
+            job.outputs = await self._copy_outputs(job, up, runtime)
             att.status = "completed"
             att.ended_at = self.clock()
             job.status = JobStatus.COMPLETED
             job.result = up.result
             job.progress = 100
             job.completed_at = self.clock()
-            job.expires_at = job.completed_at + self.output_ttl
+            # our copy outlives the upstream link; without one, the link's life is all there is
+            job.expires_at = job.completed_at + (self.output_retention if "video" in job.outputs else self.output_ttl)
             job.error = None
             return await self._save(job, "completed")
         if up.status is JobStatus.CANCELLED:
-            await runtime.pool.release(att.account)
+            await self._release(job.id)
             att.status = "cancelled"
             att.ended_at = self.clock()
             job.status = JobStatus.CANCELLED
@@ -296,7 +389,7 @@ class JobRunner:
             job.error = up.error or ErrorInfo.of(ErrorClass.INVALID_REQUEST, "Cancelled upstream", code="cancelled")
             return await self._save(job, "cancelled upstream")
         if up.status is JobStatus.FAILED:
-            await runtime.pool.release(att.account)
+            await self._release(job.id)
             error = up.error or ErrorInfo.of(ErrorClass.GENERATION_FAILED, "The upstream job failed without a reason")
             return await self._attempt_failed(job, att, error, runtime, already_released=True)
         job.status = up.status
@@ -318,7 +411,7 @@ class JobRunner:
             await runtime.client.cancel(att.upstream_id)
         except UpstreamError as exc:
             log.warning("job.deadline_cancel_failed", job_id=job.id, error=str(exc))
-        await runtime.pool.release(att.account)
+        await self._release(job.id)
         error = ErrorInfo.of(
             ErrorClass.TIMEOUT,
             f"still queued upstream after the route's {job.queued_deadline_seconds:g} s deadline; cancelled there",
@@ -377,6 +470,26 @@ class JobRunner:
         log.info("job.failed", job_id=job.id, error_class=error.error_class.value)
         return await self._save(job, "failed")
 
+    async def _copy_outputs(self, job: Job, up: UpstreamJob, runtime: ProviderRuntime) -> dict[str, OutputCopy]:
+        """Keep vidgate's own copy of the outputs before announcing completion; a copy
+        that fails leaves the upstream link as the only source, never fails the job."""
+        if self.outputs is None or up.result is None:
+            return {}
+        result = up.result
+
+        @asynccontextmanager
+        async def from_content_endpoint() -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+            async with runtime.client.stream_content(up.upstream_id, up) as response:
+                yield response.headers.get("content-type", "video/mp4"), response.aiter_bytes()
+
+        report = await self.outputs.copy(
+            job.id,
+            {"video": result.video_url or from_content_endpoint, "thumbnail": result.thumbnail_url, "last_frame": result.last_frame_url},
+        )
+        if report.failures:
+            log.warning("job.output_copy_failed", job_id=job.id, failures=report.failures)
+        return report.copies
+
     # -- helpers -------------------------------------------------------------
 
     async def _wait(self, job_id: str, seconds: float) -> None:
@@ -391,10 +504,12 @@ class JobRunner:
         event.clear()
 
     async def _save(self, job: Job, event: str | None) -> Job:
+        """Write the job; a terminal status is written together with its webhook deliveries."""
         job.updated_at = self.clock()
+        deliveries = self.outbox(job) if job.status.terminal else ()
         for _ in range(5):
             try:
-                saved = await self.store.update_job(job)
+                saved = await self.store.update_job(job, deliveries=deliveries)
                 break
             except StaleJob:
                 fresh = await self.store.get_job(job.id)
@@ -409,6 +524,9 @@ class JobRunner:
             await self.store.add_event(StatusEvent(job_id=job.id, at=job.updated_at, status=job.status.value, progress=job.progress, detail=event))
             self.hub.publish(saved)
             log.info("job.status_changed", job_id=job.id, status=job.status.value, detail=event)
+        if saved.status.terminal:
+            self.leases.drop(job.id)  # nothing left to drive; a renewal must not count it lost
+            await self.on_terminal(saved)
         return saved
 
 

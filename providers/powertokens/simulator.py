@@ -77,6 +77,11 @@ class SimConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     faults: Faults = msgspec.field(default_factory=Faults)
 
 
+def with_capacity(config: SimConfig, capacity: int) -> SimConfig:
+    """`config` accepting `capacity` unfinished tasks before answering 429."""
+    return msgspec.structs.replace(config, max_concurrent=capacity)
+
+
 class _Simulator:
     """The upstream's behaviour; the route handlers in `create_app` only delegate here."""
 

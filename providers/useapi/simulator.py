@@ -99,6 +99,12 @@ async def _fields(request: Request) -> tuple[dict[str, Any], Any]:
     return decoded, decoded
 
 
+def with_capacity(config: SimConfig, capacity: int) -> SimConfig:
+    """`config` with every account's `maxJobs` at `capacity` (useapi allows 1-50)."""
+    accounts = [msgspec.structs.replace(a, max_jobs=max(1, min(50, capacity))) for a in config.accounts]
+    return msgspec.structs.replace(config, accounts=accounts)
+
+
 def create_app(
     config: SimConfig | None = None,
     *,

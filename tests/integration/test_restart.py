@@ -5,19 +5,15 @@ loopback. Jobs are submitted through the public API; once each one has an upstre
 the gateway is killed with SIGKILL (no shutdown hook runs) and a fresh gateway is
 started on the same database and port. Every job must then complete under the SAME
 upstream id, and the simulators must have seen exactly one submit per job (nothing
-resubmitted, so nothing paid for twice).
+resubmitted, so nothing paid for twice). The restarted process takes the jobs over
+once the dead one's leases lapse (`[cluster] lease_seconds`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +21,11 @@ import httpx
 import pytest
 
 from providers.simkit import free_port
+from tests.integration.processes import gateway_ready, running, wait_for
+from tests.integration.processes import simulators as sim_processes
 
-REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-test"
 JOB_SECONDS = 4.0  # long enough that jobs are still running upstream when the gateway dies
-WAIT = 60.0  # upper bound on every wait in this file
 JOBS = [("useapi", i) for i in range(3)] + [("powertokens", i) for i in range(3)]
 
 CONFIG = """\
@@ -48,6 +44,13 @@ allow_private_urls = true
 default_model = "seedance-2.0"
 poll_min_seconds = 0.2
 poll_max_seconds = 0.5
+
+[outputs]
+dir = "{outputs}"
+
+[cluster]
+lease_seconds = 2
+claim_interval_seconds = 0.5
 
 [[keys]]
 name = "test"
@@ -76,101 +79,21 @@ providers = {{ useapi = "seedance-2.0", powertokens = "dreamina-seedance-2-0-260
 
 
 # ---------------------------------------------------------------------------
-# Processes
-# ---------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process with its output in a log file, killed (group and all) on `kill()`."""
-
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        self._fh = log.open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so kill() reaches any children
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        self._fh.flush()
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def kill(self) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=10)
-        self._fh.close()
-
-
-@contextlib.contextmanager
-def running(name: str, args: list[str], log: Path) -> Iterator[Proc]:
-    proc = Proc(name, args, log)
-    try:
-        yield proc
-    finally:
-        proc.kill()
-
-
-def wait_for(what: str, check: Callable[[], Any], procs: list[Proc], timeout: float = WAIT, every: float = 0.1) -> Any:
-    """Call `check` until it returns something truthy; fail early if a process died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for proc in procs:
-            if not proc.alive():
-                pytest.fail(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}:\n{proc.output()}")
-        with contextlib.suppress(httpx.TransportError, OSError):
-            if result := check():
-                return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
-def accepts(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def gateway_ready(base: str) -> bool:
-    return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-
-
-# ---------------------------------------------------------------------------
 # The test
 # ---------------------------------------------------------------------------
 
 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
-    ports = {"useapi": free_port(), "powertokens": free_port()}
-    with contextlib.ExitStack() as stack:
-        procs = [
-            stack.enter_context(
-                running(f"{name} simulator", ["simulate", name, "--port", str(port), "--job-seconds", str(JOB_SECONDS)], tmp_path / f"{name}.log")
-            )
-            for name, port in ports.items()
-        ]
-        for (name, port), proc in zip(ports.items(), procs):
-            wait_for(f"the {name} simulator on port {port}", lambda port=port: accepts(port), procs)
-        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    with sim_processes(tmp_path, JOB_SECONDS) as urls:
+        yield urls
 
 
 def test_sigkilled_gateway_resumes_every_job_without_resubmitting(tmp_path: Path, simulators: dict[str, str]) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = tmp_path / "vidgate.toml"
-    config.write_text(CONFIG.format(port=port, db=tmp_path / "vidgate.db", key=KEY, **simulators))
+    config.write_text(CONFIG.format(port=port, db=tmp_path / "vidgate.db", outputs=tmp_path / "outputs", key=KEY, **simulators))
     serve = ["serve", "--config", str(config)]
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
 
