@@ -24,16 +24,20 @@ from gateway.api.files import FilesController
 from gateway.api.health import HealthController
 from gateway.api.stats import StatsController
 from gateway.api.videos import VideosController
+from gateway.api.webhooks import WebhooksController
 from gateway.auth import Caller, KeyRing
 from gateway.errors import ErrorBody, ErrorEnvelope, GatewayError
 from gateway.events import EventHub
 from gateway.http import make_client
 from gateway.jobs.capacity import AccountPool, Slot
+from gateway.jobs.leases import LeaseBook, new_instance_id
+from gateway.jobs.postgres import PostgresStore
 from gateway.jobs.runner import JobRunner, ProviderRuntime
 from gateway.jobs.sqlite import SqliteStore
 from gateway.jobs.store import Store
 from gateway.logging import install_request_logging
 from gateway.media import MediaLoader
+from gateway.outputs import LocalDiskStorage, OutputCopier
 from gateway.service import VideoService
 from gateway.reload import watch_config
 from gateway.settings import ProviderSettings, Settings
@@ -70,6 +74,8 @@ def create_app(
             the_store = store or _store_from(settings)
             await the_store.open()
             stack.push_async_callback(the_store.close)
+            instance = settings.cluster.instance_id or new_instance_id()
+            leases = LeaseBook(instance, settings.cluster.lease_seconds, clock=clock)
 
             guard = UrlGuard(allow_private=settings.security.allow_private_urls)
             outbound = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), transport=transports.get("*"), follow_redirects=False)
@@ -84,6 +90,7 @@ def create_app(
                     connect_timeout=cfg.connect_timeout_seconds,
                     max_connections=cfg.max_concurrency,
                     transport=transports.get(name),
+                    instance=instance,
                 )
                 stack.push_async_callback(http.aclose)
                 slots = [Slot(a.id, a.region, a.max_jobs) for a in cfg.accounts] or [Slot(None, None, cfg.max_concurrency)]
@@ -92,16 +99,13 @@ def create_app(
 
             runtimes = {name: build_runtime(name, cfg) for name, cfg in settings.providers.items()}
 
-            webhooks = None
-            if settings.webhooks.secret:
-                webhooks = WebhookDispatcher(
-                    the_store,
-                    outbound,
-                    secret=str(settings.webhooks.secret),
-                    schedule=list(settings.webhooks.schedule_seconds),
-                    max_attempts=settings.webhooks.max_attempts,
-                    clock=clock,
-                    guard=guard,
+            webhooks = WebhookDispatcher(the_store, outbound, settings.webhooks, guard=guard, clock=clock)
+
+            output_storage = copier = None
+            if settings.outputs.keep:
+                output_storage = LocalDiskStorage(Path(settings.store.outputs_dir(settings.outputs.dir)))
+                copier = OutputCopier(
+                    output_storage, outbound, guard, max_bytes=settings.outputs.max_bytes, timeout=settings.outputs.timeout_seconds, clock=clock
                 )
 
             hub = EventHub()
@@ -109,6 +113,9 @@ def create_app(
 
             async def on_terminal(job: Any) -> None:
                 await service_box["service"].on_terminal(job)
+
+            def outbox(job: Any) -> Any:
+                return service_box["service"].terminal_deliveries(job)
 
             runner = JobRunner(
                 the_store,
@@ -120,22 +127,32 @@ def create_app(
                 poll_min=settings.jobs.poll_min_seconds,
                 poll_max=settings.jobs.poll_max_seconds,
                 output_ttl=settings.jobs.expires_after_seconds,
+                leases=leases,
+                claim_interval=settings.cluster.claim_interval_seconds,
+                max_jobs=settings.cluster.max_jobs,
+                outbox=outbox,
+                outputs=copier,
+                output_retention=settings.outputs.retention_seconds,
                 clock=clock,
                 **({"sleep": sleep} if sleep else {}),
             )
-            service = VideoService(settings, the_store, KeyRing(settings.keys), dict(runtimes), runner, media, webhooks, outbound, guard, clock)
+            service = VideoService(
+                settings, the_store, KeyRing(settings.keys), dict(runtimes), runner, media, webhooks, outbound, guard, clock, output_storage=output_storage
+            )
             service.build_runtime = build_runtime
             service_box["service"] = service
             app.state.service = service
 
             stop = asyncio.Event()
             background: list[asyncio.Task[Any]] = []
-            if webhooks is not None:
-                background.append(asyncio.create_task(webhooks.run(stop), name="webhooks"))
+            background.append(asyncio.create_task(webhooks.run(stop), name="webhooks"))
+            if output_storage is not None:
+                background.append(asyncio.create_task(_sweep_outputs(output_storage, settings.outputs.retention_seconds, clock, stop), name="outputs-sweep"))
             if config_path is not None:
                 background.append(asyncio.create_task(watch_config(service, config_path, stop), name="config-watch"))
             resumed = await runner.resume()
-            log.info("app.started", providers=list(runtimes), resumed_jobs=resumed)
+            background.append(asyncio.create_task(runner.keep_leases(stop), name="leases"))
+            log.info("app.started", providers=list(runtimes), resumed_jobs=resumed, instance=instance)
             try:
                 yield
             finally:
@@ -147,7 +164,7 @@ def create_app(
                 log.info("app.stopped")
 
     app = Litestar(
-        route_handlers=[VideosController, FilesController, CatalogController, HealthController, ComparisonsController, StatsController],
+        route_handlers=[VideosController, FilesController, CatalogController, HealthController, ComparisonsController, StatsController, WebhooksController],
         dependencies={"service": Provide(_service, sync_to_thread=False), "caller": Provide(_caller, sync_to_thread=False)},
         exception_handlers={Exception: _handle_error},
         lifespan=[lifespan],
@@ -159,10 +176,24 @@ def create_app(
     return install_request_logging(app)
 
 
+async def _sweep_outputs(storage: LocalDiskStorage, retention: float, clock: Callable[[], float], stop: asyncio.Event) -> None:
+    """Delete copies past their retention, at start-up and then every so often."""
+    interval = min(3600.0, max(1.0, retention / 10))
+    while not stop.is_set():
+        try:
+            removed = await storage.sweep(clock() - retention)
+            if removed:
+                log.info("outputs.swept", removed=removed)
+        except Exception:  # a full or flaky disk must not end the loop
+            log.exception("outputs.sweep_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
 def _store_from(settings: Settings) -> Store:
     path = settings.store.sqlite_path
     if path is None:
-        raise ValueError(f"Unsupported store url {settings.store.url!r}: only sqlite:/// is implemented")
+        return PostgresStore(settings.store.url)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return SqliteStore(path)
 

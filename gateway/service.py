@@ -255,9 +255,8 @@ class VideoService:
                 return
         if url is None:
             raise NotFound(f"Video {video_id} has no {variant}", param="variant")
-        await self.guard.check(url, field="result")
-        request = self.content_http.build_request("GET", url)
-        response = await self.content_http.send(request, stream=True, follow_redirects=True)
+        # every redirect hop is checked too: an upstream link must not bounce us onto a private address
+        response = await self.guard.open(self.content_http, "GET", url, field="result")
         try:
             if not response.is_success:
                 raise NotFound(f"The upstream no longer serves this {variant} (HTTP {response.status_code})", param="variant", code="content_unavailable")

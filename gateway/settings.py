@@ -25,6 +25,7 @@ import re
 import types
 from collections.abc import Iterator, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,8 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StoreSettings",
+    "WEBHOOK_EVENTS",
+    "WebhookEndpointSettings",
     "WebhookSettings",
     "describe",
     "load_settings",
@@ -154,6 +157,16 @@ class StoreSettings(_Config):
     def sqlite_path(self) -> str | None:
         """The database file for a sqlite url (`:memory:` stays as is), None for other stores."""
         return self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else None
+
+    def outputs_dir(self, configured: str | None) -> str:
+        """Where output copies go: `configured`, or beside the SQLite file, or ./vidgate-outputs."""
+        if configured:
+            return configured
+        path = self.sqlite_path
+        if path is None or path == ":memory:":
+            return "vidgate-outputs"
+        db = Path(path)
+        return str(db.with_name(f"{db.stem}-outputs"))
 
 
 
@@ -327,27 +340,75 @@ def _no_duplicates(field: str, names: list[str]) -> None:
         raise ValueError(f"`{field}` names {', '.join(map(repr, repeated))} more than once")
 
 
+WebhookEvent = Literal["video.completed", "video.failed", "video.cancelled"]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
+
+
+def _check_whsec(secret: str, what: str) -> None:
+    body = secret.removeprefix("whsec_")
+    if body == secret or not body:
+        raise ValueError(f"{what} must look like whsec_<base64>")
+    try:
+        base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} must be whsec_ followed by base64") from None
+
+
+class WebhookEndpointSettings(_Config):
+    """A configured receiver: every event of one caller key (`key`) or one tenant (`tenant`).
+
+    All of `secrets` sign each delivery (one `v1,` signature each), so during a rotation a
+    receiver verifies with either its old or its new secret; list the new one first.
+    """
+
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secrets"})
+    __url_fields__: ClassVar[frozenset[str]] = frozenset({"url"})
+
+    name: str
+    url: str
+    secrets: list[str]
+    tenant: str | None = None
+    key: str | None = None  # a key's `name`
+    events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(WEBHOOK_EVENTS))
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("endpoint name must not be empty")
+        _check_http_url(self.url, f"endpoint {self.name!r}: url")
+        if not self.secrets:
+            raise ValueError(f"endpoint {self.name!r}: give at least one secret in `secrets`")
+        for i, secret in enumerate(self.secrets):
+            _check_whsec(secret, f"endpoint {self.name!r}: secrets[{i}]")
+        if len(set(self.secrets)) != len(self.secrets):
+            raise ValueError(f"endpoint {self.name!r}: `secrets` lists a secret more than once")
+        if (self.tenant is None) == (self.key is None):
+            raise ValueError(f"endpoint {self.name!r}: give exactly one of `tenant` or `key`")
+        if not self.events:
+            raise ValueError(f"endpoint {self.name!r}: `events` must not be empty (omit it for every event)")
+        _no_duplicates("events", list(self.events))
+
+
 class WebhookSettings(_Config):
     __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secret"})
 
-    secret: str | None = None  # Standard Webhooks signing secret, "whsec_<base64>"; "" = none
+    # Signs a job's own `webhook_url` when no endpoint below covers the caller; "" = none
+    # (then `webhook_url` is refused for such callers).
+    secret: str | None = None
     max_attempts: Count = 8
     # delay before retry n (1-based) is schedule_seconds[n-1]; the last entry repeats
     schedule_seconds: list[Annotated[float, msgspec.Meta(ge=0)]] = msgspec.field(
         default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0]
     )
+    # no retry is scheduled later than this after the event (max_attempts caps it too)
+    max_age_seconds: Positive = 3 * 86400.0
+    endpoints: list[WebhookEndpointSettings] = []
 
     def __post_init__(self) -> None:
         if self.secret == "":  # `${VIDGATE_WEBHOOK_SECRET:-}` with the variable unset
             self.secret = None
         if self.secret is not None:
-            body = self.secret.removeprefix("whsec_")
-            if body == self.secret or not body:
-                raise ValueError("webhook secret must look like whsec_<base64>")
-            try:
-                base64.b64decode(body, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError("webhook secret must be whsec_ followed by base64") from None
+            _check_whsec(self.secret, "webhook secret")
         if not self.schedule_seconds:
             raise ValueError("schedule_seconds must not be empty")
 
@@ -368,8 +429,9 @@ class OutputSettings(_Config):
     """vidgate's own copy of each finished video, thumbnail and last frame."""
 
     keep: bool = True
-    # local directory for copies; relative paths are relative to the working directory
-    dir: str = "vidgate-outputs"
+    # local directory for copies (relative to the working directory); default: beside a
+    # SQLite store's file (`<db>-outputs/`), else `vidgate-outputs/`. Replicas need a shared one.
+    dir: str | None = None
     max_bytes: Count = 2 * 2**30  # per file; a bigger upstream file is not copied
     retention_seconds: Count = 7 * 86400  # copies older than this are deleted, and /content answers 404
     timeout_seconds: Positive = 300.0  # for one whole download
@@ -461,6 +523,7 @@ def validate(settings: Settings) -> list[str]:
                 problems.append(f"{at}.providers: {name!r} is not a configured provider")
         # `order` lists exactly the model's providers (ModelSettings.__post_init__), so it is covered.
     problems.extend(_validate_routes(settings))
+    problems.extend(_validate_webhook_endpoints(settings))
     if settings.models and settings.jobs.default_model not in settings.models:
         problems.append(f"jobs.default_model: {settings.jobs.default_model!r} is not a configured model")
     seen_names: dict[str, int] = {}
@@ -506,6 +569,30 @@ def _validate_routes(settings: Settings) -> list[str]:
                 for value in sorted(values):
                     if value not in known:
                         problems.append(f"{at}: when.{c.field}: {value!r} is not a configured {'key name' if c.field == 'key' else 'tenant'}")
+    return problems
+
+
+def _validate_webhook_endpoints(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    key_names = {k.name for k in settings.keys}
+    tenants = {k.tenant for k in settings.keys}
+    names: dict[str, int] = {}
+    targets: dict[tuple[str, str, str], str] = {}
+    for i, e in enumerate(settings.webhooks.endpoints):
+        at = f"webhooks.endpoints[{i}]"
+        if e.name in names:
+            problems.append(f"{at}.name: duplicate endpoint name {e.name!r} (also webhooks.endpoints[{names[e.name]}])")
+        names.setdefault(e.name, i)
+        if e.key is not None and e.key not in key_names:
+            problems.append(f"{at}.key: {e.key!r} is not a configured key name")
+        if e.tenant is not None and e.tenant not in tenants:
+            problems.append(f"{at}.tenant: {e.tenant!r} is not a configured tenant")
+        # The same URL twice for one scope would receive every event twice.
+        scope = ("key", e.key) if e.key is not None else ("tenant", str(e.tenant))
+        target = (*scope, e.url)
+        if target in targets:
+            problems.append(f"{at}.url: endpoint {targets[target]!r} already sends this {scope[0]}'s events to the same URL")
+        targets.setdefault(target, e.name)
     return problems
 
 

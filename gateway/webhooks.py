@@ -1,9 +1,20 @@
 """Outgoing webhooks: Standard Webhooks signing and durable, retried delivery.
 
-A delivery is one event for one URL. Its `webhook-id` (`msg_…`) is fixed when
-the event is enqueued and stays the same across retries, so receivers can
-deduplicate; each attempt is signed afresh with the current timestamp, exactly
-as `openai`'s `client.webhooks.unwrap()` / `verify_signature` expect.
+A delivery is one event for one target: a configured endpoint (`[[webhooks.endpoints]]`,
+scoped to a caller key or a tenant) or the job's own `webhook_url`. Deliveries are
+built by `WebhookDispatcher.deliveries_for` when a job ends and stored in the same
+transaction as the job's terminal status (`Store.update_job(job, deliveries=...)`);
+their ids are derived from (job, event, target), so building them twice stores one.
+
+The id is the `webhook-id`: it never changes across retries and redeliveries, so a
+receiver can deduplicate. Each attempt is signed afresh (`webhook-timestamp` is the
+attempt's time) with every current secret of the target, one `v1,<base64>` each,
+which `openai`'s `client.webhooks.unwrap()` accepts if any one matches. Secrets are
+looked up when sending, so a rotation in the config applies to pending retries too.
+
+Several processes may share a store: each attempt is made by whoever claimed the
+delivery (`Store.claim_deliveries`), and a process that dies mid-attempt leaves it
+to be claimed again when the claim's lease lapses (at-least-once).
 """
 
 from __future__ import annotations
@@ -15,15 +26,17 @@ import hmac
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import httpx
 import msgspec
 import structlog
 
-from gateway.jobs.model import WebhookDelivery
+from gateway.errors import Conflict, NotFound
+from gateway.jobs.model import DeliveryAttempt, Job, WebhookDelivery
 from gateway.jobs.store import Store
+from gateway.settings import WebhookEndpointSettings, WebhookSettings
 from gateway.urlguard import UrlGuard, UrlNotAllowed
 
 log = structlog.get_logger("vidgate.webhooks")
@@ -55,10 +68,15 @@ def _secret_key(secret: str) -> bytes:
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: `v1,<base64 HMAC-SHA256>` over `id.timestamp.body`."""
+    """One signature: `v1,<base64 HMAC-SHA256>` over `id.timestamp.body`."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(_secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signature_header(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one signature per secret, space-separated."""
+    return " ".join(sign(s, msg_id, timestamp, body) for s in secrets_)
 
 
 # ---------------------------------------------------------------------------
@@ -81,6 +99,11 @@ def new_event_id() -> str:
     return "evt_" + secrets.token_hex(12)
 
 
+def event_id_for(job_id: str, event_type: str) -> str:
+    """A deterministic event id: the same job's same event always gets the same `evt_…`."""
+    return "evt_" + _digest(job_id, event_type)[:24]
+
+
 def event_payload(
     event_id: str, event_type: str, created_at: float, data: bytes | msgspec.Raw | msgspec.Struct
 ) -> bytes:
@@ -94,147 +117,369 @@ def event_payload(
     return _encoder.encode(_Event(id=event_id, object="event", created_at=int(created_at), type=event_type, data=body))
 
 
+def delivery_id_for(job_id: str, event_type: str, target: str) -> str:
+    """`msg_` + a hash of (job, event, target): building a job's deliveries twice yields
+    the same ids, and the store keeps the first, so a double fire sends once."""
+    return "msg_" + _digest(job_id, event_type, target)[:32]
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# The config, as the dispatcher reads it
+# ---------------------------------------------------------------------------
+
+
+class _Plan:
+    """One immutable view of `[webhooks]`; `reconfigure` swaps in a new one whole."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        if settings.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not settings.schedule_seconds:
+            raise ValueError("a retry schedule is required")
+        for secret in [*([settings.secret] if settings.secret else []), *(s for e in settings.endpoints for s in e.secrets)]:
+            _secret_key(secret)  # fail at start-up / reload, not at the first delivery
+        self.default_secret = settings.secret or None
+        self.schedule = [float(s) for s in settings.schedule_seconds]
+        self.max_attempts = settings.max_attempts
+        self.max_age = float(settings.max_age_seconds)
+        self.endpoints: dict[str, WebhookEndpointSettings] = {}
+        for e in settings.endpoints:
+            if e.name in self.endpoints:
+                raise ValueError(f"duplicate webhook endpoint name {e.name!r}")
+            self.endpoints[e.name] = e
+
+    def matching(self, key_name: str, tenant: str) -> Iterable[WebhookEndpointSettings]:
+        """Endpoints that receive this caller's events, in config order."""
+        return (e for e in self.endpoints.values() if e.key == key_name or e.tenant == tenant)
+
+    def job_url_secrets(self, key_name: str | None, tenant: str) -> list[str]:
+        """What signs a job's own `webhook_url`: the caller key's endpoint, else the
+        tenant's, else `[webhooks] secret` (whether the endpoint is enabled or not: its
+        secrets are the receiver's, `enabled` only concerns its URL)."""
+        scoped = [e for e in self.endpoints.values() if key_name is not None and e.key == key_name]
+        scoped = scoped or [e for e in self.endpoints.values() if e.tenant == tenant]
+        if scoped:
+            return list(scoped[0].secrets)
+        return [self.default_secret] if self.default_secret else []
+
+
 # ---------------------------------------------------------------------------
 # Delivery
 # ---------------------------------------------------------------------------
 
 
 class WebhookDispatcher:
-    """Records deliveries in the store and sends the due ones.
+    """Builds deliveries for finished jobs and sends the due ones.
 
-    `schedule[n]` is the delay (seconds) after the (n+1)-th failed attempt; the
-    last entry repeats if `max_attempts` outruns it. Each delay gets up to
-    `jitter` (a fraction) added so that retries of many events spread out.
+    Retries: `schedule_seconds[n]` is the delay after the (n+1)-th failed attempt (the
+    last entry repeats), plus up to `jitter` of itself so that many retries spread out.
+    A delivery gives up after `max_attempts`, or when its next try would fall later
+    than `created_at + max_age_seconds`. A receiver that answers 410 Gone has its URL
+    disabled for the tenant until an operator redelivers to it.
+
+    Each claimed delivery is attempted at once (at most `concurrency` in flight per
+    process) and an attempt is bounded by `timeout`, so it always ends well inside the
+    claim's `lease`.
     """
 
     def __init__(
         self,
         store: Store,
         http: httpx.AsyncClient,
+        settings: WebhookSettings,
         *,
-        secret: str,
-        schedule: Sequence[float],
-        max_attempts: int,
         guard: UrlGuard,
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
+        lease: float = 60.0,
         jitter: float = 0.1,
         rand: Callable[[], float] = random.random,
         concurrency: int = 8,
-        id_factory: Callable[[], str] | None = None,
     ) -> None:
-        if not secret:
-            raise ValueError("a webhook signing secret is required")
-        _secret_key(secret)  # fail at start-up, not at the first delivery
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if max_attempts > 1 and not schedule:
-            raise ValueError("a retry schedule is required when max_attempts > 1")
+        if lease < 2 * timeout:
+            raise ValueError("the claim lease must be at least twice the attempt timeout")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._plan = _Plan(settings)
         self._store = store
         self._http = http
-        self._secret = secret
-        self._schedule = [float(s) for s in schedule]
-        self._max_attempts = max_attempts
         self._guard = guard
         self._clock = clock
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = timeout
+        self._lease = lease
         self._jitter = jitter
         self._rand = rand
-        self._limit = asyncio.Semaphore(concurrency)
-        self._new_id = id_factory or (lambda: "msg_" + secrets.token_hex(12))
+        self._concurrency = concurrency
         self._wake = asyncio.Event()
 
-    def __repr__(self) -> str:  # never show the secret
-        return f"WebhookDispatcher(max_attempts={self._max_attempts}, schedule={self._schedule})"
+    def __repr__(self) -> str:  # never show a secret
+        plan = self._plan
+        return f"WebhookDispatcher(endpoints={list(plan.endpoints)}, max_attempts={plan.max_attempts}, schedule={plan.schedule})"
 
-    async def enqueue(self, job_id: str, tenant: str, url: str, event_type: str, payload: bytes) -> WebhookDelivery:
-        """Record one event for delivery as soon as the loop runs."""
+    # -- config ------------------------------------------------------------------
+
+    def reconfigure(self, settings: WebhookSettings) -> None:
+        """Use new endpoints, secrets and retry rules from now on (config reload).
+        Pending deliveries keep their targets and are signed with the new secrets;
+        one whose endpoint was removed fails at its next attempt."""
+        self._plan = _Plan(settings)  # raises before swapping if anything is unusable
+        log.info("webhook.reconfigured", endpoints=list(self._plan.endpoints))
+        self.wake()
+
+    def can_sign(self, key_name: str, tenant: str) -> bool:
+        """Whether a job created with this key may carry its own `webhook_url`."""
+        return bool(self._plan.job_url_secrets(key_name, tenant))
+
+    # -- building ------------------------------------------------------------------
+
+    def deliveries_for(self, job: Job, event_type: str, payload: bytes, now: float) -> list[WebhookDelivery]:
+        """One pending delivery per target of this event: each configured endpoint for
+        the job's key or tenant that subscribes to `event_type`, then the job's own
+        `webhook_url`. Pure; store them with `store.update_job(job, deliveries=...)`
+        and call `wake()` after."""
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown webhook event type {event_type!r}")
-        now = self._clock()
-        delivery = WebhookDelivery(
-            id=self._new_id(),
-            job_id=job_id,
-            tenant=tenant,
-            url=url,
-            event_type=event_type,
-            payload=payload,
-            created_at=now,
-            next_attempt_at=now,
-        )
-        await self._store.add_delivery(delivery)
-        self._wake.set()
-        return delivery
 
-    async def run_due(self) -> int:
-        """Attempt every delivery that is due, once each; returns how many were tried."""
-        due = await self._store.due_deliveries(self._clock())
-        if due:
-            await asyncio.gather(*(self._attempt_limited(d) for d in due))
-        return len(due)
+        def delivery(target: str, url: str, endpoint: str | None) -> WebhookDelivery:
+            return WebhookDelivery(
+                id=delivery_id_for(job.id, event_type, target),
+                job_id=job.id,
+                tenant=job.tenant,
+                url=url,
+                event_type=event_type,
+                payload=payload,
+                created_at=now,
+                endpoint=endpoint,
+                next_attempt_at=now,
+            )
+
+        out = [
+            delivery(f"endpoint:{e.name}", e.url, e.name)
+            for e in self._plan.matching(job.key_name, job.tenant)
+            if event_type in e.events
+        ]
+        if job.webhook_url:
+            out.append(delivery(f"url:{job.webhook_url}", job.webhook_url, None))
+        return out
+
+    # -- redelivery ------------------------------------------------------------------
+
+    async def redeliver(self, delivery_id: str, tenant: str) -> WebhookDelivery:
+        """Send a delivery again, now, under the same id (its attempt log is kept).
+
+        An explicit operator action, so a 410 disable on its URL is lifted. The new try
+        is one more attempt; further retries follow only while the original budget
+        (`max_attempts`, `max_age_seconds`) allows."""
+        delivery = await self._store.get_delivery(delivery_id, tenant)
+        if delivery is None:
+            raise NotFound(f"No webhook delivery found with id {delivery_id!r}", param="delivery_id")
+        if delivery.endpoint is not None:
+            endpoint = self._plan.endpoints.get(delivery.endpoint)
+            if endpoint is None:
+                raise Conflict(
+                    f"Webhook endpoint {delivery.endpoint!r} is no longer configured", param="delivery_id", code="endpoint_not_configured"
+                )
+            if not endpoint.enabled:
+                raise Conflict(
+                    f"Webhook endpoint {delivery.endpoint!r} is disabled in the gateway's config", param="delivery_id", code="endpoint_disabled"
+                )
+        if not await self._secrets_for(delivery):
+            raise Conflict("No webhook signing secret is configured for this delivery", param="delivery_id", code="webhook_not_signable")
+        if await self._store.enable_endpoint(delivery.tenant, delivery.url):
+            log.info("webhook.endpoint_enabled", host=_host(delivery.url), endpoint=delivery.endpoint, delivery_id=delivery.id)
+        updated = msgspec.structs.replace(delivery, status="pending", next_attempt_at=self._clock())
+        await self._store.update_delivery(updated)
+        log.info("webhook.redelivery", delivery_id=delivery.id, job_id=delivery.job_id, endpoint=delivery.endpoint)
+        self.wake()
+        return updated
+
+    # -- the loop ------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due deliveries now instead of at the next interval."""
+        self._wake.set()
+
+    async def run_due(self, limit: int | None = None) -> int:
+        """Claim up to `limit` (default `concurrency`) due deliveries, attempt each once
+        and wait for them; returns how many were claimed."""
+        claimed = await self._claim(limit or self._concurrency)
+        if claimed:
+            await asyncio.gather(*(self._attempt_logged(d) for d in claimed))
+        return len(claimed)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        """Deliver until `stop` is set; wakes early when something is enqueued."""
-        while not stop.is_set():
-            try:
-                await self.run_due()
-            except Exception:  # the loop must outlive any one bad pass
-                log.exception("webhook.dispatch_error")
-            await self._sleep(stop, interval)
-
-    async def _sleep(self, stop: asyncio.Event, interval: float) -> None:
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        """Deliver until `stop` is set. Claims as many due deliveries as there are free
+        slots, starts each at once, and looks again when a slot frees, on `wake()`, or
+        every `interval` seconds. Attempts still running at the end are cancelled; their
+        deliveries are due again when the claim lapses."""
+        inflight: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            while not stop.is_set():
+                free = self._concurrency - len(inflight)
+                if free > 0:
+                    try:
+                        claimed = await self._claim(free)
+                    except Exception:  # the loop must outlive any one bad pass
+                        log.exception("webhook.dispatch_error")
+                        claimed = []
+                    for delivery in claimed:
+                        task = asyncio.create_task(self._attempt_logged(delivery))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                await self._idle(stop, inflight, interval)
+        finally:
+            for task in list(inflight):
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _idle(self, stop: asyncio.Event, inflight: set[asyncio.Task[None]], interval: float) -> None:
+        waiters = [asyncio.ensure_future(stop.wait())]
+        full = len(inflight) >= self._concurrency
+        if not full:  # a wake can only be acted on with a free slot
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait([*waiters, *inflight], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        self._wake.clear()
+        if not full:
+            self._wake.clear()
 
-    async def _attempt_limited(self, delivery: WebhookDelivery) -> WebhookDelivery:
-        async with self._limit:
-            with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, delivery_id=delivery.id):
-                return await self.attempt(delivery)
+    async def _claim(self, limit: int) -> list[WebhookDelivery]:
+        now = self._clock()
+        return await self._store.claim_deliveries(now, now + self._lease, limit)
 
-    async def attempt(self, delivery: WebhookDelivery) -> WebhookDelivery:
-        """One delivery attempt; records its outcome in the store and returns it."""
-        attempt_no = delivery.attempts + 1
+    async def _attempt_logged(self, delivery: WebhookDelivery) -> None:
+        with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, delivery_id=delivery.id):
+            try:
+                await self._attempt(delivery)
+            except Exception:  # e.g. the store failed: the claim lapses and it is tried again
+                log.exception("webhook.attempt_error")
+
+    # -- one attempt -----------------------------------------------------------------
+
+    async def _attempt(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """One attempt, or a skip if the target may not be sent to; records the outcome."""
+        skip = await self._skip_reason(delivery)
+        if skip is not None:
+            return await self._skipped(delivery, skip)
+        signing = await self._secrets_for(delivery)
+        if not signing:
+            return await self._skipped(delivery, "no webhook signing secret is configured for this target")
+
+        at = self._clock()
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        final = False
         try:
-            status = await self._post(delivery)
+            async with asyncio.timeout(self._timeout):
+                status = await self._post(delivery, signing, int(at))
         except UrlNotAllowed as exc:
-            if not exc.transient:
-                return await self._failed(delivery, attempt_no, status=None, error=exc.message, final=True)
-            return await self._failed(delivery, attempt_no, status=None, error=exc.message)
-        except httpx.TimeoutException:
-            return await self._failed(delivery, attempt_no, status=None, error="timed out")
+            error, final = exc.message, not exc.transient
+        except (TimeoutError, httpx.TimeoutException):
+            error = "timed out"
         except httpx.HTTPError as exc:
-            return await self._failed(delivery, attempt_no, status=None, error=_transport_error(exc))
-        if 200 <= status < 300:
+            error = _transport_error(exc)
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        if status is not None and not 200 <= status < 300:
+            error = "HTTP 410 Gone: the receiver asked to stop" if status == 410 else f"HTTP {status}"
+        entry = DeliveryAttempt(at=at, status_code=status, latency_ms=latency_ms, error=error)
+        attempt_no = delivery.attempts + 1
+        logged = [*delivery.log, entry]
+
+        if error is None:
             done = msgspec.structs.replace(
-                delivery,
-                attempts=attempt_no,
-                status="delivered",
-                next_attempt_at=None,
-                last_status_code=status,
-                last_error=None,
+                delivery, attempts=attempt_no, status="delivered", next_attempt_at=None, last_status_code=status, last_error=None, log=logged
             )
             await self._store.update_delivery(done)
             log.info(
                 "webhook.delivered",
                 event_type=delivery.event_type,
+                endpoint=delivery.endpoint,
                 host=_host(delivery.url),
                 attempt=attempt_no,
                 status_code=status,
+                latency_ms=latency_ms,
             )
             return done
-        return await self._failed(delivery, attempt_no, status=status, error=f"HTTP {status}")
 
-    async def _post(self, delivery: WebhookDelivery) -> int:
-        timestamp = int(self._clock())
+        if status == 410:
+            await self._store.disable_endpoint(delivery.tenant, delivery.url, "the receiver answered 410 Gone", at)
+            log.warning("webhook.endpoint_disabled", endpoint=delivery.endpoint, host=_host(delivery.url), tenant=delivery.tenant)
+            final = True
+        next_at = None if final else self._next_attempt_at(delivery, attempt_no)
+        updated = msgspec.structs.replace(
+            delivery,
+            attempts=attempt_no,
+            status="failed" if next_at is None else "pending",
+            next_attempt_at=next_at,
+            last_status_code=status,
+            last_error=error,
+            log=logged,
+        )
+        await self._store.update_delivery(updated)
+        log.warning(
+            "webhook.delivery_failed",
+            event_type=delivery.event_type,
+            endpoint=delivery.endpoint,
+            host=_host(delivery.url),
+            attempt=attempt_no,
+            status_code=status,
+            latency_ms=latency_ms,
+            error=error,
+            final=next_at is None,
+            **({} if next_at is None else {"retry_in": round(next_at - self._clock(), 3)}),
+        )
+        return updated
+
+    def _next_attempt_at(self, delivery: WebhookDelivery, attempt_no: int) -> float | None:
+        """When to try again after failed attempt `attempt_no`, or None to give up."""
+        plan = self._plan
+        if attempt_no >= plan.max_attempts:
+            return None
+        delay = plan.schedule[min(attempt_no - 1, len(plan.schedule) - 1)]
+        delay += delay * self._jitter * self._rand()
+        next_at = self._clock() + delay
+        return None if next_at > delivery.created_at + plan.max_age else next_at
+
+    async def _skip_reason(self, delivery: WebhookDelivery) -> str | None:
+        if delivery.endpoint is not None:
+            endpoint = self._plan.endpoints.get(delivery.endpoint)
+            if endpoint is None:
+                return f"endpoint {delivery.endpoint!r} is no longer configured"
+            if not endpoint.enabled:
+                return f"endpoint {delivery.endpoint!r} is disabled in the config"
+        reason = await self._store.endpoint_disabled(delivery.tenant, delivery.url)
+        return None if reason is None else f"endpoint disabled: {reason}"
+
+    async def _skipped(self, delivery: WebhookDelivery, reason: str) -> WebhookDelivery:
+        """Fail without a request (nothing is added to the attempt log: nothing was sent)."""
+        updated = msgspec.structs.replace(delivery, status="failed", next_attempt_at=None, last_status_code=None, last_error=reason)
+        await self._store.update_delivery(updated)
+        log.warning("webhook.delivery_skipped", event_type=delivery.event_type, endpoint=delivery.endpoint, host=_host(delivery.url), reason=reason)
+        return updated
+
+    async def _secrets_for(self, delivery: WebhookDelivery) -> list[str]:
+        """The current secrets for this delivery's target (empty: it can't be signed)."""
+        plan = self._plan
+        if delivery.endpoint is not None:
+            endpoint = plan.endpoints.get(delivery.endpoint)
+            return list(endpoint.secrets) if endpoint is not None else []
+        # A job's own URL is signed for the key that created the job. A deleted job
+        # (its deliveries outlive it) falls back to the tenant's secrets.
+        job = await self._store.get_job(delivery.job_id, delivery.tenant)
+        return plan.job_url_secrets(job.key_name if job is not None else None, delivery.tenant)
+
+    async def _post(self, delivery: WebhookDelivery, signing: Sequence[str], timestamp: int) -> int:
         headers = {
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._secret, delivery.id, timestamp, delivery.payload),
+            "webhook-signature": signature_header(signing, delivery.id, timestamp, delivery.payload),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }
@@ -246,41 +491,10 @@ class WebhookDispatcher:
             follow_redirects=False,
             content=delivery.payload,
             headers=headers,
-            timeout=self._timeout,
+            timeout=httpx.Timeout(self._timeout),
         )
         await response.aclose()  # the body is never read: a receiver can't make us buffer it
         return response.status_code
-
-    async def _failed(
-        self, delivery: WebhookDelivery, attempt_no: int, *, status: int | None, error: str, final: bool = False
-    ) -> WebhookDelivery:
-        """Record a failed attempt: schedule the next one, or give up after the last
-        (or at once, when `final`: a retry could not succeed)."""
-        final = final or attempt_no >= self._max_attempts
-        delay = None
-        if not final:
-            delay = self._schedule[min(attempt_no - 1, len(self._schedule) - 1)]
-            delay += delay * self._jitter * self._rand()
-        updated = msgspec.structs.replace(
-            delivery,
-            attempts=attempt_no,
-            status="failed" if final else "pending",
-            next_attempt_at=None if delay is None else self._clock() + delay,
-            last_status_code=status,
-            last_error=error,
-        )
-        await self._store.update_delivery(updated)
-        log.warning(
-            "webhook.delivery_failed",
-            event_type=delivery.event_type,
-            host=_host(delivery.url),
-            attempt=attempt_no,
-            status_code=status,
-            error=error,
-            final=final,
-            **({} if delay is None else {"retry_in": round(delay, 3)}),
-        )
-        return updated
 
 
 def _transport_error(exc: httpx.HTTPError) -> str:

@@ -220,6 +220,72 @@ def test_webhook_secret_format() -> None:
     assert parse(MINIMAL + '[webhooks]\nsecret = "whsec_c2VjcmV0LXNpZ25pbmcta2V5"\n').webhooks.secret
 
 
+WHSEC_NEW = "whsec_bmV3LXNpZ25pbmcta2V5LVNFTlRJTkVMNQ=="
+WHSEC_OLD = "whsec_b2xkLXNpZ25pbmcta2V5LVNFTlRJTkVMNg=="
+
+
+def _endpoint(**fields: str | None) -> str:
+    values: dict[str, str | None] = {"name": '"hook"', "url": '"https://hooks.example/in"', "secrets": f'["{WHSEC_NEW}"]', "tenant": '"acme"'}
+    values.update(fields)
+    return "\n[[webhooks.endpoints]]\n" + "".join(f"{k} = {v}\n" for k, v in values.items() if v is not None)
+
+
+def test_webhook_endpoints_parse_with_defaults() -> None:
+    text = MINIMAL + "[webhooks]\nmax_age_seconds = 3600\n" + _endpoint(secrets=f'["{WHSEC_NEW}", "{WHSEC_OLD}"]')
+    text += _endpoint(name='"app-failures"', tenant=None, key='"app"', events='["video.failed"]', enabled="false")
+    webhooks = parse(text).webhooks
+    assert webhooks.max_age_seconds == 3600
+    hook, failures = webhooks.endpoints
+    assert (hook.name, hook.url, hook.tenant, hook.key, hook.enabled) == ("hook", "https://hooks.example/in", "acme", None, True)
+    assert hook.secrets == [WHSEC_NEW, WHSEC_OLD]
+    assert hook.events == ["video.completed", "video.failed", "video.cancelled"]
+    assert (failures.key, failures.tenant, failures.events, failures.enabled) == ("app", None, ["video.failed"], False)
+    assert parse(MINIMAL).webhooks.max_age_seconds == 3 * 86400 and parse(MINIMAL).webhooks.endpoints == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"secrets": '["plain"]'}, "webhooks.endpoints[0]: endpoint 'hook': secrets[0] must look like whsec_<base64>"),
+        ({"secrets": '["whsec_!!"]'}, "webhooks.endpoints[0]: endpoint 'hook': secrets[0] must be whsec_ followed by base64"),
+        ({"secrets": "[]"}, "webhooks.endpoints[0]: endpoint 'hook': give at least one secret in `secrets`"),
+        ({"url": '"ftp://hooks.example/in"'}, "webhooks.endpoints[0]: endpoint 'hook': url must be an http(s) URL, got 'ftp://hooks.example/in'"),
+        ({"key": '"app"'}, "webhooks.endpoints[0]: endpoint 'hook': give exactly one of `tenant` or `key`"),
+        ({"tenant": None}, "webhooks.endpoints[0]: endpoint 'hook': give exactly one of `tenant` or `key`"),
+        ({"events": '["video.exploded"]'}, "webhooks.endpoints[0].events[0]: Invalid enum value 'video.exploded'"),
+        ({"events": "[]"}, "webhooks.endpoints[0]: endpoint 'hook': `events` must not be empty (omit it for every event)"),
+        ({"colour": '"red"'}, "webhooks.endpoints[0].colour: unknown key"),
+    ],
+)
+def test_webhook_endpoint_fields_are_checked(fields: dict[str, str | None], problem: str) -> None:
+    assert error_of(MINIMAL + _endpoint(**fields)).problems == [problem]
+
+
+def test_webhook_endpoints_are_cross_checked() -> None:
+    text = MINIMAL + _endpoint() + _endpoint(tenant='"nobody"') + _endpoint(name='"by-key"', tenant=None, key='"ghost"')
+    text += _endpoint(name='"again"')  # the same tenant and URL as "hook": every event would arrive twice
+    problems = error_of(text).problems
+    assert problems == [
+        "webhooks.endpoints[1].name: duplicate endpoint name 'hook' (also webhooks.endpoints[0])",
+        "webhooks.endpoints[1].tenant: 'nobody' is not a configured tenant",
+        "webhooks.endpoints[2].key: 'ghost' is not a configured key name",
+        "webhooks.endpoints[3].url: endpoint 'hook' already sends this tenant's events to the same URL",
+    ]
+    # A key endpoint and a tenant endpoint to one URL are different scopes: allowed.
+    assert len(parse(MINIMAL + _endpoint() + _endpoint(name='"k"', tenant=None, key='"app"')).webhooks.endpoints) == 2
+
+
+def test_webhook_endpoint_secrets_never_shown() -> None:
+    settings = parse(MINIMAL + _endpoint(secrets=f'["{WHSEC_NEW}", "{WHSEC_OLD}"]'))
+    for text in (repr(settings), str(settings.webhooks), describe(settings), repr(settings.webhooks.endpoints[0])):
+        assert WHSEC_NEW not in text and WHSEC_OLD not in text and WHSEC_NEW[6:] not in text
+    assert "secrets='***'" in repr(settings.webhooks.endpoints[0])
+
+
+def test_webhook_max_age_must_be_positive() -> None:
+    assert error_of(MINIMAL + "[webhooks]\nmax_age_seconds = 0\n").problems == ["webhooks.max_age_seconds: Expected `float` > 0.0"]
+
+
 def test_base_url_must_be_http() -> None:
     err = error_of(MINIMAL.replace("https://api.powertokens.ai", "api.powertokens.ai"))
     assert err.problems[0].startswith("providers.powertokens: base_url must be an http(s) URL")

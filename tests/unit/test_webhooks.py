@@ -1,56 +1,54 @@
-"""Webhook signing (checked with the real `openai` SDK) and the retrying dispatcher."""
+"""Webhooks: Standard Webhooks signing (checked with the real `openai` SDK), configured
+endpoints and their rotation, and the claiming, retrying dispatcher on a real SqliteStore."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
 import openai
 import pytest
-from litestar import Litestar, Request, post
+from litestar import Litestar, Request, Response, post
 from structlog.testing import capture_logs
 
-from gateway.jobs.model import WebhookDelivery
+from gateway.errors import Conflict, NotFound
+from gateway.jobs.model import Job, WebhookDelivery
+from gateway.jobs.sqlite import SqliteStore
+from gateway.settings import WebhookEndpointSettings, WebhookSettings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import (
     USER_AGENT,
     WebhookDispatcher,
+    delivery_id_for,
+    event_id_for,
     event_payload,
     generate_secret,
     new_event_id,
     sign,
+    signature_header,
 )
+from providers.base import JobStatus
 from providers.simkit import serve_in_thread
 
 VIDEO = {"id": "video_123", "object": "video", "status": "completed", "model": "seedance-2.0"}
+DEFAULT_SECRET = generate_secret()
+APP_SECRET, APP_OLD_SECRET, TENANT_SECRET = generate_secret(), generate_secret(), generate_secret()
+RECEIVER = "https://93.184.216.34/hook"  # a public address literal: the guard passes it without DNS
 
 
-class FakeStore:
-    """Just the delivery half of the Store protocol, in memory."""
+def _sdk(secret: str) -> openai.OpenAI:
+    return openai.OpenAI(api_key="x", webhook_secret=secret, base_url="http://127.0.0.1:9")
 
-    def __init__(self) -> None:
-        self.rows: dict[str, WebhookDelivery] = {}
 
-    async def add_delivery(self, delivery: WebhookDelivery) -> None:
-        self.rows[delivery.id] = delivery
-
-    async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        assert delivery.id in self.rows
-        self.rows[delivery.id] = delivery
-
-    async def due_deliveries(self, now: float, limit: int = 50) -> list[WebhookDelivery]:
-        due = [
-            d
-            for d in self.rows.values()
-            if d.status == "pending" and d.next_attempt_at is not None and d.next_attempt_at <= now
-        ]
-        return sorted(due, key=lambda d: d.next_attempt_at or 0)[:limit]
-
-    async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
-        return [d for d in self.rows.values() if d.job_id == job_id]
+def _headers(msg_id: str, ts: int, signature: str) -> dict[str, str]:
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": signature}
 
 
 class Clock:
@@ -61,12 +59,71 @@ class Clock:
         return self.now
 
 
-def _sdk(secret: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key="x", webhook_secret=secret, base_url="http://127.0.0.1:9")
+def _endpoint(name: str, url: str = RECEIVER, secrets: list[str] | None = None, **scope: Any) -> WebhookEndpointSettings:
+    return WebhookEndpointSettings(name=name, url=url, secrets=secrets or [APP_SECRET], **scope)
 
 
-def _headers(msg_id: str, ts: int, signature: str) -> dict[str, str]:
-    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": signature}
+def _settings(**kw: Any) -> WebhookSettings:
+    kw.setdefault("secret", DEFAULT_SECRET)
+    kw.setdefault("schedule_seconds", [5.0, 30.0, 120.0])
+    kw.setdefault("max_attempts", 4)
+    return WebhookSettings(**kw)
+
+
+def _dispatcher(
+    store: SqliteStore,
+    handler: Callable[[httpx.Request], Any],
+    clock: Callable[[], float],
+    settings: WebhookSettings | None = None,
+    **kw: Any,
+) -> WebhookDispatcher:
+    kw.setdefault("guard", UrlGuard(allow_private=True))
+    kw.setdefault("jitter", 0.0)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return WebhookDispatcher(store, http, settings or _settings(), clock=clock, rand=lambda: 0.5, **kw)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "vidgate.db")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def _job(job_id: str = "video_1", *, tenant: str = "acme", key_name: str = "app", webhook_url: str | None = None) -> Job:
+    return Job(
+        id=job_id,
+        tenant=tenant,
+        key_name=key_name,
+        created_at=0.0,
+        updated_at=0.0,
+        status=JobStatus.COMPLETED,
+        model="seedance-2.0",
+        mode="text",
+        request={},
+        webhook_url=webhook_url,
+    )
+
+
+async def _finish(
+    store: SqliteStore, dispatcher: WebhookDispatcher, job: Job, now: float, event_type: str = "video.completed"
+) -> list[WebhookDelivery]:
+    """What the job runner does at a terminal status: the job and its deliveries in one write."""
+    stored = await store.get_job(job.id) or await store.create_job(job)
+    payload = event_payload(event_id_for(job.id, event_type), event_type, now, msgspec.json.encode(VIDEO))
+    deliveries = dispatcher.deliveries_for(stored, event_type, payload, now)
+    await store.update_job(stored, deliveries=deliveries)
+    dispatcher.wake()
+    return deliveries
+
+
+async def _row(store: SqliteStore, delivery_id: str) -> WebhookDelivery:
+    row = await store.get_delivery(delivery_id)
+    assert row is not None
+    return row
 
 
 # ---------------------------------------------------------------------------
@@ -108,6 +165,19 @@ def test_openai_sdk_rejects_tampered_body_and_wrong_secret() -> None:
         _sdk(secret).webhooks.verify_signature(body, {**headers, "webhook-id": "msg_other"})
 
 
+def test_one_signature_per_secret_and_the_sdk_accepts_either() -> None:
+    body = event_payload("evt_1", "video.completed", 1, msgspec.json.encode(VIDEO))
+    ts = int(time.time())
+    header = signature_header([APP_SECRET, APP_OLD_SECRET], "msg_rot", ts, body)
+    assert header == f"{sign(APP_SECRET, 'msg_rot', ts, body)} {sign(APP_OLD_SECRET, 'msg_rot', ts, body)}"
+    headers = _headers("msg_rot", ts, header)
+    for secret in (APP_SECRET, APP_OLD_SECRET):
+        assert _sdk(secret).webhooks.unwrap(body, headers).id == "evt_1"
+        assert openai.OpenAI(api_key="x").webhooks.unwrap(body, headers, secret=secret).type == "video.completed"
+    with pytest.raises(openai.InvalidWebhookSignatureError):
+        _sdk(TENANT_SECRET).webhooks.unwrap(body, headers)
+
+
 def test_sign_is_standard_webhooks_v1() -> None:
     # Known-answer vector from the Standard Webhooks reference libraries.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -133,97 +203,337 @@ def test_event_payload_shape() -> None:
     raw = event_payload("evt_2", "video.completed", 5, msgspec.Raw(msgspec.json.encode(VIDEO)))
     assert msgspec.json.decode(raw)["data"] == VIDEO
     assert new_event_id().startswith("evt_")
+    assert event_id_for("video_1", "video.failed") == event_id_for("video_1", "video.failed") != event_id_for("video_1", "video.completed")
     with pytest.raises(ValueError):
         event_payload("evt_1", "video.exploded", 5, b"{}")
 
 
 # ---------------------------------------------------------------------------
-# dispatcher
+# targets
+# ---------------------------------------------------------------------------
+
+TARGETING = _settings(
+    endpoints=[
+        _endpoint("app-hook", "https://app.example/hook", key="app"),
+        _endpoint("acme-failures", "https://ops.example/failures", secrets=[TENANT_SECRET], tenant="acme", events=["video.failed"]),
+        _endpoint("acme-paused", "https://ops.example/paused", secrets=[TENANT_SECRET], tenant="acme", enabled=False),
+        _endpoint("other-key", "https://other.example/hook", key="batch"),
+        _endpoint("other-tenant", "https://globex.example/hook", tenant="globex"),
+    ]
+)
+
+
+def _targets(deliveries: list[WebhookDelivery]) -> list[tuple[str | None, str]]:
+    return [(d.endpoint, d.url) for d in deliveries]
+
+
+def test_deliveries_for_picks_the_jobs_key_and_tenant_endpoints_by_event() -> None:
+    dispatcher = _dispatcher(None, lambda r: httpx.Response(200), time.time, TARGETING)  # type: ignore[arg-type]
+    job = _job(webhook_url="https://caller.example/cb?token=t")
+
+    completed = dispatcher.deliveries_for(job, "video.completed", b"{}", 100.0)
+    assert _targets(completed) == [
+        ("app-hook", "https://app.example/hook"),
+        ("acme-paused", "https://ops.example/paused"),  # built, then failed unsent: the record shows why
+        (None, "https://caller.example/cb?token=t"),
+    ]
+    failed = dispatcher.deliveries_for(job, "video.failed", b"{}", 100.0)
+    assert [d.endpoint for d in failed] == ["app-hook", "acme-failures", "acme-paused", None]
+    for d in completed:
+        assert (d.job_id, d.tenant, d.event_type, d.payload, d.created_at, d.next_attempt_at) == (
+            "video_1",
+            "acme",
+            "video.completed",
+            b"{}",
+            100.0,
+            100.0,
+        )
+        assert (d.status, d.attempts, d.log) == ("pending", 0, [])
+
+    # Another key of the same tenant: the tenant's endpoints only; no webhook_url, no job target.
+    batch = dispatcher.deliveries_for(_job(key_name="batch"), "video.failed", b"{}", 1.0)
+    assert [d.endpoint for d in batch] == ["acme-failures", "acme-paused", "other-key"]
+    assert dispatcher.deliveries_for(_job(tenant="initech", key_name="solo"), "video.completed", b"{}", 1.0) == []
+    with pytest.raises(ValueError):
+        dispatcher.deliveries_for(job, "video.exploded", b"{}", 1.0)
+
+
+def test_delivery_ids_are_deterministic_and_distinct_per_target() -> None:
+    one = _dispatcher(None, lambda r: httpx.Response(200), time.time, TARGETING)  # type: ignore[arg-type]
+    two = _dispatcher(None, lambda r: httpx.Response(200), time.time, TARGETING)  # type: ignore[arg-type]
+    job = _job(webhook_url="https://caller.example/cb")
+    first = one.deliveries_for(job, "video.failed", b"{}", 1.0)
+    again = two.deliveries_for(job, "video.failed", b'{"other":"payload"}', 999.0)  # another process, later
+    assert [d.id for d in first] == [d.id for d in again]
+    ids = [d.id for d in first]
+    assert len(set(ids)) == len(ids) and all(i.startswith("msg_") and len(i) == 36 for i in ids)
+    assert ids[0] == delivery_id_for("video_1", "video.failed", "endpoint:app-hook")
+    assert {d.id for d in one.deliveries_for(job, "video.completed", b"{}", 1.0)}.isdisjoint(ids)
+    assert {d.id for d in one.deliveries_for(_job("video_2", webhook_url="https://caller.example/cb"), "video.failed", b"{}", 1.0)}.isdisjoint(ids)
+
+
+async def test_a_double_fire_stores_and_sends_each_delivery_once(store: SqliteStore) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["webhook-id"])
+        return httpx.Response(204)
+
+    settings = _settings(endpoints=[_endpoint("app-hook", key="app")])
+    dispatcher = _dispatcher(store, handler, Clock(1_000.0), settings)
+    job = _job(webhook_url="https://93.184.216.35/cb")
+    first = await _finish(store, dispatcher, job, 1_000.0)
+    second = await _finish(store, dispatcher, job, 1_001.0)  # the runner fired twice (a retry after a crash)
+    assert [d.id for d in first] == [d.id for d in second]
+    assert len(await store.deliveries(job.id)) == 2
+    assert await dispatcher.run_due() == 2
+    assert await dispatcher.run_due() == 0
+    assert sorted(seen) == sorted(d.id for d in first)
+
+
+# ---------------------------------------------------------------------------
+# delivery to a real receiver
 # ---------------------------------------------------------------------------
 
 
-def _dispatcher(store: FakeStore, transport: httpx.AsyncBaseTransport, clock: Clock, **kw) -> WebhookDispatcher:
-    kw.setdefault("guard", UrlGuard(allow_private=True))
-    kw.setdefault("secret", SECRET)
-    kw.setdefault("schedule", [5.0, 30.0, 120.0])
-    kw.setdefault("max_attempts", 4)
-    return WebhookDispatcher(store, httpx.AsyncClient(transport=transport), clock=clock, rand=lambda: 0.5, **kw)
-
-
-SECRET = generate_secret()
-PAYLOAD = event_payload("evt_1", "video.completed", 1, msgspec.json.encode(VIDEO))
-
-
-async def test_delivers_to_a_real_receiver_and_the_sdk_verifies_it() -> None:
+async def test_receiver_refusing_three_times_gets_four_posts_under_one_id(store: SqliteStore) -> None:
     received: list[tuple[dict[str, str], bytes]] = []
 
     @post("/hook", status_code=204)
-    async def hook(request: Request) -> None:
+    async def hook(request: Request[Any, Any, Any]) -> Response[None]:
         received.append((dict(request.headers), await request.body()))
+        return Response(None, status_code=500 if len(received) <= 3 else 204)
 
-    store = FakeStore()
+    clock = Clock(time.time())  # real time: the SDK refuses timestamps more than 5 minutes off
     with serve_in_thread(Litestar([hook])) as base:
+        settings = _settings(
+            schedule_seconds=[1.0, 2.0, 4.0], max_attempts=5, endpoints=[_endpoint("app-hook", f"{base}/hook", key="app")]
+        )
         async with httpx.AsyncClient() as http:
-            dispatcher = WebhookDispatcher(
-                store, http, secret=SECRET, schedule=[1.0], max_attempts=3, guard=UrlGuard(allow_private=True)
-            )
-            queued = await dispatcher.enqueue("video_123", "t1", f"{base}/hook", "video.completed", PAYLOAD)
-            assert queued.id.startswith("msg_") and queued.status == "pending"
-            assert await dispatcher.run_due() == 1
+            dispatcher = WebhookDispatcher(store, http, settings, guard=UrlGuard(allow_private=True), clock=clock, jitter=0.0)
+            [delivery] = await _finish(store, dispatcher, _job(), clock.now)
+            for attempt in range(1, 5):
+                assert await dispatcher.run_due() == 1
+                row = await _row(store, delivery.id)
+                assert row.attempts == attempt
+                if row.status == "pending":
+                    assert await dispatcher.run_due() == 0  # not due before its time
+                    clock.now = row.next_attempt_at  # type: ignore[assignment]
 
-    [(headers, body)] = received
-    assert body == PAYLOAD
-    assert headers["webhook-id"] == queued.id
-    assert headers["content-type"] == "application/json"
-    assert headers["user-agent"] == USER_AGENT
-    assert headers["webhook-signature"].startswith("v1,")
-    event = _sdk(SECRET).webhooks.unwrap(body, headers)
-    assert event.type == "video.completed"
+    assert len(received) == 4
+    assert {h["webhook-id"] for h, _ in received} == {delivery.id}
+    stamps = [int(h["webhook-timestamp"]) for h, _ in received]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 4  # a fresh timestamp on every attempt
+    for headers, body in received:
+        assert body == delivery.payload
+        assert headers["content-type"] == "application/json"
+        assert headers["user-agent"] == USER_AGENT
+    headers, body = received[-1]
+    event = _sdk(APP_SECRET).webhooks.unwrap(body, headers)
+    assert (event.id, event.type) == (event_id_for("video_1", "video.completed"), "video.completed")
 
-    done = store.rows[queued.id]
-    assert (done.status, done.attempts, done.last_status_code, done.next_attempt_at) == ("delivered", 1, 204, None)
+    row = await _row(store, delivery.id)
+    assert (row.status, row.attempts, row.last_status_code, row.last_error, row.next_attempt_at) == ("delivered", 4, 204, None, None)
+    assert [a.status_code for a in row.log] == [500, 500, 500, 204]
+    assert [a.error for a in row.log] == ["HTTP 500", "HTTP 500", "HTTP 500", None]
+    assert [int(a.at) for a in row.log] == stamps
+    assert all(a.latency_ms is not None and 0 <= a.latency_ms < 5_000 for a in row.log)
 
 
-async def test_retries_on_schedule_then_delivers_with_a_stable_id() -> None:
-    answers = [500, 500, 200]
+async def test_job_webhook_url_is_signed_for_the_key_then_tenant_then_default(store: SqliteStore) -> None:
+    seen: dict[str, httpx.Request] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[request.url.path] = request
+        return httpx.Response(200)
+
+    settings = _settings(
+        endpoints=[
+            _endpoint("app-hook", "https://93.184.216.34/app", secrets=[APP_SECRET], key="app"),
+            _endpoint("acme-hook", "https://93.184.216.34/acme", secrets=[TENANT_SECRET], tenant="acme", events=["video.failed"]),
+        ]
+    )
+    now = time.time()
+    dispatcher = _dispatcher(store, handler, Clock(now), settings)
+    jobs = {
+        "/own-app": _job("video_a", key_name="app", webhook_url="https://93.184.216.35/own-app"),  # key endpoint wins
+        "/own-ops": _job("video_b", key_name="ops", webhook_url="https://93.184.216.35/own-ops"),  # tenant endpoint
+        "/own-globex": _job("video_c", tenant="globex", key_name="g", webhook_url="https://93.184.216.35/own-globex"),
+    }
+    for job in jobs.values():
+        await _finish(store, dispatcher, job, now)
+    await store.delete_job("video_b", "acme")  # a deleted job's deliveries still go out, signed for its tenant
+    assert await dispatcher.run_due() == 4  # three job URLs and app-hook (acme-hook takes failures only)
+
+    expected = {"/own-app": APP_SECRET, "/own-ops": TENANT_SECRET, "/own-globex": DEFAULT_SECRET, "/app": APP_SECRET}
+    assert set(seen) == set(expected)
+    for path, secret in expected.items():
+        request = seen[path]
+        _sdk(secret).webhooks.unwrap(request.content, request.headers)
+        for other in {APP_SECRET, TENANT_SECRET, DEFAULT_SECRET} - {secret}:
+            with pytest.raises(openai.InvalidWebhookSignatureError):
+                _sdk(other).webhooks.verify_signature(request.content, request.headers)
+
+    assert dispatcher.can_sign("app", "acme") and dispatcher.can_sign("ops", "acme") and dispatcher.can_sign("g", "globex")
+    unsigned = _dispatcher(store, handler, Clock(now), _settings(secret=None, endpoints=settings.endpoints))
+    assert unsigned.can_sign("app", "acme") and unsigned.can_sign("ops", "acme")
+    assert not unsigned.can_sign("g", "globex")
+    assert not _dispatcher(store, handler, Clock(now), _settings(secret=None)).can_sign("app", "acme")
+
+
+async def test_rotation_signs_with_every_secret_and_applies_to_pending_retries(store: SqliteStore) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(answers[len(seen) - 1])
+        return httpx.Response(503 if len(seen) == 1 else 200)
 
-    store, clock = FakeStore(), Clock(1_000.0)
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), clock, jitter=0.1)
-    delivery = await dispatcher.enqueue("video_1", "t1", "https://93.184.216.34/hook", "video.completed", PAYLOAD)
+    clock = Clock(time.time())
+    rotating = _settings(endpoints=[_endpoint("app-hook", secrets=[APP_SECRET, APP_OLD_SECRET], key="app")])
+    dispatcher = _dispatcher(store, handler, clock, rotating)
+    [delivery] = await _finish(store, dispatcher, _job(), clock.now)
+    await dispatcher.run_due()
+    first = seen[0]
+    assert len(first.headers["webhook-signature"].split(" ")) == 2
+    for secret in (APP_SECRET, APP_OLD_SECRET):  # a receiver on either side of the rotation verifies
+        assert _sdk(secret).webhooks.unwrap(first.content, first.headers).type == "video.completed"
 
+    # The rotation finishes while the retry is pending: the retry is signed with the new secret only.
+    dispatcher.reconfigure(_settings(endpoints=[_endpoint("app-hook", secrets=[APP_SECRET], key="app")]))
+    clock.now = (await _row(store, delivery.id)).next_attempt_at  # type: ignore[assignment]
+    await dispatcher.run_due()
+    retry = seen[1]
+    assert retry.headers["webhook-id"] == first.headers["webhook-id"]
+    assert retry.headers["webhook-signature"].count("v1,") == 1
+    _sdk(APP_SECRET).webhooks.unwrap(retry.content, retry.headers)
+    with pytest.raises(openai.InvalidWebhookSignatureError):
+        _sdk(APP_OLD_SECRET).webhooks.unwrap(retry.content, retry.headers)
+    assert (await _row(store, delivery.id)).status == "delivered"
+
+
+async def test_removed_or_config_disabled_endpoint_fails_without_a_request(store: SqliteStore) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"requested {request.url}")
+
+    settings = _settings(endpoints=[_endpoint("app-hook", key="app"), _endpoint("paused", "https://93.184.216.35/p", tenant="acme", enabled=False)])
+    dispatcher = _dispatcher(store, handler, Clock(10.0), settings)
+    app_hook, paused = await _finish(store, dispatcher, _job(), 10.0)
+    dispatcher.reconfigure(_settings(endpoints=settings.endpoints[1:]))  # app-hook removed from the config
+    with capture_logs() as logs:
+        assert await dispatcher.run_due() == 2
+    for delivery, why in [(app_hook, "'app-hook' is no longer configured"), (paused, "'paused' is disabled in the config")]:
+        row = await _row(store, delivery.id)
+        assert (row.status, row.attempts, row.log, row.next_attempt_at) == ("failed", 0, [], None)
+        assert why in (row.last_error or "")
+    assert sorted(e["event"] for e in logs if e["log_level"] == "warning") == ["webhook.delivery_skipped"] * 2
+    with pytest.raises(Conflict):
+        await dispatcher.redeliver(app_hook.id, "acme")
+    with pytest.raises(Conflict):
+        await dispatcher.redeliver(paused.id, "acme")
+
+
+# ---------------------------------------------------------------------------
+# 410 Gone and redelivery
+# ---------------------------------------------------------------------------
+
+
+async def test_410_disables_the_endpoint_for_the_tenant_and_redeliver_lifts_it(store: SqliteStore) -> None:
+    hits: list[httpx.Request] = []
+    answer = {"status": 410}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits.append(request)
+        return httpx.Response(answer["status"])
+
+    clock = Clock(time.time())
+    settings = _settings(endpoints=[_endpoint("acme-hook", tenant="acme"), _endpoint("globex-hook", tenant="globex")])
+    dispatcher = _dispatcher(store, handler, clock, settings)
+    [gone] = await _finish(store, dispatcher, _job("video_1"), clock.now)
+    with capture_logs() as logs:
+        await dispatcher.run_due()
+    row = await _row(store, gone.id)
+    assert (row.status, row.attempts, row.last_status_code, row.next_attempt_at) == ("failed", 1, 410, None)
+    assert [a.status_code for a in row.log] == [410]
+    assert await store.endpoint_disabled("acme", RECEIVER) is not None
+    assert await store.endpoint_disabled("globex", RECEIVER) is None
+    assert "webhook.endpoint_disabled" in [e["event"] for e in logs]
+
+    # Later events for that tenant's endpoint fail unsent; another tenant's use of the URL is unaffected.
+    [skipped] = await _finish(store, dispatcher, _job("video_2"), clock.now)
+    [globex] = await _finish(store, dispatcher, _job("video_3", tenant="globex", key_name="g"), clock.now)
+    answer["status"] = 204
+    assert await dispatcher.run_due() == 2
+    assert [r.headers["webhook-id"] for r in hits] == [gone.id, globex.id]
+    row = await _row(store, skipped.id)
+    assert (row.status, row.attempts, row.log) == ("failed", 0, [])
+    assert "endpoint disabled" in (row.last_error or "")
+    assert (await _row(store, globex.id)).status == "delivered"
+
+    # Another tenant can't see or redeliver it; the owner can, and that re-enables the endpoint.
+    with pytest.raises(NotFound):
+        await dispatcher.redeliver(gone.id, "globex")
+    with pytest.raises(NotFound):
+        await dispatcher.redeliver("msg_nope", "acme")
+    clock.now += 60
+    queued = await dispatcher.redeliver(gone.id, "acme")
+    assert (queued.id, queued.status, queued.next_attempt_at, queued.attempts) == (gone.id, "pending", clock.now, 1)
+    assert await store.endpoint_disabled("acme", RECEIVER) is None
     assert await dispatcher.run_due() == 1
-    row = store.rows[delivery.id]
-    assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("pending", 1, 500, "HTTP 500")
-    assert row.next_attempt_at == pytest.approx(1_000.0 + 5.0 * 1.05)  # schedule[0] plus jitter 0.1 * 0.5
+    resent = hits[-1]
+    assert resent.headers["webhook-id"] == gone.id
+    _sdk(APP_SECRET).webhooks.unwrap(resent.content, resent.headers)
+    row = await _row(store, gone.id)
+    assert (row.status, row.attempts, row.last_status_code) == ("delivered", 2, 204)
+    assert [a.status_code for a in row.log] == [410, 204]  # the log is kept across a redelivery
 
-    clock.now += 5.0  # not yet due: the jitter pushed it past 1005
-    assert await dispatcher.run_due() == 0
-    clock.now = row.next_attempt_at
+    await dispatcher.redeliver(skipped.id, "acme")
     assert await dispatcher.run_due() == 1
-    row = store.rows[delivery.id]
-    assert (row.status, row.attempts) == ("pending", 2)
-    assert row.next_attempt_at == pytest.approx(clock.now + 30.0 * 1.05)
-
-    clock.now = row.next_attempt_at
-    assert await dispatcher.run_due() == 1
-    row = store.rows[delivery.id]
-    assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("delivered", 3, 200, None)
-
-    assert len(seen) == 3
-    assert {r.headers["webhook-id"] for r in seen} == {delivery.id}
-    stamps = [int(r.headers["webhook-timestamp"]) for r in seen]
-    assert stamps == [1000, int(1000 + 5.25), int(1000 + 5.25 + 31.5)]
-    for r, ts in zip(seen, stamps, strict=True):
-        assert r.headers["webhook-signature"] == sign(SECRET, delivery.id, ts, PAYLOAD)
-        assert r.content == PAYLOAD
+    assert (await _row(store, skipped.id)).status == "delivered"
+    assert hits[-1].headers["webhook-id"] == skipped.id
 
 
-async def test_gives_up_after_max_attempts() -> None:
+async def test_410_from_a_jobs_own_url_disables_that_url_for_the_tenant(store: SqliteStore) -> None:
+    hits = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal hits
+        hits += 1
+        return httpx.Response(410)
+
+    dispatcher = _dispatcher(store, handler, Clock(5.0))
+    await _finish(store, dispatcher, _job("video_1", webhook_url=RECEIVER), 5.0)
+    await dispatcher.run_due()
+    [later] = await _finish(store, dispatcher, _job("video_2", webhook_url=RECEIVER), 5.0)
+    await dispatcher.run_due()
+    assert hits == 1
+    assert (await _row(store, later.id)).status == "failed"
+
+
+async def test_a_redelivery_is_one_more_try_once_the_budget_is_spent(store: SqliteStore) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(500)
+
+    clock = Clock(0.0)
+    dispatcher = _dispatcher(store, handler, clock, _settings(max_attempts=1))
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), 0.0)
+    await dispatcher.run_due()
+    assert (await _row(store, delivery.id)).status == "failed"
+    await dispatcher.redeliver(delivery.id, "acme")
+    await dispatcher.run_due()
+    row = await _row(store, delivery.id)
+    assert (row.status, row.attempts, len(row.log), calls) == ("failed", 2, 2, 2)
+
+
+# ---------------------------------------------------------------------------
+# retry schedule and its caps
+# ---------------------------------------------------------------------------
+
+
+async def test_retry_delays_follow_the_schedule_with_jitter_then_stop_at_max_attempts(store: SqliteStore) -> None:
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -233,91 +543,194 @@ async def test_gives_up_after_max_attempts() -> None:
             raise httpx.ConnectError("connection refused")
         return httpx.Response(503)
 
-    store, clock = FakeStore(), Clock(0.0)
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), clock, max_attempts=3, jitter=0.0)
-    delivery = await dispatcher.enqueue("video_1", "t1", "https://93.184.216.34/hook", "video.failed", PAYLOAD)
-
+    clock = Clock(1_000.0)
+    settings = _settings(schedule_seconds=[5.0, 30.0, 120.0], max_attempts=5)
+    dispatcher = _dispatcher(store, handler, clock, settings, jitter=0.1)  # rand() = 0.5: +5 %
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), clock.now)
+    delays = []
     with capture_logs() as logs:
-        for _ in range(3):
+        while True:
             assert await dispatcher.run_due() == 1
-            row = store.rows[delivery.id]
-            if row.attempts == 2:
-                assert row.last_status_code is None
-                assert "ConnectError" in (row.last_error or "")
-            clock.now = row.next_attempt_at or clock.now + 1000
-
-    row = store.rows[delivery.id]
-    assert (row.status, row.attempts, row.last_status_code, row.next_attempt_at) == ("failed", 3, 503, None)
+            row = await _row(store, delivery.id)
+            if row.next_attempt_at is None:
+                break
+            delays.append(row.next_attempt_at - clock.now)
+            clock.now = row.next_attempt_at
+    assert delays == pytest.approx([5.25, 31.5, 126.0, 126.0])  # the last entry repeats
+    assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("failed", 5, 503, "HTTP 503")
+    assert "ConnectError" in (row.log[1].error or "") and row.log[1].status_code is None
+    assert calls == 5
+    clock.now += 10_000
     assert await dispatcher.run_due() == 0
-    assert calls == 3
-
     failures = [e for e in logs if e["event"] == "webhook.delivery_failed"]
-    assert [e["final"] for e in failures] == [False, False, True]
-    assert all(SECRET not in repr(e) for e in logs)
+    assert [e["final"] for e in failures] == [False, False, False, False, True]
     assert failures[0]["host"] == "93.184.216.34"
+    assert all(DEFAULT_SECRET not in repr(e) for e in logs)
 
 
-async def test_timeout_is_recorded_and_retried() -> None:
+async def test_max_age_stops_retries_before_max_attempts(store: SqliteStore) -> None:
+    stamps: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        stamps.append(int(request.headers["webhook-timestamp"]))
+        return httpx.Response(500)
+
+    clock = Clock(0.0)
+    settings = _settings(schedule_seconds=[100.0], max_attempts=50, max_age_seconds=250.0)
+    dispatcher = _dispatcher(store, handler, clock, settings)
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), 0.0)
+    for _ in range(3):
+        await dispatcher.run_due()
+        clock.now = (await _row(store, delivery.id)).next_attempt_at or clock.now
+    row = await _row(store, delivery.id)
+    assert stamps == [0, 100, 200]  # a fourth try at 300 would be past created_at + 250
+    assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 3, None)
+
+
+async def test_timeout_is_recorded_and_retried(store: SqliteStore) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow receiver")
 
-    store = FakeStore()
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), Clock(0.0), jitter=0.0)
-    delivery = await dispatcher.enqueue("video_1", "t1", "https://93.184.216.34/hook", "video.completed", PAYLOAD)
+    dispatcher = _dispatcher(store, handler, Clock(0.0))
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), 0.0)
     await dispatcher.run_due()
-    row = store.rows[delivery.id]
+    row = await _row(store, delivery.id)
     assert (row.status, row.attempts, row.last_error, row.next_attempt_at) == ("pending", 1, "timed out", 5.0)
+    assert row.log[0].error == "timed out" and row.log[0].status_code is None
 
 
-async def test_a_redirect_is_a_failed_attempt_not_followed() -> None:
+async def test_a_receiver_that_never_answers_is_cut_off_by_the_attempt_timeout(store: SqliteStore) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200)
+
+    dispatcher = _dispatcher(store, handler, Clock(0.0), timeout=0.2, lease=1.0)
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), 0.0)
+    started = time.monotonic()
+    await dispatcher.run_due()
+    assert time.monotonic() - started < 5
+    row = await _row(store, delivery.id)
+    assert (row.status, row.last_error) == ("pending", "timed out")
+    assert 150 <= (row.log[0].latency_ms or 0) < 5_000
+
+
+# ---------------------------------------------------------------------------
+# several processes on one store
+# ---------------------------------------------------------------------------
+
+
+async def test_two_dispatchers_on_one_store_never_send_the_same_attempt_twice(tmp_path: Path) -> None:
+    hits: Counter[str] = Counter()
+    by_process: Counter[str] = Counter()
+
+    def receiver(process: str) -> Callable[[httpx.Request], Any]:
+        async def handler(request: httpx.Request) -> httpx.Response:
+            msg_id = request.headers["webhook-id"]
+            hits[msg_id] += 1
+            by_process[process] += 1
+            await asyncio.sleep(0.005)  # let the other process's claim run meanwhile
+            return httpx.Response(500 if hits[msg_id] == 1 else 204)  # every first attempt fails
+
+        return handler
+
+    a, b = SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")  # two connections, as two processes
+    await a.open()
+    await b.open()
+    try:
+        clock = Clock(100.0)
+        settings = _settings(endpoints=[_endpoint("acme-hook", tenant="acme")], schedule_seconds=[10.0])
+        one = _dispatcher(a, receiver("one"), clock, settings, concurrency=4)
+        two = _dispatcher(b, receiver("two"), clock, settings, concurrency=4)
+        ids = [d.id for i in range(24) for d in await _finish(a, one, _job(f"video_{i}"), clock.now)]
+        for _ in range(2):  # the first attempts, then (10 s later) the retries
+            while sum(await asyncio.gather(one.run_due(), two.run_due())):
+                pass
+            clock.now += 10
+    finally:
+        await a.close()
+        await b.close()
+    assert hits == Counter({i: 2 for i in ids})  # each delivery: its failed try and its retry, once each
+    assert by_process["one"] > 0 and by_process["two"] > 0
+    b = SqliteStore(tmp_path / "shared.db")
+    await b.open()
+    try:
+        rows = [await _row(b, i) for i in ids]
+    finally:
+        await b.close()
+    assert {(r.status, r.attempts, tuple(x.status_code for x in r.log)) for r in rows} == {("delivered", 2, (500, 204))}
+
+
+async def test_a_claim_left_by_a_dead_process_is_retried_when_its_lease_lapses(store: SqliteStore) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["webhook-id"])
+        return httpx.Response(200)
+
+    clock = Clock(100.0)
+    dispatcher = _dispatcher(store, handler, clock, lease=60.0)
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), clock.now)
+    [claimed] = await store.claim_deliveries(clock.now, clock.now + 60.0, 10)  # another process took it, then died
+    assert claimed.id == delivery.id
+    assert await dispatcher.run_due() == 0
+    clock.now += 59
+    assert await dispatcher.run_due() == 0
+    clock.now += 1
+    assert await dispatcher.run_due() == 1
+    assert seen == [delivery.id]
+    assert (await _row(store, delivery.id)).status == "delivered"
+
+
+# ---------------------------------------------------------------------------
+# the SSRF guard
+# ---------------------------------------------------------------------------
+
+
+async def test_a_redirect_is_a_failed_attempt_not_followed(store: SqliteStore) -> None:
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
         return httpx.Response(307, headers={"location": "https://93.184.216.35/elsewhere"})
 
-    store = FakeStore()
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), Clock(0.0))
-    delivery = await dispatcher.enqueue("video_1", "t1", "https://93.184.216.34/hook", "video.completed", PAYLOAD)
+    dispatcher = _dispatcher(store, handler, Clock(0.0))
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=RECEIVER), 0.0)
     await dispatcher.run_due()
-    assert seen == ["https://93.184.216.34/hook"]
-    assert store.rows[delivery.id].last_status_code == 307
+    assert seen == [RECEIVER]
+    row = await _row(store, delivery.id)
+    assert (row.status, row.last_status_code) == ("pending", 307)
 
 
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest", "http://localhost/x"]
 )
-async def test_blocked_url_is_failed_and_never_requested(url: str) -> None:
+async def test_blocked_url_is_failed_and_never_requested(store: SqliteStore, url: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise AssertionError(f"requested {request.url}")
 
-    store = FakeStore()
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), Clock(0.0), guard=UrlGuard(allow_private=False))
-    delivery = await dispatcher.enqueue("video_1", "t1", url, "video.completed", PAYLOAD)
+    dispatcher = _dispatcher(store, handler, Clock(0.0), guard=UrlGuard(allow_private=False))
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url=url), 0.0)
     with capture_logs() as logs:
         await dispatcher.run_due()
-    row = store.rows[delivery.id]
+    row = await _row(store, delivery.id)
     assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
     assert "webhook_url is not an allowed URL" in (row.last_error or "")
     assert [e["event"] for e in logs] == ["webhook.delivery_failed"]
 
 
-async def test_unresolvable_host_is_retried_not_failed() -> None:
+async def test_unresolvable_host_is_retried_not_failed(store: SqliteStore) -> None:
     async def resolver(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
-    store = FakeStore()
-    transport = httpx.MockTransport(lambda r: httpx.Response(200))
-    guard = UrlGuard(resolver=resolver)
-    dispatcher = _dispatcher(store, transport, Clock(0.0), guard=guard, jitter=0.0)
-    delivery = await dispatcher.enqueue("video_1", "t1", "https://hooks.example/x", "video.completed", PAYLOAD)
+    dispatcher = _dispatcher(store, lambda r: httpx.Response(200), Clock(0.0), guard=UrlGuard(resolver=resolver))
+    [delivery] = await _finish(store, dispatcher, _job(webhook_url="https://hooks.example/x"), 0.0)
     await dispatcher.run_due()
-    row = store.rows[delivery.id]
+    row = await _row(store, delivery.id)
     assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 1, 5.0)
     assert "could not be resolved" in (row.last_error or "")
 
 
-async def test_delivery_is_pinned_to_the_checked_address() -> None:
+async def test_delivery_is_pinned_to_the_checked_address(store: SqliteStore) -> None:
     seen: list[httpx.Request] = []
 
     async def resolver(host: str, port: int) -> list[str]:
@@ -328,9 +741,8 @@ async def test_delivery_is_pinned_to_the_checked_address() -> None:
         seen.append(request)
         return httpx.Response(200)
 
-    store = FakeStore()
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), Clock(0.0), guard=UrlGuard(resolver=resolver))
-    await dispatcher.enqueue("video_1", "t1", "https://hooks.example/in?token=abc", "video.completed", PAYLOAD)
+    dispatcher = _dispatcher(store, handler, Clock(0.0), guard=UrlGuard(resolver=resolver))
+    await _finish(store, dispatcher, _job(webhook_url="https://hooks.example/in?token=abc"), 0.0)
     await dispatcher.run_due()
     [request] = seen
     assert request.url == "https://93.184.216.34/in?token=abc"
@@ -338,39 +750,53 @@ async def test_delivery_is_pinned_to_the_checked_address() -> None:
     assert request.extensions["sni_hostname"] == "hooks.example"
 
 
-async def test_run_loop_wakes_on_enqueue_and_stops() -> None:
-    delivered = asyncio.Event()
+# ---------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        delivered.set()
+
+async def test_run_loop_wakes_on_wake_keeps_to_its_concurrency_and_stops(store: SqliteStore) -> None:
+    in_flight = peak = 0
+    done = asyncio.Event()
+    delivered: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        delivered.append(request.headers["webhook-id"])
+        if len(delivered) == 7:
+            done.set()
         return httpx.Response(200)
 
-    store = FakeStore()
-    dispatcher = _dispatcher(store, httpx.MockTransport(handler), Clock(0.0))
+    dispatcher = _dispatcher(store, handler, Clock(0.0), concurrency=2)
     stop = asyncio.Event()
-    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
-    await asyncio.sleep(0)
-    delivery = await dispatcher.enqueue("video_1", "t1", "https://93.184.216.34/hook", "video.completed", PAYLOAD)
-    await asyncio.wait_for(delivered.wait(), timeout=5)
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))  # only a wake or a free slot moves it
+    await asyncio.sleep(0.05)
+    for i in range(7):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)  # wakes the loop
+    await asyncio.wait_for(done.wait(), timeout=5)
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
-    assert store.rows[delivery.id].status == "delivered"
+    assert peak == 2
+    assert len(set(delivered)) == 7
 
 
-async def test_run_loop_survives_a_store_error() -> None:
-    store = FakeStore()
+async def test_run_loop_survives_a_store_error(store: SqliteStore) -> None:
     failures = 0
+    stop = asyncio.Event()
 
-    async def broken(now: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def broken(now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
         nonlocal failures
         failures += 1
         if failures >= 2:
             stop.set()
         raise RuntimeError("database is locked")
 
-    store.due_deliveries = broken  # type: ignore[method-assign]
-    dispatcher = _dispatcher(store, httpx.MockTransport(lambda r: httpx.Response(200)), Clock(0.0))
-    stop = asyncio.Event()
+    store.claim_deliveries = broken  # type: ignore[method-assign]
+    dispatcher = _dispatcher(store, lambda r: httpx.Response(200), Clock(0.0))
     with capture_logs() as logs:
         await asyncio.wait_for(dispatcher.run(stop, interval=0.01), timeout=5)
     assert failures == 2
@@ -380,11 +806,13 @@ async def test_run_loop_survives_a_store_error() -> None:
 def test_bad_configuration_is_refused() -> None:
     http = httpx.AsyncClient()
     guard = UrlGuard()
+    store: Any = None
+    with pytest.raises(ValueError):  # built in code, skipping the settings' own check
+        WebhookDispatcher(store, http, msgspec.structs.replace(_settings(), secret="whsec_!!!"), guard=guard)
     with pytest.raises(ValueError):
-        WebhookDispatcher(FakeStore(), http, secret="", schedule=[1], max_attempts=2, guard=guard)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        WebhookDispatcher(FakeStore(), http, secret="whsec_!!!", schedule=[1], max_attempts=2, guard=guard)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        WebhookDispatcher(FakeStore(), http, secret=SECRET, schedule=[], max_attempts=2, guard=guard)  # type: ignore[arg-type]
-    dispatcher = WebhookDispatcher(FakeStore(), http, secret=SECRET, schedule=[1], max_attempts=2, guard=guard)  # type: ignore[arg-type]
-    assert SECRET not in repr(dispatcher)
+        WebhookDispatcher(store, http, _settings(), guard=guard, timeout=40.0, lease=60.0)
+    dispatcher = WebhookDispatcher(store, http, _settings(endpoints=[_endpoint("app-hook", key="app")]), guard=guard)
+    assert DEFAULT_SECRET not in repr(dispatcher) and APP_SECRET not in repr(dispatcher)
+    with pytest.raises(ValueError):  # a bad reload keeps the running config
+        dispatcher.reconfigure(msgspec.structs.replace(_settings(), secret="whsec_!!!"))
+    assert dispatcher.can_sign("app", "acme")

@@ -1,0 +1,486 @@
+"""`Store` on PostgreSQL, for several vidgate replicas sharing one database.
+
+Concurrency model:
+
+- One asyncpg pool per process. Each call borrows a connection for one statement
+  or one short transaction and gives it back; nothing holds a connection across
+  an `await` on anything but the database (a download streams chunk by chunk,
+  each chunk its own query).
+- Transactions run at READ COMMITTED, PostgreSQL's default. Job writes are
+  optimistic (`version`), so a lost race raises `StaleJob` rather than
+  overwriting; idempotent inserts use `ON CONFLICT DO NOTHING`, which waits for
+  a racing insert of the same key to commit and then finds its row.
+- Claims (`claim_jobs`, `claim_deliveries`) are one statement each: a
+  `SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED` picks rows and an
+  `UPDATE` stamps them. Rows another process is claiming at that moment are
+  skipped, not waited for, and a row claimed and committed meanwhile is
+  re-checked against the claim's condition and dropped; so two processes
+  claiming at once get disjoint sets.
+- Migrations run at `open()` inside one transaction holding
+  `pg_advisory_xact_lock` (see `postgres_schema`), so replicas started
+  together never apply one twice.
+
+File bytes live in the database (`file_bytes`), not on local disk: the replicas
+run on different hosts, and a file uploaded through one must be readable by
+whichever replica later submits the job or serves the download. They are stored
+uncompressed out of line, so `stream_file` reads one `substring()` slice at a
+time and never loads a large file whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+
+from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.postgres_schema import migrate
+from gateway.jobs.store import Lease, StaleJob
+from providers.base import JobStatus
+
+PING_TIMEOUT_SECONDS = 5.0
+_ACTIVE = [s.value for s in JobStatus if not s.terminal]
+_JOB_COLUMNS = "doc, version"
+_INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
+    VALUES ($1, $2, $3, $4, $5, $6)"""
+
+
+def _value(v: Any) -> Any:
+    return v.value if isinstance(v, enum.Enum) else v
+
+
+class PostgresStore:
+    """`Store` on a PostgreSQL database named by `url` (`postgresql://user@host:port/db`).
+
+    Call `open()` before use (creates the pool, applies migrations) and
+    `close()` after.
+    """
+
+    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
+        if not 0 <= min_connections <= max_connections or max_connections < 1:
+            raise ValueError("need 0 <= min_connections <= max_connections and max_connections >= 1")
+        self.url = url
+        self.min_connections = min_connections
+        self.max_connections = max_connections
+        self._pool: asyncpg.Pool | None = None
+        self._enc = msgspec.json.Encoder()
+        self._job = msgspec.json.Decoder(Job)
+        self._file = msgspec.json.Decoder(FileRecord)
+        self._delivery = msgspec.json.Decoder(WebhookDelivery)
+        self._comparison = msgspec.json.Decoder(Comparison)
+
+    # lifecycle ------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool = await asyncpg.create_pool(
+            self.url,
+            min_size=self.min_connections,
+            max_size=self.max_connections,
+            server_settings={"application_name": "vidgate"},
+        )
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def ping(self) -> bool:
+        if self._pool is None:
+            return False
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                return await self._pool.fetchval("SELECT 1") == 1
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            return False
+
+    # plumbing -------------------------------------------------------------
+
+    @property
+    def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("PostgresStore is not open")
+        return self._pool
+
+    def _decode_job(self, row: asyncpg.Record | None) -> Job | None:
+        if row is None:
+            return None
+        job = self._job.decode(row["doc"])
+        job.version = row["version"]  # the column is authoritative
+        return job
+
+    def _decode_jobs(self, rows: list[asyncpg.Record]) -> list[Job]:
+        return [self._decode_job(r) for r in rows]  # type: ignore[misc]
+
+    def _delivery_row(self, d: WebhookDelivery) -> tuple[Any, ...]:
+        # A pending delivery with no time set is due from its creation.
+        due = d.next_attempt_at if d.next_attempt_at is not None else d.created_at
+        return (d.id, d.job_id, d.tenant, d.status, due, self._enc.encode(d))
+
+    # jobs -----------------------------------------------------------------
+
+    async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
+        """Insert `job` (leased when `lease` is given), or return the tenant's existing
+        job with the same idempotency key.
+
+        The caller tells the two apart by comparing ids. Any other clash
+        (duplicate id or callback token) raises `asyncpg.UniqueViolationError`.
+        """
+        args = (
+            job.id, job.tenant, _value(job.status), job.provider, job.model, job.created_at,
+            job.idempotency_key, job.request_hash, job.callback_token, job.version, self._enc.encode(job),
+            lease.owner if lease else None, lease.until if lease else None,
+        )
+        while True:
+            inserted = await self._db.fetchval(
+                """INSERT INTO jobs (id, tenant, status, provider, model, created_at, idempotency_key,
+                       request_hash, callback_token, version, doc, lease_owner, lease_until)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                   ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                   RETURNING id""",
+                *args,
+            )
+            if inserted is not None:
+                return job
+            # The key is taken (`ON CONFLICT` waited for a racing insert to commit).
+            existing = await self.find_idempotent(job.tenant, job.idempotency_key)  # type: ignore[arg-type]
+            if existing is not None:
+                return existing
+            # ... by a job deleted since: the key is free again.
+
+    async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
+        """The tenant's newest job with this request hash created at or after `since`."""
+        return self._decode_job(
+            await self._db.fetchrow(
+                f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND request_hash = $2 AND created_at >= $3
+                    ORDER BY created_at DESC, created_seq DESC LIMIT 1""",
+                tenant, request_hash, since,
+            )
+        )
+
+    async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
+        """The tenant's job created with this idempotency key, if any."""
+        return self._decode_job(
+            await self._db.fetchrow(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key
+            )
+        )
+
+    async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None if it does not exist or belongs to another tenant."""
+        return self._decode_job(
+            await self._db.fetchrow(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", job_id, tenant
+            )
+        )
+
+    async def get_by_callback_token(self, token: str) -> Job | None:
+        return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = $1", token))
+
+    async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
+        """Write `job` if nobody wrote it since it was read; returns a copy with `version + 1`.
+
+        `deliveries` are inserted in the same transaction (an already stored id is
+        skipped). The argument is not modified: keep the returned job for the next
+        update. Raises `StaleJob` (and inserts nothing) if the version moved on or
+        the job no longer exists.
+        """
+        updated = msgspec.structs.replace(job, version=job.version + 1)
+        outbox = [self._delivery_row(d) for d in deliveries]
+        async with self._db.acquire() as conn, conn.transaction():
+            written = await conn.fetchval(
+                """UPDATE jobs SET status = $3, provider = $4, model = $5, callback_token = $6, version = $7, doc = $8
+                   WHERE id = $1 AND version = $2 RETURNING id""",
+                job.id, job.version, _value(updated.status), updated.provider, updated.model,
+                updated.callback_token, updated.version, self._enc.encode(updated),
+            )
+            if written is None:
+                raise StaleJob(job.id)
+            if outbox:
+                await conn.executemany(f"{_INSERT_DELIVERY} ON CONFLICT (id) DO NOTHING", outbox)
+        return updated
+
+    async def delete_job(self, job_id: str, tenant: str) -> bool:
+        """Remove the job and its events (its webhook deliveries stay as a record)."""
+        deleted = await self._db.fetchval("DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING id", job_id, tenant)
+        return deleted is not None
+
+    async def list_jobs(
+        self,
+        tenant: str,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        status: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> tuple[list[Job], bool]:
+        """One page of the tenant's jobs in creation order, and whether more follow.
+
+        `after` is the id of the last job of the previous page; the page holds the
+        jobs that come after it in `order`. An `after` that does not name one of
+        this tenant's jobs raises `KeyError`.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if order not in ("asc", "desc"):
+            raise ValueError("order must be 'asc' or 'desc'")
+        direction, compare = ("ASC", ">") if order == "asc" else ("DESC", "<")
+        where, args = ["tenant = $1"], [tenant]
+        for column, wanted in (("status", status), ("provider", provider), ("model", model)):
+            if wanted is not None:
+                args.append(_value(wanted))
+                where.append(f"{column} = ${len(args)}")
+        # One snapshot for the cursor lookup and the page.
+        async with self._db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            if after is not None:
+                seq = await conn.fetchval("SELECT created_seq FROM jobs WHERE id = $1 AND tenant = $2", after, tenant)
+                if seq is None:
+                    raise KeyError(after)
+                args.append(seq)
+                where.append(f"created_seq {compare} ${len(args)}")
+            args.append(limit + 1)
+            rows = await conn.fetch(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+                f"ORDER BY created_seq {direction} LIMIT ${len(args)}",
+                *args,
+            )
+        return self._decode_jobs(rows[:limit]), len(rows) > limit
+
+    async def active_jobs(self) -> list[Job]:
+        """Every job not completed, failed or cancelled, oldest first."""
+        rows = await self._db.fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_seq", _ACTIVE
+        )
+        return self._decode_jobs(rows)
+
+    async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
+        """Lease up to `limit` unheld active jobs to `lease.owner`, oldest first.
+
+        `FOR UPDATE SKIP LOCKED` makes concurrent claimers take disjoint sets.
+        """
+        if limit < 1:
+            return []
+        rows = await self._db.fetch(
+            f"""WITH picked AS (
+                    SELECT id FROM jobs
+                    WHERE status = ANY($3::text[]) AND (lease_owner IS NULL OR lease_until < $4)
+                    ORDER BY created_seq LIMIT $5
+                    FOR UPDATE SKIP LOCKED)
+                UPDATE jobs SET lease_owner = $1, lease_until = $2 FROM picked WHERE jobs.id = picked.id
+                RETURNING jobs.created_seq, {_JOB_COLUMNS}""",
+            lease.owner, lease.until, _ACTIVE, now, limit,
+        )
+        return self._decode_jobs(sorted(rows, key=lambda r: r["created_seq"]))
+
+    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
+        """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
+        if not job_ids:
+            return set()
+        rows = await self._db.fetch(
+            """UPDATE jobs SET lease_until = $2
+               WHERE lease_owner = $1 AND id = ANY($3::text[]) AND status = ANY($4::text[]) RETURNING id""",
+            lease.owner, lease.until, list(job_ids), _ACTIVE,
+        )
+        return {r["id"] for r in rows}
+
+    async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
+        """Drop `owner`'s leases on these jobs."""
+        if job_ids:
+            await self._db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])",
+                owner, list(job_ids),
+            )
+
+    async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
+        """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
+        rows = await self._db.fetch(
+            f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= $1 AND ($2::text IS NULL OR tenant = $2)
+                ORDER BY created_at, created_seq""",
+            since, tenant,
+        )
+        return self._decode_jobs(rows)
+
+    async def add_event(self, event: StatusEvent) -> None:
+        """Append a status event; `KeyError` if the job does not exist."""
+        try:
+            await self._db.execute(
+                "INSERT INTO events (job_id, at, status, progress, detail) VALUES ($1, $2, $3, $4, $5)",
+                event.job_id, event.at, _value(event.status), event.progress, event.detail,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise KeyError(event.job_id) from exc
+
+    async def events(self, job_id: str) -> list[StatusEvent]:
+        """The job's events by time, ties in insertion order."""
+        rows = await self._db.fetch(
+            "SELECT job_id, at, status, progress, detail FROM events WHERE job_id = $1 ORDER BY at, seq", job_id
+        )
+        return [StatusEvent(**dict(r)) for r in rows]
+
+    # files ----------------------------------------------------------------
+
+    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
+        """Store the record and its bytes in one transaction; returns it with `sha256`
+        filled in. `record.bytes` must equal `len(data)`; a duplicate id raises
+        `FileExistsError` and leaves the stored file untouched."""
+        if record.bytes != len(data):
+            raise ValueError(f"record says {record.bytes} bytes, got {len(data)}")
+        if record.sha256 is None:
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+            record = msgspec.structs.replace(record, sha256=digest)
+        async with self._db.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """INSERT INTO files (id, tenant, created_at, doc) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (id) DO NOTHING RETURNING id""",
+                record.id, record.tenant, record.created_at, self._enc.encode(record),
+            )
+            if inserted is None:
+                raise FileExistsError(record.id)
+            await conn.execute("INSERT INTO file_bytes (id, data) VALUES ($1, $2)", record.id, data)
+        return record
+
+    async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
+        doc = await self._db.fetchval(
+            "SELECT doc FROM files WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", file_id, tenant
+        )
+        return self._file.decode(doc) if doc is not None else None
+
+    async def read_file(self, file_id: str) -> bytes:
+        """The whole file; `KeyError` if there are no bytes under this id. No tenant check:
+        call `get_file(id, tenant)` first."""
+        data = await self._db.fetchval("SELECT data FROM file_bytes WHERE id = $1", file_id)
+        if data is None:
+            raise KeyError(file_id)
+        return data  # type: ignore[no-any-return]
+
+    async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+        """The file in chunks of at most `chunk_size`, one query per chunk, so a slow
+        reader holds no connection between chunks.
+
+        `KeyError` (on first iteration) if there are no bytes under this id.
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        size = await self._db.fetchval("SELECT octet_length(data) FROM file_bytes WHERE id = $1", file_id)
+        if size is None:
+            raise KeyError(file_id)
+        for offset in range(0, size, chunk_size):
+            chunk = await self._db.fetchval(
+                "SELECT substring(data FROM $2 FOR $3) FROM file_bytes WHERE id = $1", file_id, offset + 1, chunk_size
+            )
+            if chunk is None:
+                raise KeyError(file_id)
+            yield chunk
+
+    # webhooks -------------------------------------------------------------
+
+    async def add_delivery(self, delivery: WebhookDelivery) -> None:
+        """Record a new delivery. `next_attempt_at=None` means due at `created_at`."""
+        await self._db.execute(_INSERT_DELIVERY, *self._delivery_row(delivery))
+
+    async def update_delivery(self, delivery: WebhookDelivery) -> None:
+        """Overwrite a delivery by id; `KeyError` if it does not exist."""
+        id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
+        updated = await self._db.fetchval(
+            "UPDATE deliveries SET status = $2, next_attempt_at = $3, doc = $4 WHERE id = $1 RETURNING id",
+            id_, status, due, doc,
+        )
+        if updated is None:
+            raise KeyError(id_)
+
+    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+        """Pending deliveries due at `now`, earliest first (ties in insertion order), each
+        pushed to `lease_until` by the same statement; `FOR UPDATE SKIP LOCKED` makes
+        concurrent claimers take disjoint sets. The stored doc is not changed."""
+        if limit < 1:
+            return []
+        rows = await self._db.fetch(
+            """WITH due AS (
+                   SELECT seq, next_attempt_at FROM deliveries
+                   WHERE status = 'pending' AND next_attempt_at <= $1
+                   ORDER BY next_attempt_at, seq LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+               UPDATE deliveries SET next_attempt_at = $2 FROM due WHERE deliveries.seq = due.seq
+               RETURNING due.next_attempt_at AS was_due, due.seq, deliveries.doc""",
+            now, lease_until, limit,
+        )
+        rows = sorted(rows, key=lambda r: (r["was_due"], r["seq"]))
+        return [self._delivery.decode(r["doc"]) for r in rows]
+
+    async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
+        doc = await self._db.fetchval(
+            "SELECT doc FROM deliveries WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", delivery_id, tenant
+        )
+        return self._delivery.decode(doc) if doc is not None else None
+
+    async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
+        """Every delivery for the job, in insertion order."""
+        rows = await self._db.fetch("SELECT doc FROM deliveries WHERE job_id = $1 ORDER BY seq", job_id)
+        return [self._delivery.decode(r["doc"]) for r in rows]
+
+    async def disable_endpoint(self, tenant: str, url: str, reason: str, at: float) -> None:
+        """Stop delivering to this tenant's URL; disabling it again records the new reason."""
+        await self._db.execute(
+            """INSERT INTO disabled_endpoints (tenant, url, reason, at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (tenant, url) DO UPDATE SET reason = excluded.reason, at = excluded.at""",
+            tenant, url, reason, at,
+        )
+
+    async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
+        return await self._db.fetchval(  # type: ignore[no-any-return]
+            "SELECT reason FROM disabled_endpoints WHERE tenant = $1 AND url = $2", tenant, url
+        )
+
+    async def enable_endpoint(self, tenant: str, url: str) -> bool:
+        lifted = await self._db.fetchval(
+            "DELETE FROM disabled_endpoints WHERE tenant = $1 AND url = $2 RETURNING url", tenant, url
+        )
+        return lifted is not None
+
+    # comparisons ------------------------------------------------------------
+
+    async def put_comparison(self, comparison: Comparison) -> Comparison:
+        """Insert `comparison`, or return the stored one with the same id or the same
+        (tenant, idempotency key): the first write wins, so a replay gets the original."""
+        c = comparison
+        inserted = await self._db.fetchval(
+            """INSERT INTO comparisons (id, tenant, created_at, idempotency_key, doc) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT DO NOTHING RETURNING id""",
+            c.id, c.tenant, c.created_at, c.idempotency_key, self._enc.encode(c),
+        )
+        if inserted is not None:
+            return comparison
+        stored = await self._db.fetchval(
+            """SELECT doc FROM comparisons WHERE id = $1 OR (tenant = $2 AND idempotency_key = $3)
+               ORDER BY id = $1 DESC LIMIT 1""",
+            c.id, c.tenant, c.idempotency_key,
+        )
+        if stored is None:  # comparisons are never deleted, so the clash is still there
+            raise RuntimeError(f"comparison {c.id} clashed with a row that is gone")
+        return self._comparison.decode(stored)
+
+    async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
+        """The comparison, or None if it does not exist or belongs to another tenant."""
+        doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE id = $1 AND tenant = $2", comparison_id, tenant)
+        return self._comparison.decode(doc) if doc is not None else None
+
+    async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
+        doc = await self._db.fetchval(
+            "SELECT doc FROM comparisons WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key
+        )
+        return self._comparison.decode(doc) if doc is not None else None

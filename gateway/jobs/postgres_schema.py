@@ -1,0 +1,119 @@
+"""PostgreSQL schema for `gateway.jobs.postgres.PostgresStore`, and how it is brought up to date.
+
+Every record is stored whole as msgspec JSON in a `doc BYTEA` column (as in the
+SQLite store); the other columns are copies of the fields that queries filter,
+order or lock on. `version` and the lease columns live only in their columns.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+# Each entry moves the schema from version N-1 to N. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            status TEXT NOT NULL,
+            provider TEXT,
+            model TEXT NOT NULL,
+            created_seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            created_at DOUBLE PRECISION NOT NULL,
+            idempotency_key TEXT,
+            request_hash TEXT,
+            callback_token TEXT UNIQUE,
+            version BIGINT NOT NULL,
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION,
+            doc BYTEA NOT NULL
+        )""",
+        "CREATE INDEX jobs_tenant_seq ON jobs (tenant, created_seq)",
+        "CREATE INDEX jobs_status_seq ON jobs (status, created_seq)",
+        """CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key)
+            WHERE idempotency_key IS NOT NULL""",
+        "CREATE INDEX jobs_request_hash ON jobs (tenant, request_hash, created_at) WHERE request_hash IS NOT NULL",
+        # /v1/stats reads a time window, per tenant or (admin) across all of them.
+        "CREATE INDEX jobs_tenant_created ON jobs (tenant, created_at)",
+        "CREATE INDEX jobs_created ON jobs (created_at)",
+        """CREATE TABLE events (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            progress INTEGER NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX events_job ON events (job_id, at, seq)",
+        """CREATE TABLE files (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            doc BYTEA NOT NULL
+        )""",
+        "CREATE INDEX files_tenant ON files (tenant, created_at)",
+        """CREATE TABLE file_bytes (
+            id TEXT PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            data BYTEA NOT NULL
+        )""",
+        # Media is compressed already; stored uncompressed out of line, `substring()`
+        # fetches only the TOAST chunks a slice needs instead of the whole value.
+        "ALTER TABLE file_bytes ALTER COLUMN data SET STORAGE EXTERNAL",
+        """CREATE TABLE deliveries (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            job_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            status TEXT NOT NULL,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            doc BYTEA NOT NULL
+        )""",
+        "CREATE INDEX deliveries_due ON deliveries (next_attempt_at, seq) WHERE status = 'pending'",
+        "CREATE INDEX deliveries_job ON deliveries (job_id, seq)",
+        """CREATE TABLE disabled_endpoints (
+            tenant TEXT NOT NULL,
+            url TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (tenant, url)
+        )""",
+        """CREATE TABLE comparisons (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            idempotency_key TEXT,
+            doc BYTEA NOT NULL
+        )""",
+        """CREATE UNIQUE INDEX comparisons_idempotency ON comparisons (tenant, idempotency_key)
+            WHERE idempotency_key IS NOT NULL""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# The key of the transaction-scoped advisory lock that serializes migrations
+# across processes: the bytes of "vidgate" read as an integer.
+MIGRATION_LOCK = int.from_bytes(b"vidgate", "big")
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Bring the database up to `SCHEMA_VERSION`; returns the version found.
+
+    Runs in one transaction under `pg_advisory_xact_lock`, so processes starting
+    together apply each migration once: the others wait, then find it done. A
+    database newer than this code raises `RuntimeError` and is left untouched.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        found = await conn.fetchval("SELECT version FROM schema_version")
+        current = found or 0
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema v{current} is newer than this vidgate (v{SCHEMA_VERSION})")
+        for statements in MIGRATIONS[current:]:
+            for sql in statements:
+                await conn.execute(sql)
+        if found is None:
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)
+        elif current < SCHEMA_VERSION:
+            await conn.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION)
+    return current

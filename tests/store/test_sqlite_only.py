@@ -1,0 +1,69 @@
+"""What only the SQLite store does: WAL, its schema table, file bytes on disk, old files migrating."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.jobs.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from tests.store.records import comparison, make_file, make_job
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "vidgate.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_wal_schema_version_and_default_files_dir(store: SqliteStore, tmp_path: Path) -> None:
+    assert store.files_dir == tmp_path / "vidgate-files"
+    with sqlite3.connect(tmp_path / "vidgate.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+async def test_file_bytes_live_in_files_dir(tmp_path: Path) -> None:
+    files_dir = tmp_path / "blobs"
+    store = SqliteStore(tmp_path / "db.sqlite", files_dir=files_dir)
+    await store.open()
+    try:
+        data = bytes(range(256)) * 10
+        await store.put_file(make_file("file_a", data), data)
+        assert (files_dir / "file_a").read_bytes() == data
+        with pytest.raises(FileExistsError):
+            await store.put_file(make_file("file_a", b"other"), b"other")
+        with pytest.raises(ValueError):
+            await store.put_file(make_file("file_b", b"abc"), b"abcd")
+        with pytest.raises(ValueError):
+            await store.put_file(make_file("../escape", b"x"), b"x")
+        assert [p.name for p in files_dir.iterdir()] == ["file_a"]  # no temp file left behind
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_database_migrates(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # what the first release wrote
+        for sql in MIGRATIONS[0]:
+            conn.execute(sql)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.create_job(make_job(1))
+        assert [j.id for j in await store.jobs_since("t1", 0.0)] == ["video_0001"]
+        await store.put_comparison(comparison())
+        assert await store.get_comparison("cmp_1", "t1") is not None
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"jobs_tenant_created", "jobs_created"} <= indexes
