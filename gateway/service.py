@@ -23,7 +23,7 @@ from gateway.routing import ModelRoute, ProviderFacts, RouteContext, route
 from gateway.schema import CreateVideoBody
 from gateway.settings import Settings
 from gateway.views import encode_video
-from gateway.webhooks import event_payload, new_event_id
+from gateway.webhooks import event_id_for, event_payload
 from providers.base import JobStatus, UpstreamError, UpstreamJob
 
 log = structlog.get_logger("vidgate.service")
@@ -281,7 +281,7 @@ class VideoService:
             return []
         event_type = _EVENT_TYPES[job.status]
         now = self.clock()
-        payload = event_payload(new_event_id(), event_type, now, msgspec.Raw(encode_video(job)))
+        payload = event_payload(event_id_for(job.id, event_type), event_type, now, msgspec.Raw(encode_video(job)))
         return self.webhooks.deliveries_for(job, event_type, payload, now)
 
     async def on_terminal(self, job: Job) -> None:

@@ -620,8 +620,13 @@ def describe(settings: Settings) -> str:
     for k in settings.keys:
         pins = "all" if k.providers is None else ", ".join(k.providers) or "none"
         lines.append(f"  {k.name}: tenant={k.tenant} admin={'yes' if k.admin else 'no'} providers={pins}")
-    signing = "signed" if settings.webhooks.secret else "unsigned (no webhooks.secret)"
-    lines.append(f"webhooks: {signing}, up to {settings.webhooks.max_attempts} attempts")
+    hooks = settings.webhooks
+    job_urls = "job webhook_url signed" if hooks.secret else "job webhook_url only where an endpoint covers the caller"
+    lines.append(f"webhooks: {job_urls}, up to {hooks.max_attempts} attempts")
+    for e in hooks.endpoints:
+        scope = f"key {e.key}" if e.key else f"tenant {e.tenant}"
+        state = "" if e.enabled else " (disabled)"
+        lines.append(f"  endpoint {e.name}: {redact_url(e.url)} for {scope}, {len(e.secrets)} secret(s){state}")
     return "\n".join(lines)
 
 
