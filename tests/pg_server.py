@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +36,7 @@ import asyncpg
 from providers.simkit import free_port
 
 T = TypeVar("T")
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 URL_ENV = "VIDGATE_TEST_POSTGRES_URL"
 INSTALL_HINT = (
@@ -115,7 +116,9 @@ def _server_user() -> pwd.struct_passwd | None:
     raise PostgresMissing("running as root, and neither a 'postgres' nor a 'nobody' user exists to run the server as")
 
 
-def _runner(user: pwd.struct_passwd | None) -> Any:
+def _runner(user: pwd.struct_passwd | None) -> Runner:
+    """`subprocess.run` as the server's user, raising with its output on failure when `check`."""
+
     def run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
         ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         result = subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=120, **ids)
@@ -126,7 +129,7 @@ def _runner(user: pwd.struct_passwd | None) -> Any:
     return run
 
 
-def _start(run: Any, bin_dir: Path, data: Path, sockets: Path, log: Path) -> int:
+def _start(run: Runner, bin_dir: Path, data: Path, sockets: Path, log: Path) -> int:
     """Start the server on a free port (retrying if another process took it first)."""
     for _ in range(3):
         port = free_port()

@@ -10,6 +10,7 @@ import pytest
 from gateway.jobs.postgres import PostgresStore
 from gateway.jobs.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from gateway.jobs.store import Lease
+from providers.simkit import free_port
 from tests.store.records import make_file, make_job
 
 
@@ -82,3 +83,12 @@ def test_pool_bounds_are_checked() -> None:
         PostgresStore("postgresql://x/y", min_connections=3, max_connections=2)
     with pytest.raises(ValueError):
         PostgresStore("postgresql://x/y", min_connections=0, max_connections=0)
+
+
+async def test_an_unreachable_server_fails_open_and_ping() -> None:
+    store = PostgresStore(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    with pytest.raises(OSError):
+        await store.open()
+    assert not await store.ping()
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.active_jobs()

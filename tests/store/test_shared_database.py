@@ -67,3 +67,16 @@ async def test_updates_racing_across_two_stores_have_one_winner(backend: Backend
     winners = [o for o in outcomes if not isinstance(o, StaleJob)]
     assert len(winners) == 1 and winners[0].version == 1
     assert await b.get_job(job.id) == winners[0]
+
+
+async def test_files_racing_for_one_id_across_two_stores_store_one(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    datas = [bytes([n]) * (1000 + n) for n in range(6)]
+    outcomes = await asyncio.gather(
+        *((a if n % 2 else b).put_file(make_file("file_x", d), d) for n, d in enumerate(datas)), return_exceptions=True
+    )
+    winners = [o for o in outcomes if not isinstance(o, FileExistsError)]
+    assert len(winners) == 1
+    winner = datas[outcomes.index(winners[0])]
+    assert await a.read_file("file_x") == await b.read_file("file_x") == winner
+    assert (await b.get_file("file_x")).bytes == len(winner)
