@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post, put
+from litestar import Request, Router, get, post, put
 from litestar.exceptions import HTTPException
 
 JobOutcome = Literal["succeed", "fail", "hang"]
