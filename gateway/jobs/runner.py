@@ -282,10 +282,7 @@ class JobRunner:
         except NoAccount as exc:
             return await self._attempt_failed(job, attempt, ErrorInfo.of(ErrorClass.SESSION_EXPIRED, str(exc), code="no_account"), runtime)
         attempt.account = account
-        self._slots[job.id] = (runtime, account)
-
-        async def release() -> None:
-            await self._release(job.id)
+        self._slots[job.id] = (runtime, account)  # freed by _release, or by _drive when the task ends
 
         structlog.contextvars.bind_contextvars(provider=runtime.name)
         try:
@@ -305,7 +302,7 @@ class JobRunner:
                 lambda: runtime.client.submit(request, model_id, refs, ctx), policy=SUBMIT_POLICY, submit=True, sleep=self.sleep, what="submit"
             )
         except UpstreamError as exc:
-            await release()
+            await self._release(job.id)
             if exc.ambiguous:
                 if attempt not in job.attempts:
                     job.attempts.append(attempt)
@@ -314,12 +311,6 @@ class JobRunner:
                 log.warning("job.submit_ambiguous", job_id=job.id, provider=runtime.name, error=str(exc))
                 return await self._save(job, None)
             return await self._attempt_failed(job, attempt, exc.info, runtime)
-        except asyncio.CancelledError:
-            await release()
-            raise
-        except Exception:
-            await release()
-            raise
         attempt.status = "submitted"
         attempt.upstream_id = upstream.upstream_id
         attempt.upstream_status = upstream.upstream_status
@@ -391,7 +382,7 @@ class JobRunner:
         if up.status is JobStatus.FAILED:
             await self._release(job.id)
             error = up.error or ErrorInfo.of(ErrorClass.GENERATION_FAILED, "The upstream job failed without a reason")
-            return await self._attempt_failed(job, att, error, runtime, already_released=True)
+            return await self._attempt_failed(job, att, error, runtime)
         job.status = up.status
         if self._past_queue_deadline(job, att, up):
             return await self._abandon_queued(job, att, runtime)
@@ -419,7 +410,7 @@ class JobRunner:
         )
         return await self._attempt_failed(job, att, error, runtime)
 
-    async def _attempt_failed(self, job: Job, att: Attempt, error: ErrorInfo, runtime: ProviderRuntime, *, already_released: bool = True) -> Job:
+    async def _attempt_failed(self, job: Job, att: Attempt, error: ErrorInfo, runtime: ProviderRuntime) -> Job:
         """Close the attempt; fail over to the next candidate when the policy allows it."""
         runtime.health.failure(error.error_class, self.clock())
         if error.error_class is ErrorClass.SESSION_EXPIRED and att.account is not None:
