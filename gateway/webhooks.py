@@ -254,6 +254,7 @@ class WebhookDispatcher:
                 payload=payload,
                 created_at=now,
                 endpoint=endpoint,
+                key_name=job.key_name,
                 next_attempt_at=now,
             )
 
@@ -287,7 +288,7 @@ class WebhookDispatcher:
                 raise Conflict(
                     f"Webhook endpoint {delivery.endpoint!r} is disabled in the gateway's config", param="delivery_id", code="endpoint_disabled"
                 )
-        if not await self._secrets_for(delivery):
+        if not self._secrets_for(delivery):
             raise Conflict("No webhook signing secret is configured for this delivery", param="delivery_id", code="webhook_not_signable")
         if await self._store.enable_endpoint(delivery.tenant, delivery.url):
             log.info("webhook.endpoint_enabled", host=_host(delivery.url), endpoint=delivery.endpoint, delivery_id=delivery.id)
@@ -367,7 +368,7 @@ class WebhookDispatcher:
         skip = await self._skip_reason(delivery)
         if skip is not None:
             return await self._skipped(delivery, skip)
-        signing = await self._secrets_for(delivery)
+        signing = self._secrets_for(delivery)
         if not signing:
             return await self._skipped(delivery, "no webhook signing secret is configured for this target")
 
@@ -464,16 +465,15 @@ class WebhookDispatcher:
         log.warning("webhook.delivery_skipped", event_type=delivery.event_type, endpoint=delivery.endpoint, host=_host(delivery.url), reason=reason)
         return updated
 
-    async def _secrets_for(self, delivery: WebhookDelivery) -> list[str]:
+    def _secrets_for(self, delivery: WebhookDelivery) -> list[str]:
         """The current secrets for this delivery's target (empty: it can't be signed)."""
         plan = self._plan
         if delivery.endpoint is not None:
             endpoint = plan.endpoints.get(delivery.endpoint)
             return list(endpoint.secrets) if endpoint is not None else []
-        # A job's own URL is signed for the key that created the job. A deleted job
-        # (its deliveries outlive it) falls back to the tenant's secrets.
-        job = await self._store.get_job(delivery.job_id, delivery.tenant)
-        return plan.job_url_secrets(job.key_name if job is not None else None, delivery.tenant)
+        # A job's own URL is signed for the key that created the job, recorded on the
+        # delivery so no attempt has to read the job (which may be deleted by then).
+        return plan.job_url_secrets(delivery.key_name, delivery.tenant)
 
     async def _post(self, delivery: WebhookDelivery, signing: Sequence[str], timestamp: int) -> int:
         headers = {

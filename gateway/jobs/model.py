@@ -150,6 +150,7 @@ class WebhookDelivery(msgspec.Struct, kw_only=True):
     payload: bytes
     created_at: float
     endpoint: str | None = None  # the configured endpoint's name; None = the job's own webhook_url
+    key_name: str | None = None  # the key that created the job: picks the secrets for the job's own webhook_url
     attempts: int = 0
     next_attempt_at: float | None = None
     status: Literal["pending", "delivered", "failed"] = "pending"
