@@ -260,7 +260,7 @@ async def settle(upstream: Upstream, timeout: float) -> None:
     """
     deadline = time.perf_counter() + timeout
     if upstream.callbacks() > 0:  # this upstream calls back
-        while upstream.callbacks() < upstream.submits() and time.perf_counter() < deadline:
+        while upstream.callbacks() < upstream.submits() and time.perf_counter() < deadline:  # noqa: ASYNC110 - counters in another process
             await asyncio.sleep(0.01)
     await asyncio.sleep(0.3)  # the re-fetch each callback triggers
 
@@ -373,7 +373,7 @@ def table(rows: list[Row]) -> str:
             ]
         out.append(cells)
     widths = [max(len(r[i]) for r in out) for i in range(len(head))]
-    lines = ["  ".join(c.rjust(w) if i > 0 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in out]
+    lines = ["  ".join(c.rjust(w) if i > 0 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))) for r in out]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -407,9 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         direct_url = stack.enter_context(serve_in_thread(direct_app))
         behind_url = stack.enter_context(serve_in_thread(behind_app))
         port = free_port()
-        settings = parse_settings(
-            vidgate_config(args.provider, behind_url, accounts, capacity, port, Path(tmp) / "vidgate.db"), env={}, source="<bench>"
-        )
+        settings = parse_settings(vidgate_config(args.provider, behind_url, accounts, capacity, port, Path(tmp) / "vidgate.db"), env={}, source="<bench>")
         vidgate_url = stack.enter_context(serve_in_thread(create_app(settings), port=port))
         if args.provider == "useapi":
             direct, behind = make_useapi(direct_app, accounts), make_useapi(behind_app, accounts)

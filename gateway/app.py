@@ -38,8 +38,8 @@ from gateway.jobs.store import Store
 from gateway.logging import install_request_logging
 from gateway.media import MediaLoader
 from gateway.outputs import LocalDiskStorage, OutputCopier
-from gateway.service import VideoService
 from gateway.reload import watch_config
+from gateway.service import VideoService
 from gateway.settings import ProviderSettings, Settings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
@@ -199,7 +199,7 @@ def _store_from(settings: Settings) -> Store:
 
 
 def _service(state: State) -> VideoService:
-    return state.service  # type: ignore[no-any-return]
+    return state.service
 
 
 def _caller(request: Request[Any, Any, Any], service: NamedDependency[VideoService]) -> Caller:

@@ -91,7 +91,7 @@ def render(comparison: dict[str, Any], *, base: str | None) -> str:
             url = (r.get("error") or {}).get("message", "-")
         rows.append((r["provider"], r["status"], ttv, _cost(r.get("cost")), url))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1] for row in rows]
     lines.insert(0, f"comparison {comparison['id']}  model {comparison.get('model', '?')}")
     for s in comparison.get("skipped", []):
         lines.append(f"skipped {s['provider']}: {s['reason']}")

@@ -96,7 +96,7 @@ def decode_comparison(raw: bytes) -> tuple[ComparisonRequest, CreateVideoBody]:
         raise InvalidRequest("`request.routing` has no effect in a comparison (each child is pinned to one provider)", param="request.routing")
     if isinstance(outer.providers, list):
         if not outer.providers:
-            raise InvalidRequest("`providers` must name at least one provider, or be \"all\"", param="providers")
+            raise InvalidRequest('`providers` must name at least one provider, or be "all"', param="providers")
         if len(set(outer.providers)) != len(outer.providers):
             raise InvalidRequest("`providers` names a provider more than once", param="providers")
     metadata = body.metadata or {}

@@ -18,7 +18,6 @@ from gateway.cli import DEMO_KEY, demo_settings, temp_dir
 from providers.simkit import free_port, sample, serve_in_thread
 
 
-
 def _data_url(name: str, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(sample(name)).decode()}"  # type: ignore[arg-type]
 
@@ -99,7 +98,7 @@ def _run_once(base: str, timeout: float = 90.0) -> int:
                 continue
             jobs.append((provider, mode, response.json()["id"], time.monotonic()))
         deadline = time.monotonic() + timeout
-        for provider, mode, video_id, started in jobs:
+        for provider, mode, video_id, _started in jobs:
             video = client.get(f"/v1/videos/{video_id}").json()
             while video["status"] in ("queued", "in_progress") and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -114,8 +113,8 @@ def _run_once(base: str, timeout: float = 90.0) -> int:
             elif video.get("error"):
                 detail = video["error"]["message"][:60]
             rows.append((provider, mode, video["status"], video_id[:18] + "…", detail))
-    widths = [max(len(str(r[i])) for r in rows + [("provider", "mode", "status", "id", "detail")]) for i in range(5)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    widths = [max(len(str(r[i])) for r in [*rows, ("provider", "mode", "status", "id", "detail")]) for i in range(5)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format("provider", "mode", "status", "id", "detail"))
     for row in rows:
         print(line.format(*row))
@@ -128,8 +127,8 @@ def _banner(port: int, urls: dict[str, str], data_dir: str) -> str:
     base = f"http://127.0.0.1:{port}"
     return f"""
 vidgate demo on {base}   (key: {DEMO_KEY}; data in {data_dir})
-  useapi simulator      {urls['useapi']}/v1/dreamina
-  powertokens simulator {urls['powertokens']}/v1/videos
+  useapi simulator      {urls["useapi"]}/v1/dreamina
+  powertokens simulator {urls["powertokens"]}/v1/videos
 
 Create a video:
   curl -s {base}/v1/videos -H "Authorization: Bearer {DEMO_KEY}" \\

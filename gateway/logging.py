@@ -57,9 +57,7 @@ log = structlog.get_logger("gateway.http")
 
 # A key is sensitive when one of its words (split on _ - . space and camelCase) is one of these,
 # when it is exactly "key", or when it ends in "api key" / "secret key" / "private key" ...
-_SENSITIVE_WORDS = frozenset(
-    {"authorization", "secret", "token", "password", "passwd", "cookie", "apikey", "credential", "credentials"}
-)
+_SENSITIVE_WORDS = frozenset({"authorization", "secret", "token", "password", "passwd", "cookie", "apikey", "credential", "credentials"})
 _KEY_QUALIFIERS = frozenset({"api", "secret", "private", "access", "signing", "session"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
@@ -71,9 +69,7 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), f"sk-{MASK}"),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.I), rf"\1{MASK}@"),
     (
-        re.compile(
-            r"([?&](?:api[_-]?key|key|token|access_token|secret|password|signature|sig)=)[^&\s#\"']+", re.I
-        ),
+        re.compile(r"([?&](?:api[_-]?key|key|token|access_token|secret|password|signature|sig)=)[^&\s#\"']+", re.I),
         rf"\1{MASK}",
     ),
 )
@@ -103,16 +99,13 @@ def _redact(value: Any, depth: int = 0) -> Any:
     if depth > 8:
         return value
     if isinstance(value, Mapping):
-        return {
-            k: (MASK if isinstance(k, str) and _is_sensitive_key(k) and v is not None else _redact(v, depth + 1))
-            for k, v in value.items()
-        }
+        return {k: (MASK if isinstance(k, str) and _is_sensitive_key(k) and v is not None else _redact(v, depth + 1)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         if isinstance(value, tuple) and len(value) == 2 and isinstance(name := value[0], str | bytes):
             # a (name, value) header pair, as httpx and ASGI give them
             text = name.decode("latin-1") if isinstance(name, bytes) else name
             if _is_sensitive_key(text):
-                return type(value)((name, MASK))
+                return (name, MASK)
         items = [_redact(v, depth + 1) for v in value]
         return items if isinstance(value, list) else tuple(items)
     return value
@@ -124,7 +117,7 @@ def redact_event(logger: WrappedLogger, method_name: str, event_dict: EventDict)
     `None` stays `None` so "not set" is still visible. Headers may come as a mapping or as
     `(name, value)` tuples; a tuple whose name is sensitive has its value masked.
     """
-    return _redact(event_dict)  # type: ignore[no-any-return]
+    return _redact(event_dict)
 
 
 class _ScrubRendered:
@@ -283,7 +276,7 @@ class RequestLoggingMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = self._incoming_id(scope) or self.id_factory()
-        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status: int | None = None
 
@@ -293,7 +286,7 @@ class RequestLoggingMiddleware:
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
                 headers.append((_HEADER, request_id.encode()))
-                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
+                message = {**message, "headers": headers}
             await send(message)
 
         start = time.perf_counter()

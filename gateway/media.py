@@ -111,18 +111,14 @@ class MediaLoader:
     def _decode_data_url(self, value: str, field: str) -> bytes:
         header, sep, payload = value[5:].partition(",")
         if not sep or not header.lower().endswith(";base64"):
-            raise InvalidRequest(
-                f"{field}: a data: URL must look like data:<type>;base64,<data>", param=field, code="invalid_media"
-            )
+            raise InvalidRequest(f"{field}: a data: URL must look like data:<type>;base64,<data>", param=field, code="invalid_media")
         payload = "".join(payload.split())  # tolerate line-wrapped base64
         if len(payload) // 4 * 3 > self._max_bytes + 3:
             raise _too_large(field, self._max_bytes)
         try:
             data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidRequest(
-                f"{field}: the data: URL is not valid base64", param=field, code="invalid_media"
-            ) from None
+            raise InvalidRequest(f"{field}: the data: URL is not valid base64", param=field, code="invalid_media") from None
         if len(data) > self._max_bytes:
             raise _too_large(field, self._max_bytes)
         return data
@@ -131,9 +127,7 @@ class MediaLoader:
         """GET `url` through the guard, at most `max_bytes`, within `fetch_timeout`."""
         try:
             async with asyncio.timeout(self._fetch_timeout):
-                response = await self._guard.open(
-                    self._http, "GET", url, field=field, timeout=httpx.Timeout(self._fetch_timeout)
-                )
+                response = await self._guard.open(self._http, "GET", url, field=field, timeout=httpx.Timeout(self._fetch_timeout))
                 try:
                     if not 200 <= response.status_code < 300:
                         raise InvalidRequest(
@@ -154,34 +148,24 @@ class MediaLoader:
                 finally:
                     await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
-            raise InvalidRequest(
-                f"could not fetch {field}: timed out", param=field, code="media_fetch_failed"
-            ) from None
+            raise InvalidRequest(f"could not fetch {field}: timed out", param=field, code="media_fetch_failed") from None
         except httpx.HTTPError as exc:
-            raise InvalidRequest(
-                f"could not fetch {field}: {type(exc).__name__}", param=field, code="media_fetch_failed"
-            ) from None
+            raise InvalidRequest(f"could not fetch {field}: {type(exc).__name__}", param=field, code="media_fetch_failed") from None
         return b"".join(chunks), _filename_from_url(response.url)
 
     # ------------------------------------------------------------------
     # uploads and storage
     # ------------------------------------------------------------------
 
-    async def save_upload(
-        self, tenant: str, filename: str | None, content_type: str | None, data: bytes, *, purpose: str
-    ) -> FileRecord:
+    async def save_upload(self, tenant: str, filename: str | None, content_type: str | None, data: bytes, *, purpose: str) -> FileRecord:
         """Store a `POST /v1/files` upload; its kind comes from the sniffed type.
 
         `content_type` as declared by the client is not trusted and not used."""
         if len(data) > self._max_bytes:
             raise _too_large("file", self._max_bytes)
-        return await self._store_bytes(
-            data, tenant, "file", kind=None, filename=_clean_filename(filename), purpose=purpose
-        )
+        return await self._store_bytes(data, tenant, "file", kind=None, filename=_clean_filename(filename), purpose=purpose)
 
-    async def _store_bytes(
-        self, data: bytes, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str
-    ) -> FileRecord:
+    async def _store_bytes(self, data: bytes, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str) -> FileRecord:
         if not data:
             raise InvalidRequest(f"{field}: the media is empty", param=field, code="invalid_media")
         facts = probe(data)

@@ -36,6 +36,7 @@ def apply_settings(service: VideoService, new: Settings) -> list[str]:
         current = runner.providers.get(name)
         if current is not None and old.providers.get(name) == cfg:
             continue
+        assert service.build_runtime is not None, "the app sets build_runtime before any reload"
         fresh = service.build_runtime(name, cfg)
         if current is not None:  # jobs in flight keep their slots on the new pool
             for account, used in current.pool.in_use.items():

@@ -226,9 +226,7 @@ def field_value(path: str, request: GenerationRequest, context: RouteContext) ->
 
 def matches(conditions: tuple[Condition, ...], request: GenerationRequest, context: RouteContext) -> bool:
     """True when every condition holds (an empty `when` matches every request)."""
-    return all(
-        _holds(op, operand, field_value(c.field, request, context)) for c in conditions for op, operand in c.ops
-    )
+    return all(_holds(op, operand, field_value(c.field, request, context)) for c in conditions for op, operand in c.ops)
 
 
 def _holds(op: str, operand: Any, value: Any) -> bool:

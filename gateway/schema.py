@@ -314,9 +314,7 @@ def _mode_input(body: CreateVideoBody, media: MediaResolver) -> ModeInput:
     prompt = body.prompt or None  # the openai SDK requires a prompt argument; "" means none
     if body.keyframes is not None:
         if prompt is not None:
-            raise InvalidRequest(
-                "prompt can't be combined with keyframes; give each frame its own keyframes[].prompt", param="prompt"
-            )
+            raise InvalidRequest("prompt can't be combined with keyframes; give each frame its own keyframes[].prompt", param="prompt")
         return KeyframesInput(
             frames=tuple(
                 Keyframe(
@@ -362,9 +360,7 @@ def _check_placeholders(prompt: str, refs: ReferencesBody) -> None:
     for kind, number in _PLACEHOLDER.findall(prompt):
         n = int(number)
         if not 1 <= n <= counts[kind]:
-            raise InvalidRequest(
-                f"prompt names @{kind}{n} but references.{kind}s has {counts[kind]} item(s)", param="prompt"
-            )
+            raise InvalidRequest(f"prompt names @{kind}{n} but references.{kind}s has {counts[kind]} item(s)", param="prompt")
 
 
 def _frame_seconds(value: int | None, index: int) -> int | None:
@@ -389,7 +385,7 @@ def _one_seconds(name: str, value: int | str) -> int | Literal["auto"]:
         if text == "auto":
             return "auto"
         if not (text.isascii() and text.isdigit()):
-            raise InvalidRequest(f"{name} must be a whole number of seconds or \"auto\", got {value!r}", param=name)
+            raise InvalidRequest(f'{name} must be a whole number of seconds or "auto", got {value!r}', param=name)
         value = int(text)
     if value <= 0:
         raise InvalidRequest(f"{name} must be positive, got {value}", param=name)

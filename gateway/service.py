@@ -114,9 +114,7 @@ class VideoService:
         for path, kind, value in media_slots(body):
             specs[path] = await self.media.load(value, kind, path, caller.tenant)
         stored_body = replace_media(body, specs)
-        request = routing_request(
-            stored_body, specs, default_model=self.settings.jobs.default_model, end_user=end_user_of(caller.tenant, metadata)
-        )
+        request = routing_request(stored_body, specs, default_model=self.settings.jobs.default_model, end_user=end_user_of(caller.tenant, metadata))
         video_id = new_video_id()
         now = self.clock()
         plan = route(
@@ -202,7 +200,7 @@ class VideoService:
             raise NotFound(f"No video with id {video_id!r}", param="video_id")
         return job
 
-    async def list(self, caller: Caller, **query: Any) -> tuple[list[Job], bool]:
+    async def list_videos(self, caller: Caller, **query: Any) -> tuple[list[Job], bool]:
         try:
             return await self.store.list_jobs(caller.tenant, **query)
         except KeyError as exc:

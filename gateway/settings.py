@@ -23,7 +23,7 @@ import math
 import os
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -35,6 +35,7 @@ from gateway import rules
 
 __all__ = [
     "PROVIDER_TYPES",
+    "WEBHOOK_EVENTS",
     "AccountSettings",
     "ClusterSettings",
     "ConfigError",
@@ -48,7 +49,6 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StoreSettings",
-    "WEBHOOK_EVENTS",
     "WebhookEndpointSettings",
     "WebhookSettings",
     "describe",
@@ -97,9 +97,8 @@ class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             return redact_url(value)
         return value
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
-        for name in self.__struct_fields__:
-            yield name, self._shown(name)
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [(name, self._shown(name)) for name in self.__struct_fields__]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={self._shown(name)!r}" for name in self.__struct_fields__)
@@ -167,7 +166,6 @@ class StoreSettings(_Config):
             return "vidgate-outputs"
         db = Path(path)
         return str(db.with_name(f"{db.stem}-outputs"))
-
 
 
 class SecuritySettings(_Config):
@@ -256,9 +254,7 @@ class ModelSettings(_Config):
         if not self.providers:
             raise ValueError("a model needs at least one provider")
         if self.order is not None and sorted(self.order) != sorted(self.providers):
-            raise ValueError(
-                f"`order` must list each of this model's providers once: has {self.order}, providers are {list(self.providers)}"
-            )
+            raise ValueError(f"`order` must list each of this model's providers once: has {self.order}, providers are {list(self.providers)}")
 
     @property
     def provider_order(self) -> list[str]:
@@ -293,7 +289,7 @@ class RouteSettings(_Config, dict=True):
             raise ValueError(f"route {self.name!r}: the name is reserved for routing traces (pin, catalog, models.*)")
         try:
             self._check()
-            self.conditions  # parse `when` now (and cache it) so a bad condition is a load error
+            _ = self.conditions  # parse `when` now (and cache it) so a bad condition is a load error
         except ValueError as exc:
             raise ValueError(f"route {self.name!r}: {exc}") from None
 
@@ -369,7 +365,7 @@ class WebhookEndpointSettings(_Config):
     secrets: list[str]
     tenant: str | None = None
     key: str | None = None  # a key's `name`
-    events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(WEBHOOK_EVENTS))
+    events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(get_args(WebhookEvent)))
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -603,10 +599,7 @@ def describe(settings: Settings) -> str:
     lines.append("providers:")
     for name, p in settings.providers.items():
         state = "" if p.enabled else " (disabled)"
-        lines.append(
-            f"  {name}{state}: type={p.type} base_url={redact_url(p.base_url)} "
-            f"max_concurrency={p.max_concurrency} timeout={p.timeout_seconds:g}s"
-        )
+        lines.append(f"  {name}{state}: type={p.type} base_url={redact_url(p.base_url)} max_concurrency={p.max_concurrency} timeout={p.timeout_seconds:g}s")
         for a in p.accounts:
             lines.append(f"    account {a.id} region={a.region} max_jobs={a.max_jobs}")
     lines.append(f"models (default {settings.jobs.default_model}):" if settings.models else "models: none configured")

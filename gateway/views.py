@@ -38,9 +38,7 @@ def video_of(job: Job) -> Video:
         ratio=job.ratio,
         resolution=job.resolution,
         provider=attempt.provider if attempt else None,
-        upstream=UpstreamInfo(id=attempt.upstream_id, model=attempt.model_id, status=attempt.upstream_status)
-        if attempt
-        else None,
+        upstream=UpstreamInfo(id=attempt.upstream_id, model=attempt.model_id, status=attempt.upstream_status) if attempt else None,
         result=job.result,
         cost=CostInfo(amount=job.cost.amount, unit=job.cost.unit, usd_estimate=job.cost.usd_estimate) if job.cost else None,
         attempts=[

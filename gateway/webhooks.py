@@ -104,9 +104,7 @@ def event_id_for(job_id: str, event_type: str) -> str:
     return "evt_" + _digest(job_id, event_type)[:24]
 
 
-def event_payload(
-    event_id: str, event_type: str, created_at: float, data: bytes | msgspec.Raw | msgspec.Struct
-) -> bytes:
+def event_payload(event_id: str, event_type: str, created_at: float, data: bytes | msgspec.Raw | msgspec.Struct) -> bytes:
     """`{"id":"evt_…","object":"event","created_at":…,"type":…,"data":<video object>}`.
 
     `data` is the video object: a Struct, or already-encoded JSON (bytes or `msgspec.Raw`).
@@ -258,11 +256,7 @@ class WebhookDispatcher:
                 next_attempt_at=now,
             )
 
-        out = [
-            delivery(f"endpoint:{e.name}", e.url, e.name)
-            for e in self._plan.matching(job.key_name, job.tenant)
-            if event_type in e.events
-        ]
+        out = [delivery(f"endpoint:{e.name}", e.url, e.name) for e in self._plan.matching(job.key_name, job.tenant) if event_type in e.events]
         if job.webhook_url:
             out.append(delivery(f"url:{job.webhook_url}", job.webhook_url, None))
         return out
@@ -281,13 +275,9 @@ class WebhookDispatcher:
         if delivery.endpoint is not None:
             endpoint = self._plan.endpoints.get(delivery.endpoint)
             if endpoint is None:
-                raise Conflict(
-                    f"Webhook endpoint {delivery.endpoint!r} is no longer configured", param="delivery_id", code="endpoint_not_configured"
-                )
+                raise Conflict(f"Webhook endpoint {delivery.endpoint!r} is no longer configured", param="delivery_id", code="endpoint_not_configured")
             if not endpoint.enabled:
-                raise Conflict(
-                    f"Webhook endpoint {delivery.endpoint!r} is disabled in the gateway's config", param="delivery_id", code="endpoint_disabled"
-                )
+                raise Conflict(f"Webhook endpoint {delivery.endpoint!r} is disabled in the gateway's config", param="delivery_id", code="endpoint_disabled")
         if not self._secrets_for(delivery):
             raise Conflict("No webhook signing secret is configured for this delivery", param="delivery_id", code="webhook_not_signable")
         if await self._store.enable_endpoint(delivery.tenant, delivery.url):

@@ -112,10 +112,9 @@ def check(request: GenerationRequest, caps: ModelCaps, *, regions: Iterable[str]
     if request.resolution is not None:
         if request.resolution not in caps.resolutions:
             add("resolution", f"{request.resolution} is not offered by model {model} (valid: {_list(caps.resolutions)})")
-        elif regions is not None and request.resolution in caps.resolution_regions:
-            if not caps.resolution_regions[request.resolution] & frozenset(regions):
-                need = _list(caps.resolution_regions[request.resolution])
-                add("resolution", f"{request.resolution} on model {model} needs an account in region {need}")
+        elif regions is not None and request.resolution in caps.resolution_regions and not caps.resolution_regions[request.resolution] & frozenset(regions):
+            need = _list(caps.resolution_regions[request.resolution])
+            add("resolution", f"{request.resolution} on model {model} needs an account in region {need}")
 
     if request.ratio is not None:
         if request.ratio not in caps.ratios:
@@ -153,9 +152,7 @@ def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimit
     reasons: list[Reason] = []
     n = len(inp.frames)
     if not limits.min_frames <= n <= limits.max_frames:
-        reasons.append(
-            Reason("keyframes", f"{n} keyframes given; model {caps.model_id} takes {limits.min_frames}-{limits.max_frames}")
-        )
+        reasons.append(Reason("keyframes", f"{n} keyframes given; model {caps.model_id} takes {limits.min_frames}-{limits.max_frames}"))
     for i, frame in enumerate(inp.frames):
         if frame.seconds is not None and not limits.min_frame_seconds <= frame.seconds <= limits.max_frame_seconds:
             reasons.append(
@@ -171,15 +168,12 @@ def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimit
     if limits.non_last_sum_is_duration and n >= 2:
         total = sum(f.seconds if f.seconds is not None else limits.default_frame_seconds for f in inp.frames[:-1])
         if isinstance(seconds, int) and seconds != total:
-            reasons.append(
-                Reason("seconds", f"seconds is {seconds} but the non-last keyframes last {total} s; leave it out or make them agree")
-            )
+            reasons.append(Reason("seconds", f"seconds is {seconds} but the non-last keyframes last {total} s; leave it out or make them agree"))
         if total not in caps.durations:
             reasons.append(
                 Reason(
                     "keyframes",
-                    f"the non-last keyframes last {total} s in all; that must be a duration of model "
-                    f"{caps.model_id} ({_list(caps.durations)})",
+                    f"the non-last keyframes last {total} s in all; that must be a duration of model {caps.model_id} ({_list(caps.durations)})",
                 )
             )
     return reasons
@@ -200,13 +194,13 @@ def _check_references(inp: ReferenceInput, model: str, limits: ReferenceLimits) 
         reasons.append(Reason("references", "reference mode needs at least one image, video or audio"))
     if limits.audio_needs_visual and inp.audios and not (inp.images or inp.videos):
         reasons.append(Reason("references.audios", "audio can't be the only reference; add an image or a video"))
-    for field, items, most in (
+    for field, items, cap in (
         ("references.videos", inp.videos, limits.max_video_seconds_total),
         ("references.audios", inp.audios, limits.max_audio_seconds_total),
     ):
         total = _total_seconds(items)
-        if most is not None and total is not None and total > most:
-            reasons.append(Reason(field, f"{total:g} s in all; model {model} takes at most {most:g} s"))
+        if cap is not None and total is not None and total > cap:
+            reasons.append(Reason(field, f"{total:g} s in all; model {model} takes at most {cap:g} s"))
     if limits.placeholders_required:
         missing = [
             f"@{word}{i}"
@@ -228,9 +222,7 @@ def _check_image_sides(request: GenerationRequest, caps: ModelCaps) -> list[Reas
         if media.width is None or media.height is None:
             continue
         if not (low <= media.width <= high and low <= media.height <= high):
-            reasons.append(
-                Reason(field, f"image is {media.width}x{media.height}; model {caps.model_id} needs each side within {low}-{high} px")
-            )
+            reasons.append(Reason(field, f"image is {media.width}x{media.height}; model {caps.model_id} needs each side within {low}-{high} px"))
     return reasons
 
 

@@ -8,7 +8,6 @@ sends what the adapter describes and turns transport failures into
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -52,9 +51,7 @@ class UpstreamClient:
             refs[key] = self.adapter.parse_upload(response)
         return refs
 
-    async def submit(
-        self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext
-    ) -> UpstreamJob:
+    async def submit(self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext) -> UpstreamJob:
         """One paid submit. A failure after the request may have left is marked ambiguous."""
         call = self.adapter.build_submit(request, model_id, refs, ctx)
         response = await self.send(call, idempotent=False)
@@ -119,9 +116,7 @@ class UpstreamClient:
         if call.json is not None:
             content = _json.encode(call.json)
             headers.setdefault("Content-Type", "application/json")
-        return self.http.build_request(
-            call.method, call.path, params=dict(call.params) or None, content=content, headers=headers
-        )
+        return self.http.build_request(call.method, call.path, params=dict(call.params) or None, content=content, headers=headers)
 
 
 def _transport_error(exc: httpx.TransportError, *, idempotent: bool) -> UpstreamError:
@@ -130,6 +125,4 @@ def _transport_error(exc: httpx.TransportError, *, idempotent: bool) -> Upstream
     ambiguous = not idempotent and not never_left
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamError.of(ErrorClass.TIMEOUT, f"upstream timed out ({type(exc).__name__})", ambiguous=ambiguous)
-    return UpstreamError.of(
-        ErrorClass.UPSTREAM_UNAVAILABLE, f"upstream unreachable ({type(exc).__name__})", ambiguous=ambiguous
-    )
+    return UpstreamError.of(ErrorClass.UPSTREAM_UNAVAILABLE, f"upstream unreachable ({type(exc).__name__})", ambiguous=ambiguous)

@@ -130,7 +130,7 @@ def _mp4(data: bytes, kind: str) -> Probe:
                 if timescale:
                     duration_ms = round(duration * 1000 / timescale)
             elif child == b"trak" and width is None:
-                for grand, gbody, gend in _boxes(data, cbody, cend):
+                for grand, _gbody, gend in _boxes(data, cbody, cend):
                     if grand == b"tkhd":
                         w, h = struct.unpack(">II", data[gend - 8 : gend])
                         if w >> 16 and h >> 16:
@@ -140,7 +140,7 @@ def _mp4(data: bytes, kind: str) -> Probe:
 
 def _wav_duration_ms(data: bytes) -> int | None:
     byte_rate = None
-    for name, body, end in _riff_chunks(data):
+    for name, body, _end in _riff_chunks(data):
         if name == b"fmt ":
             byte_rate = struct.unpack("<I", data[body + 8 : body + 12])[0]
         elif name == b"data" and byte_rate:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Router, get, post, put
 from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 JobOutcome = Literal["succeed", "fail", "hang"]
 
@@ -100,11 +101,11 @@ class FaultMiddleware:
     peer close mid-response (as on a real network), not an HTTP error status.
     """
 
-    def __init__(self, app: Any, box: FaultBox) -> None:
+    def __init__(self, app: ASGIApp, box: FaultBox) -> None:
         self.app = app
         self.box = box
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith("/_sim"):
             if self.box.take_counter("drop_count"):
                 await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
@@ -116,7 +117,7 @@ class FaultMiddleware:
                 await self.app(scope, receive, send)
             finally:
                 agent = dict(scope.get("headers") or []).get(b"user-agent", b"").decode("latin-1")
-                self.box.requests.append(RequestRecord(scope["method"], scope["path"], agent, started, time.time()))
+                self.box.requests.append(RequestRecord(str(scope.get("method", "")), scope["path"], agent, started, time.time()))
             return
         await self.app(scope, receive, send)
 

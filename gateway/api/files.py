@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from gateway.auth import Caller
 from gateway.errors import BadRequest, NotFound

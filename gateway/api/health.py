@@ -21,9 +21,18 @@ class HealthController(Controller):
     async def readyz(self, service: NamedDependency[VideoService]) -> Response[dict[str, object]]:
         store_ok = await service.store.ping()
         ready = store_ok and bool(service.providers)
-        return Response({"status": "ready" if ready else "not_ready", "store": store_ok, "providers": len(service.providers)}, status_code=200 if ready else 503)
+        return Response(
+            {"status": "ready" if ready else "not_ready", "store": store_ok, "providers": len(service.providers)}, status_code=200 if ready else 503
+        )
 
-    @post("/v1/callbacks/{token:str}", operation_id="upstreamCallback", summary="Upstream job callback (triggers a re-fetch)", status_code=200, include_in_schema=False, opt={"log_path_template": True})
+    @post(
+        "/v1/callbacks/{token:str}",
+        operation_id="upstreamCallback",
+        summary="Upstream job callback (triggers a re-fetch)",
+        status_code=200,
+        include_in_schema=False,
+        opt={"log_path_template": True},
+    )
     async def callback(self, token: FromPath[str], service: NamedDependency[VideoService]) -> dict[str, bool]:
         # The body is deliberately not read: a callback only prompts a poll of the upstream.
         if not await service.callback(token):

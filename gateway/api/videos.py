@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
@@ -21,7 +21,6 @@ from gateway.schema import CreateVideoBody, Video, VideoDeleted, VideoList, deco
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
-
 
 STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published locally
 
@@ -49,7 +48,7 @@ class VideosController(Controller):
         provider: FromQuery[str | None] = None,
         model: FromQuery[str | None] = None,
     ) -> VideoList:
-        jobs, more = await service.list(caller, after=after, limit=limit, order=order, status=status, provider=provider, model=model)
+        jobs, more = await service.list_videos(caller, after=after, limit=limit, order=order, status=status, provider=provider, model=model)
         data = [video_of(j) for j in jobs]
         return VideoList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more)
 

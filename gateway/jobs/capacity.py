@@ -58,13 +58,9 @@ class AccountPool:
         return frozenset(regions) if regions else None
 
     def _eligible(self, regions: frozenset[str] | None) -> list[Slot]:
-        return [
-            s
-            for s in self.slots
-            if s.account not in self.disabled and (regions is None or s.region is None or s.region in regions)
-        ]
+        return [s for s in self.slots if s.account not in self.disabled and (regions is None or s.region is None or s.region in regions)]
 
-    def _free(self, regions: frozenset[str] | None) -> str | None | bool:
+    def _free(self, regions: frozenset[str] | None) -> str | bool | None:
         best: Slot | None = None
         for s in self._eligible(regions):
             if self.in_use[s.account] < s.limit and (best is None or self._load(s) < self._load(best)):

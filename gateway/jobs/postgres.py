@@ -140,9 +140,19 @@ class PostgresStore:
         (duplicate id or callback token) raises `asyncpg.UniqueViolationError`.
         """
         args = (
-            job.id, job.tenant, _value(job.status), job.provider, job.model, job.created_at,
-            job.idempotency_key, job.request_hash, job.callback_token, job.version, self._enc.encode(job),
-            lease.owner if lease else None, lease.until if lease else None,
+            job.id,
+            job.tenant,
+            _value(job.status),
+            job.provider,
+            job.model,
+            job.created_at,
+            job.idempotency_key,
+            job.request_hash,
+            job.callback_token,
+            job.version,
+            self._enc.encode(job),
+            lease.owner if lease else None,
+            lease.until if lease else None,
         )
         while True:
             inserted = await self._db.fetchval(
@@ -167,25 +177,19 @@ class PostgresStore:
             await self._db.fetchrow(
                 f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND request_hash = $2 AND created_at >= $3
                     ORDER BY created_at DESC, created_seq DESC LIMIT 1""",
-                tenant, request_hash, since,
+                tenant,
+                request_hash,
+                since,
             )
         )
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
         """The tenant's job created with this idempotency key, if any."""
-        return self._decode_job(
-            await self._db.fetchrow(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key
-            )
-        )
+        return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key))
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None if it does not exist or belongs to another tenant."""
-        return self._decode_job(
-            await self._db.fetchrow(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", job_id, tenant
-            )
-        )
+        return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", job_id, tenant))
 
     async def get_by_callback_token(self, token: str) -> Job | None:
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = $1", token))
@@ -204,8 +208,14 @@ class PostgresStore:
             written = await conn.fetchval(
                 """UPDATE jobs SET status = $3, provider = $4, model = $5, callback_token = $6, version = $7, doc = $8
                    WHERE id = $1 AND version = $2 RETURNING id""",
-                job.id, job.version, _value(updated.status), updated.provider, updated.model,
-                updated.callback_token, updated.version, self._enc.encode(updated),
+                job.id,
+                job.version,
+                _value(updated.status),
+                updated.provider,
+                updated.model,
+                updated.callback_token,
+                updated.version,
+                self._enc.encode(updated),
             )
             if written is None:
                 raise StaleJob(job.id)
@@ -240,7 +250,8 @@ class PostgresStore:
         if order not in ("asc", "desc"):
             raise ValueError("order must be 'asc' or 'desc'")
         direction, compare = ("ASC", ">") if order == "asc" else ("DESC", "<")
-        where, args = ["tenant = $1"], [tenant]
+        where: list[str] = ["tenant = $1"]
+        args: list[object] = [tenant]
         for column, wanted in (("status", status), ("provider", provider), ("model", model)):
             if wanted is not None:
                 args.append(_value(wanted))
@@ -255,17 +266,14 @@ class PostgresStore:
                 where.append(f"created_seq {compare} ${len(args)}")
             args.append(limit + 1)
             rows = await conn.fetch(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
-                f"ORDER BY created_seq {direction} LIMIT ${len(args)}",
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY created_seq {direction} LIMIT ${len(args)}",
                 *args,
             )
         return self._decode_jobs(rows[:limit]), len(rows) > limit
 
     async def active_jobs(self) -> list[Job]:
         """Every job not completed, failed or cancelled, oldest first."""
-        rows = await self._db.fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_seq", _ACTIVE
-        )
+        rows = await self._db.fetch(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_seq", _ACTIVE)
         return self._decode_jobs(rows)
 
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
@@ -283,7 +291,11 @@ class PostgresStore:
                     FOR UPDATE SKIP LOCKED)
                 UPDATE jobs SET lease_owner = $1, lease_until = $2 FROM picked WHERE jobs.id = picked.id
                 RETURNING jobs.created_seq, {_JOB_COLUMNS}""",
-            lease.owner, lease.until, _ACTIVE, now, limit,
+            lease.owner,
+            lease.until,
+            _ACTIVE,
+            now,
+            limit,
         )
         return self._decode_jobs(sorted(rows, key=lambda r: r["created_seq"]))
 
@@ -294,7 +306,10 @@ class PostgresStore:
         rows = await self._db.fetch(
             """UPDATE jobs SET lease_until = $2
                WHERE lease_owner = $1 AND id = ANY($3::text[]) AND status = ANY($4::text[]) RETURNING id""",
-            lease.owner, lease.until, list(job_ids), _ACTIVE,
+            lease.owner,
+            lease.until,
+            list(job_ids),
+            _ACTIVE,
         )
         return {r["id"] for r in rows}
 
@@ -303,7 +318,8 @@ class PostgresStore:
         if job_ids:
             await self._db.execute(
                 "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])",
-                owner, list(job_ids),
+                owner,
+                list(job_ids),
             )
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
@@ -311,7 +327,8 @@ class PostgresStore:
         rows = await self._db.fetch(
             f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= $1 AND ($2::text IS NULL OR tenant = $2)
                 ORDER BY created_at, created_seq""",
-            since, tenant,
+            since,
+            tenant,
         )
         return self._decode_jobs(rows)
 
@@ -320,16 +337,18 @@ class PostgresStore:
         try:
             await self._db.execute(
                 "INSERT INTO events (job_id, at, status, progress, detail) VALUES ($1, $2, $3, $4, $5)",
-                event.job_id, event.at, _value(event.status), event.progress, event.detail,
+                event.job_id,
+                event.at,
+                _value(event.status),
+                event.progress,
+                event.detail,
             )
         except asyncpg.ForeignKeyViolationError as exc:
             raise KeyError(event.job_id) from exc
 
     async def events(self, job_id: str) -> list[StatusEvent]:
         """The job's events by time, ties in insertion order."""
-        rows = await self._db.fetch(
-            "SELECT job_id, at, status, progress, detail FROM events WHERE job_id = $1 ORDER BY at, seq", job_id
-        )
+        rows = await self._db.fetch("SELECT job_id, at, status, progress, detail FROM events WHERE job_id = $1 ORDER BY at, seq", job_id)
         return [StatusEvent(**dict(r)) for r in rows]
 
     # files ----------------------------------------------------------------
@@ -347,7 +366,10 @@ class PostgresStore:
             inserted = await conn.fetchval(
                 """INSERT INTO files (id, tenant, created_at, doc) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (id) DO NOTHING RETURNING id""",
-                record.id, record.tenant, record.created_at, self._enc.encode(record),
+                record.id,
+                record.tenant,
+                record.created_at,
+                self._enc.encode(record),
             )
             if inserted is None:
                 raise FileExistsError(record.id)
@@ -355,9 +377,7 @@ class PostgresStore:
         return record
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
-        doc = await self._db.fetchval(
-            "SELECT doc FROM files WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", file_id, tenant
-        )
+        doc = await self._db.fetchval("SELECT doc FROM files WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", file_id, tenant)
         return self._file.decode(doc) if doc is not None else None
 
     async def read_file(self, file_id: str) -> bytes:
@@ -366,7 +386,7 @@ class PostgresStore:
         data = await self._db.fetchval("SELECT data FROM file_bytes WHERE id = $1", file_id)
         if data is None:
             raise KeyError(file_id)
-        return data  # type: ignore[no-any-return]
+        return data
 
     async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
         """The file in chunks of at most `chunk_size`, one query per chunk, so a slow
@@ -380,9 +400,7 @@ class PostgresStore:
         if size is None:
             raise KeyError(file_id)
         for offset in range(0, size, chunk_size):
-            chunk = await self._db.fetchval(
-                "SELECT substring(data FROM $2 FOR $3) FROM file_bytes WHERE id = $1", file_id, offset + 1, chunk_size
-            )
+            chunk = await self._db.fetchval("SELECT substring(data FROM $2 FOR $3) FROM file_bytes WHERE id = $1", file_id, offset + 1, chunk_size)
             if chunk is None:
                 raise KeyError(file_id)
             yield chunk
@@ -398,7 +416,10 @@ class PostgresStore:
         id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
         updated = await self._db.fetchval(
             "UPDATE deliveries SET status = $2, next_attempt_at = $3, doc = $4 WHERE id = $1 RETURNING id",
-            id_, status, due, doc,
+            id_,
+            status,
+            due,
+            doc,
         )
         if updated is None:
             raise KeyError(id_)
@@ -417,15 +438,15 @@ class PostgresStore:
                    FOR UPDATE SKIP LOCKED)
                UPDATE deliveries SET next_attempt_at = $2 FROM due WHERE deliveries.seq = due.seq
                RETURNING due.next_attempt_at AS was_due, due.seq, deliveries.doc""",
-            now, lease_until, limit,
+            now,
+            lease_until,
+            limit,
         )
         rows = sorted(rows, key=lambda r: (r["was_due"], r["seq"]))
         return [self._delivery.decode(r["doc"]) for r in rows]
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
-        doc = await self._db.fetchval(
-            "SELECT doc FROM deliveries WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", delivery_id, tenant
-        )
+        doc = await self._db.fetchval("SELECT doc FROM deliveries WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", delivery_id, tenant)
         return self._delivery.decode(doc) if doc is not None else None
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
@@ -438,18 +459,17 @@ class PostgresStore:
         await self._db.execute(
             """INSERT INTO disabled_endpoints (tenant, url, reason, at) VALUES ($1, $2, $3, $4)
                ON CONFLICT (tenant, url) DO UPDATE SET reason = excluded.reason, at = excluded.at""",
-            tenant, url, reason, at,
+            tenant,
+            url,
+            reason,
+            at,
         )
 
     async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
-        return await self._db.fetchval(  # type: ignore[no-any-return]
-            "SELECT reason FROM disabled_endpoints WHERE tenant = $1 AND url = $2", tenant, url
-        )
+        return await self._db.fetchval("SELECT reason FROM disabled_endpoints WHERE tenant = $1 AND url = $2", tenant, url)
 
     async def enable_endpoint(self, tenant: str, url: str) -> bool:
-        lifted = await self._db.fetchval(
-            "DELETE FROM disabled_endpoints WHERE tenant = $1 AND url = $2 RETURNING url", tenant, url
-        )
+        lifted = await self._db.fetchval("DELETE FROM disabled_endpoints WHERE tenant = $1 AND url = $2 RETURNING url", tenant, url)
         return lifted is not None
 
     # comparisons ------------------------------------------------------------
@@ -461,14 +481,20 @@ class PostgresStore:
         inserted = await self._db.fetchval(
             """INSERT INTO comparisons (id, tenant, created_at, idempotency_key, doc) VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT DO NOTHING RETURNING id""",
-            c.id, c.tenant, c.created_at, c.idempotency_key, self._enc.encode(c),
+            c.id,
+            c.tenant,
+            c.created_at,
+            c.idempotency_key,
+            self._enc.encode(c),
         )
         if inserted is not None:
             return comparison
         stored = await self._db.fetchval(
             """SELECT doc FROM comparisons WHERE id = $1 OR (tenant = $2 AND idempotency_key = $3)
                ORDER BY id = $1 DESC LIMIT 1""",
-            c.id, c.tenant, c.idempotency_key,
+            c.id,
+            c.tenant,
+            c.idempotency_key,
         )
         if stored is None:  # comparisons are never deleted, so the clash is still there
             raise RuntimeError(f"comparison {c.id} clashed with a row that is gone")
@@ -480,7 +506,5 @@ class PostgresStore:
         return self._comparison.decode(doc) if doc is not None else None
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
-        doc = await self._db.fetchval(
-            "SELECT doc FROM comparisons WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key
-        )
+        doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key)
         return self._comparison.decode(doc) if doc is not None else None

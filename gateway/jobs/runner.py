@@ -28,16 +28,16 @@ from typing import Any
 import structlog
 
 from gateway.events import EventHub
-from gateway.http import RetryPolicy, call_with_retries
 from gateway.health import ProviderHealth
+from gateway.http import RetryPolicy, call_with_retries
 from gateway.jobs.capacity import AccountPool, NoAccount
 from gateway.jobs.leases import LeaseBook
 from gateway.jobs.model import Attempt, Job, OutputCopy, StatusEvent, WebhookDelivery
 from gateway.jobs.request import rebuild_request
 from gateway.jobs.store import StaleJob, Store
-from gateway.policy import Action, action_for
 from gateway.logging import bind_job_context
 from gateway.outputs import OutputCopier
+from gateway.policy import Action, action_for
 from providers.base import (
     ErrorClass,
     ErrorInfo,
@@ -254,7 +254,7 @@ class JobRunner:
 
     async def _await_lease(self, job_id: str) -> None:
         """Hold off while the lease is about to lapse; `renew()` extends it or cancels this task."""
-        while not self.leases.holds(job_id):
+        while not self.leases.holds(job_id):  # noqa: ASYNC110 - replaced by the engine
             await asyncio.sleep(min(0.5, self.claim_interval / 2))
 
     async def _release(self, job_id: str) -> None:

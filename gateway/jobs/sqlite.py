@@ -334,11 +334,7 @@ class SqliteStore:
         return await self._run(lambda conn: self._find_idempotent(conn, tenant, idempotency_key))
 
     def _find_idempotent(self, conn: sqlite3.Connection, tenant: str, key: str) -> Job | None:
-        return self._decode_job(
-            conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?", (tenant, key)
-            ).fetchone()
-        )
+        return self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?", (tenant, key)).fetchone())
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None if it does not exist or belongs to another tenant."""
@@ -352,11 +348,7 @@ class SqliteStore:
         )
 
     async def get_by_callback_token(self, token: str) -> Job | None:
-        return await self._run(
-            lambda conn: self._decode_job(
-                conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()
-            )
-        )
+        return await self._run(lambda conn: self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()))
 
     async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
         """Write `job` if nobody wrote it since it was read; returns a copy with `version + 1`.
@@ -428,16 +420,13 @@ class SqliteStore:
             conn.execute("BEGIN")  # one snapshot for the cursor lookup and the page
             try:
                 if after is not None:
-                    row = conn.execute(
-                        "SELECT created_seq FROM jobs WHERE id = ? AND tenant = ?", (after, tenant)
-                    ).fetchone()
+                    row = conn.execute("SELECT created_seq FROM jobs WHERE id = ? AND tenant = ?", (after, tenant)).fetchone()
                     if row is None:
                         raise KeyError(after)
                     where.append(f"created_seq {compare} ?")
                     args.append(row[0])
                 rows = conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
-                    f"ORDER BY created_seq {direction} LIMIT ?",
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY created_seq {direction} LIMIT ?",
                     (*args, limit + 1),
                 ).fetchall()
             finally:
@@ -453,9 +442,7 @@ class SqliteStore:
         return await self._run(
             lambda conn: [
                 self._decode_job(r)  # type: ignore[misc]
-                for r in conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY created_seq", _ACTIVE
-                )
+                for r in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY created_seq", _ACTIVE)
             ]
         )
 
@@ -593,9 +580,7 @@ class SqliteStore:
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
         row = await self._run(
-            lambda conn: conn.execute(
-                "SELECT doc FROM files WHERE id = ? AND (? IS NULL OR tenant = ?)", (file_id, tenant, tenant)
-            ).fetchone()
+            lambda conn: conn.execute("SELECT doc FROM files WHERE id = ? AND (? IS NULL OR tenant = ?)", (file_id, tenant, tenant)).fetchone()
         )
         return self._file.decode(row[0]) if row else None
 
@@ -645,9 +630,7 @@ class SqliteStore:
         id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
 
         def update(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(
-                "UPDATE deliveries SET status = ?, next_attempt_at = ?, doc = ? WHERE id = ?", (status, due, doc, id_)
-            )
+            cur = conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, doc = ? WHERE id = ?", (status, due, doc, id_))
             if cur.rowcount == 0:
                 raise KeyError(id_)
 
@@ -670,9 +653,7 @@ class SqliteStore:
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
         row = await self._run(
-            lambda conn: conn.execute(
-                "SELECT doc FROM deliveries WHERE id = ? AND (? IS NULL OR tenant = ?)", (delivery_id, tenant, tenant)
-            ).fetchone()
+            lambda conn: conn.execute("SELECT doc FROM deliveries WHERE id = ? AND (? IS NULL OR tenant = ?)", (delivery_id, tenant, tenant)).fetchone()
         )
         return self._delivery.decode(row[0]) if row else None
 
@@ -686,23 +667,15 @@ class SqliteStore:
         )
 
     async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
-        row = await self._run(
-            lambda conn: conn.execute(
-                "SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)
-            ).fetchone()
-        )
+        row = await self._run(lambda conn: conn.execute("SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).fetchone())
         return row[0] if row else None
 
     async def enable_endpoint(self, tenant: str, url: str) -> bool:
-        return await self._write(
-            lambda conn: conn.execute("DELETE FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).rowcount > 0
-        )
+        return await self._write(lambda conn: conn.execute("DELETE FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).rowcount > 0)
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
         """Every delivery for the job, in insertion order."""
-        rows = await self._run(
-            lambda conn: conn.execute("SELECT doc FROM deliveries WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
-        )
+        rows = await self._run(lambda conn: conn.execute("SELECT doc FROM deliveries WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall())
         return [self._delivery.decode(r[0]) for r in rows]
 
     # comparisons ------------------------------------------------------------
@@ -729,18 +702,12 @@ class SqliteStore:
 
     async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
         """The comparison, or None if it does not exist or belongs to another tenant."""
-        row = await self._run(
-            lambda conn: conn.execute(
-                "SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)
-            ).fetchone()
-        )
+        row = await self._run(lambda conn: conn.execute("SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)).fetchone())
         return self._comparison.decode(row[0]) if row else None
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
         row = await self._run(
-            lambda conn: conn.execute(
-                "SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)
-            ).fetchone()
+            lambda conn: conn.execute("SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)).fetchone()
         )
         return self._comparison.decode(row[0]) if row else None
 

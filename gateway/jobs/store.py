@@ -16,8 +16,7 @@ pushing their due time past the lease, so each attempt is made by one process.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol
 
 import msgspec

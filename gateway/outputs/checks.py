@@ -27,7 +27,7 @@ class ContentCheckFailed(OutputError):
 
 
 def check_mp4(head: bytes) -> str:
-    """"video/mp4" if `head` starts an ISO BMFF file with an `ftyp` box."""
+    """ "video/mp4" if `head` starts an ISO BMFF file with an `ftyp` box."""
     if len(head) >= 8 and head[4:8] == b"ftyp":
         size = struct.unpack(">I", head[:4])[0]
         if size == 1 and len(head) >= 16:  # 64-bit "largesize" follows the type

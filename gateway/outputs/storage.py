@@ -333,7 +333,7 @@ class LocalDiskStorage:
         if not self.root.is_dir():
             return 0
         deleted = 0
-        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
+        for dirpath, _dirnames, filenames in os.walk(self.root, topdown=False):
             directory = Path(dirpath)
             removed_here = False
             for name in filenames:

@@ -150,9 +150,7 @@ def build_body(request: GenerationRequest, model_id: str) -> CreateVideoRequest 
             seed=request.seed,
             watermark=request.watermark,
             generate_audio=_v1_switch("generate_audio", request.generate_audio, caps is None or caps.generate_audio),
-            return_last_frame=_v1_switch(
-                "return_last_frame", request.return_last_frame, caps is None or caps.return_last_frame
-            ),
+            return_last_frame=_v1_switch("return_last_frame", request.return_last_frame, caps is None or caps.return_last_frame),
         )
     return CreateVideoRequest(
         model=model_id,
@@ -183,9 +181,7 @@ class PowerTokensAdapter:
     def parse_upload(self, response: httpx.Response) -> str:
         raise RuntimeError("PowerTokens adapter makes no uploads; parse_upload is unreachable")
 
-    def build_submit(
-        self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext
-    ) -> HttpCall:
+    def build_submit(self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext) -> HttpCall:
         # ctx.callback_url is not sent: `callback_url` is documented on the native Ark route
         # only, its support on `/v1/videos` is unknown (UPSTREAMS 5.11). PowerTokens has no
         # accounts to pin (ctx.account).

@@ -90,9 +90,7 @@ def error_from_response(response: httpx.Response) -> UpstreamError:
 
 def malformed(message: str, response: httpx.Response) -> UpstreamError:
     """A 2xx whose body we can't use. The client marks it ambiguous on submit."""
-    return UpstreamError.of(
-        ErrorClass.UPSTREAM_UNAVAILABLE, message, code="malformed_response", http_status=response.status_code
-    )
+    return UpstreamError.of(ErrorClass.UPSTREAM_UNAVAILABLE, message, code="malformed_response", http_status=response.status_code)
 
 
 def task_error(task: VideoTask) -> tuple[str | None, str | None]:
@@ -110,9 +108,7 @@ def task_failure(task: VideoTask, *, expired: bool) -> ErrorInfo:
     code, message = task_error(task)
     if expired:
         # Ark: the task outlived `execution_expires_after` without running (UPSTREAMS 3.2).
-        return ErrorInfo.of(
-            ErrorClass.TIMEOUT, message or "the task expired upstream before it finished", code=code or "expired"
-        )
+        return ErrorInfo.of(ErrorClass.TIMEOUT, message or "the task expired upstream before it finished", code=code or "expired")
     if is_content_rejection(code, message):
         return ErrorInfo.of(ErrorClass.CONTENT_REJECTED, message or code or "content rejected", code=code)
     return ErrorInfo.of(ErrorClass.GENERATION_FAILED, message or "the upstream reported the task failed", code=code)

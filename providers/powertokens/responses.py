@@ -53,9 +53,7 @@ def parse_task(response: httpx.Response, *, submit: bool) -> UpstreamJob:
     try:
         task = task_decoder.decode(response.content)
     except msgspec.DecodeError as exc:
-        raise malformed(
-            f"PowerTokens answered HTTP {response.status_code} with an unreadable body: {exc}", response
-        ) from exc
+        raise malformed(f"PowerTokens answered HTTP {response.status_code} with an unreadable body: {exc}", response) from exc
 
     upstream_id = task.id or task.task_id or (None if submit else _requested_id(response))
     if not upstream_id:

@@ -47,24 +47,12 @@ class ModelRule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MODELS: dict[str, ModelRule] = {
-    "dreamina-seedance-2-0-260128": ModelRule(
-        family="2.x", durations=(4, 15), auto_duration=True, sizes=("480p", "720p", "1080p")
-    ),
-    "dreamina-seedance-2-0-fast-260128": ModelRule(
-        family="2.x", durations=(4, 15), auto_duration=True, sizes=("480p", "720p")
-    ),
-    "dreamina-seedance-2-5-260628": ModelRule(
-        family="2.x", durations=(4, 30), auto_duration=True, sizes=("480p", "720p", "1080p")
-    ),
-    "seedance-1-5-pro-251215": ModelRule(
-        family="1.x", durations=(4, 12), auto_duration=True, sizes=("480p", "720p", "1080p"), extras_1_5=True
-    ),
-    "seedance-1-0-pro-250528": ModelRule(
-        family="1.x", durations=(2, 12), auto_duration=False, sizes=("480p", "720p", "1080p"), default_size="1080p"
-    ),
-    "seedance-1-0-pro-fast-251015": ModelRule(
-        family="1.x", durations=(2, 12), auto_duration=False, sizes=("480p", "720p", "1080p"), default_size="1080p"
-    ),
+    "dreamina-seedance-2-0-260128": ModelRule(family="2.x", durations=(4, 15), auto_duration=True, sizes=("480p", "720p", "1080p")),
+    "dreamina-seedance-2-0-fast-260128": ModelRule(family="2.x", durations=(4, 15), auto_duration=True, sizes=("480p", "720p")),
+    "dreamina-seedance-2-5-260628": ModelRule(family="2.x", durations=(4, 30), auto_duration=True, sizes=("480p", "720p", "1080p")),
+    "seedance-1-5-pro-251215": ModelRule(family="1.x", durations=(4, 12), auto_duration=True, sizes=("480p", "720p", "1080p"), extras_1_5=True),
+    "seedance-1-0-pro-250528": ModelRule(family="1.x", durations=(2, 12), auto_duration=False, sizes=("480p", "720p", "1080p"), default_size="1080p"),
+    "seedance-1-0-pro-fast-251015": ModelRule(family="1.x", durations=(2, 12), auto_duration=False, sizes=("480p", "720p", "1080p"), default_size="1080p"),
 }
 
 AUTO_DURATION_PICK = 5  # what "-1" resolves to (the real model chooses; the simulator is deterministic)
@@ -72,16 +60,28 @@ AUTO_DURATION_PICK = 5  # what "-1" resolves to (the real model chooses; the sim
 # Output pixel sizes per tier and ratio (UPSTREAMS 3.4 gives 720p [I]; 480p/1080p are the Ark table [I]).
 PIXELS: dict[str, dict[str, tuple[int, int]]] = {
     "480p": {
-        "16:9": (864, 480), "4:3": (736, 544), "1:1": (640, 640),
-        "3:4": (544, 736), "9:16": (480, 864), "21:9": (960, 416),
+        "16:9": (864, 480),
+        "4:3": (736, 544),
+        "1:1": (640, 640),
+        "3:4": (544, 736),
+        "9:16": (480, 864),
+        "21:9": (960, 416),
     },
     "720p": {
-        "16:9": (1280, 720), "4:3": (1112, 834), "1:1": (960, 960),
-        "3:4": (834, 1112), "9:16": (720, 1280), "21:9": (1470, 630),
+        "16:9": (1280, 720),
+        "4:3": (1112, 834),
+        "1:1": (960, 960),
+        "3:4": (834, 1112),
+        "9:16": (720, 1280),
+        "21:9": (1470, 630),
     },
     "1080p": {
-        "16:9": (1920, 1080), "4:3": (1664, 1248), "1:1": (1440, 1440),
-        "3:4": (1248, 1664), "9:16": (1080, 1920), "21:9": (2176, 928),
+        "16:9": (1920, 1080),
+        "4:3": (1664, 1248),
+        "1:1": (1440, 1440),
+        "3:4": (1248, 1664),
+        "9:16": (1080, 1920),
+        "21:9": (2176, 928),
     },
 }
 
@@ -140,8 +140,7 @@ def validate(body: Any) -> Accepted:
     if model is None:
         raise Invalid("model", "The required parameter `model` is missing.", "missing_parameter")
     if not isinstance(model, str) or model not in MODELS:
-        raise Invalid("model", f"The parameter `model` specified in the request is not valid: {model!r}. "
-                      f"Valid values: {', '.join(MODELS)}.")
+        raise Invalid("model", f"The parameter `model` specified in the request is not valid: {model!r}. Valid values: {', '.join(MODELS)}.")
     rule = MODELS[model]
     if rule.family == "2.x":
         return _validate_2x(_convert(body, Body2x, model), rule)
@@ -182,22 +181,24 @@ def _seconds(seconds: str, rule: ModelRule, model: str) -> int:
     if re.fullmatch(r"[1-9][0-9]{0,2}", seconds) and lo <= int(seconds) <= hi:
         return int(seconds)
     auto = ' or "-1"' if rule.auto_duration else ""
-    raise Invalid("seconds", f'The parameter `seconds` specified in the request is not valid: {seconds!r}. '
-                  f'Model {model} accepts "{lo}".."{hi}"{auto} (a string).')
+    raise Invalid(
+        "seconds", f'The parameter `seconds` specified in the request is not valid: {seconds!r}. Model {model} accepts "{lo}".."{hi}"{auto} (a string).'
+    )
 
 
 def _size(size: Size | None, rule: ModelRule, model: str) -> Size:
     size = size or rule.default_size
     if size not in rule.sizes:
-        raise Invalid("size", f"The parameter `size` specified in the request is not valid: {size!r} is not supported "
-                      f"by model {model}. Valid values: {', '.join(rule.sizes)}.")
+        raise Invalid(
+            "size",
+            f"The parameter `size` specified in the request is not valid: {size!r} is not supported by model {model}. Valid values: {', '.join(rule.sizes)}.",
+        )
     return size
 
 
 def _accept(model: str, mode: Any, duration: int, size: Size, ratio: str, last_frame: bool) -> Accepted:
     width, height = PIXELS[size]["16:9" if ratio == "adaptive" else ratio]
-    return Accepted(model=model, mode=mode, duration=duration, size=size, ratio=ratio,
-                    width=width, height=height, return_last_frame=last_frame)
+    return Accepted(model=model, mode=mode, duration=duration, size=size, ratio=ratio, width=width, height=height, return_last_frame=last_frame)
 
 
 # ---------------------------------------------------------------------------
@@ -205,8 +206,11 @@ def _accept(model: str, mode: Any, duration: int, size: Size, ratio: str, last_f
 # ---------------------------------------------------------------------------
 
 _KIND_OF: dict[str, str] = {
-    "first_frame": "image", "last_frame": "image", "reference_image": "image",
-    "reference_video": "video", "reference_audio": "audio",
+    "first_frame": "image",
+    "last_frame": "image",
+    "reference_image": "image",
+    "reference_video": "video",
+    "reference_audio": "audio",
 }
 _REF_LIMITS = {"reference_image": 9, "reference_video": 3, "reference_audio": 3}
 
@@ -224,8 +228,7 @@ def _validate_2x(body: Body2x, rule: ModelRule) -> Accepted:
             if item.url is not None:
                 raise Invalid(f"{where}.url", f"`{where}` is a text item and takes no `url`.")
             if not item.text or not item.text.strip():
-                raise Invalid(f"{where}.text", f"The required parameter `{where}.text` is missing or empty.",
-                              "missing_parameter")
+                raise Invalid(f"{where}.text", f"The required parameter `{where}.text` is missing or empty.", "missing_parameter")
             continue
         if item.text is not None:
             raise Invalid(f"{where}.text", f"`{where}` is a {item.type} item and takes no `text`.")
@@ -241,8 +244,11 @@ def _validate_2x(body: Body2x, rule: ModelRule) -> Accepted:
     first, last = counts["first_frame"], counts["last_frame"]
     refs = {role: counts[role] for role in _REF_LIMITS}
     if (first or last) and any(refs.values()):
-        raise Invalid("media", "first_frame / last_frame and reference_* items are mutually exclusive: use "
-                      "first frame, first + last frame, or multimodal reference mode, not a mix.")
+        raise Invalid(
+            "media",
+            "first_frame / last_frame and reference_* items are mutually exclusive: use "
+            "first frame, first + last frame, or multimodal reference mode, not a mix.",
+        )
     if first > 1 or last > 1:
         raise Invalid("media", "At most one first_frame and one last_frame item are allowed.")
     if last and not first:
@@ -251,8 +257,7 @@ def _validate_2x(body: Body2x, rule: ModelRule) -> Accepted:
         if refs[role] > limit:
             raise Invalid("media", f"Too many {role} items: {refs[role]} (at most {limit}).")
     if refs["reference_audio"] and not (refs["reference_image"] or refs["reference_video"]):
-        raise Invalid("media", "reference_audio cannot be the only reference media: add a reference_image or "
-                      "reference_video.")
+        raise Invalid("media", "reference_audio cannot be the only reference media: add a reference_image or reference_video.")
     for kind in ("video", "audio"):
         if clip_ms[kind] > 15_000:
             raise Invalid("media", f"The reference {kind} clips add up to {clip_ms[kind] / 1000:g} s (at most 15 s).")
@@ -272,8 +277,7 @@ def _validate_1x(body: Body1x, rule: ModelRule) -> Accepted:
     if not rule.extras_1_5:
         for name in ("generate_audio", "draft", "return_last_frame"):
             if getattr(body, name) is not None:
-                raise Invalid(name, f"The parameter `{name}` is not supported by model {body.model} "
-                              "(seedance-1-5-pro only).")
+                raise Invalid(name, f"The parameter `{name}` is not supported by model {body.model} (seedance-1-5-pro only).")
     duration = _seconds(body.seconds, rule, body.model)
     if body.draft:
         if body.size not in (None, "480p"):
@@ -288,8 +292,7 @@ def _validate_1x(body: Body1x, rule: ModelRule) -> Accepted:
             raise Invalid("image", "The parameter `image` is empty.")
         check_url(body.image, "image", "image", raw_base64=True)
     elif not body.prompt or not body.prompt.strip():
-        raise Invalid("prompt", "The required parameter `prompt` is missing (text-to-video needs a prompt).",
-                      "missing_parameter")
+        raise Invalid("prompt", "The required parameter `prompt` is missing (text-to-video needs a prompt).", "missing_parameter")
     ratio = body.ratio or ("adaptive" if body.image else "16:9")
     mode = "first_frame" if body.image else "text"
     return _accept(body.model, mode, duration, size, ratio, bool(body.return_last_frame))

@@ -284,8 +284,7 @@ def create_app(config: SimConfig | None = None, *, clock: Callable[[], float] = 
     def get_content(request: Request, task_id: FromPath[str]) -> Response[bytes]:
         return sim.content(request, task_id)
 
-    @delete("/v1/videos/{task_id:str}", status_code=200, sync_to_thread=False, operation_id="cancelVideo",
-            summary="Cancel a queued video task")
+    @delete("/v1/videos/{task_id:str}", status_code=200, sync_to_thread=False, operation_id="cancelVideo", summary="Cancel a queued video task")
     def cancel_video(request: Request, task_id: FromPath[str]) -> Response[bytes]:
         return sim.cancel(request, task_id)
 

@@ -84,9 +84,7 @@ class UseapiAdapter:
         if not media:
             return []
         if not ctx.account:
-            raise ValueError(
-                "useapi uploads need SubmitContext.account: an assetRef only works on the account it was uploaded to"
-            )
+            raise ValueError("useapi uploads need SubmitContext.account: an assetRef only works on the account it was uploaded to")
         path = f"/assets/{_seg(ctx.account)}"
         calls: list[tuple[str, HttpCall]] = []
         for key, medium in media:
@@ -112,9 +110,7 @@ class UseapiAdapter:
 
     # -- submit -------------------------------------------------------------
 
-    def build_submit(
-        self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext
-    ) -> HttpCall:
+    def build_submit(self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext) -> HttpCall:
         fields: dict[str, Any] = {
             "account": ctx.account,
             "model": model_id,
@@ -228,11 +224,7 @@ def media_by_key(request: GenerationRequest) -> list[tuple[str, Media]]:
     if isinstance(inp, KeyframesInput):
         return [(f"keyframes.{i}", frame.image) for i, frame in enumerate(inp.frames)]
     if isinstance(inp, ReferenceInput):
-        return [
-            (f"{group}.{i}", medium)
-            for group in ("images", "videos", "audios")
-            for i, medium in enumerate(getattr(inp, group))
-        ]
+        return [(f"{group}.{i}", medium) for group in ("images", "videos", "audios") for i, medium in enumerate(getattr(inp, group))]
     return []
 
 

@@ -52,9 +52,7 @@ _CONTENT_WORDS = ("risk", "moderat", "sensitive", "violat", "nsfw", "inappropria
 
 def malformed(message: str, *, http_status: int | None = None) -> UpstreamError:
     """A body that isn't the JSON we expect: the upstream is misbehaving, try again later."""
-    return UpstreamError.of(
-        ErrorClass.UPSTREAM_UNAVAILABLE, message, code="malformed_response", http_status=http_status
-    )
+    return UpstreamError.of(ErrorClass.UPSTREAM_UNAVAILABLE, message, code="malformed_response", http_status=http_status)
 
 
 def http_error(response: httpx.Response, phase: Phase) -> UpstreamError:
@@ -77,17 +75,13 @@ def http_error(response: httpx.Response, phase: Phase) -> UpstreamError:
 
     retry_after = parse_retry_after(response.headers) if error_class.retryable else None
     ambiguous = phase == "submit" and status in _AMBIGUOUS_SUBMIT_STATUSES
-    return UpstreamError.of(
-        error_class, message, code=code, http_status=status, retry_after=retry_after, ambiguous=ambiguous
-    )
+    return UpstreamError.of(error_class, message, code=code, http_status=status, retry_after=retry_after, ambiguous=ambiguous)
 
 
 def job_failure(error: str | None, error_details: str | None) -> ErrorInfo:
     """Classify a job that ended `failed` (and was not cancelled)."""
     text = f"{error or ''} {error_details or ''}".lower()
-    error_class = (
-        ErrorClass.CONTENT_REJECTED if any(w in text for w in _CONTENT_WORDS) else ErrorClass.GENERATION_FAILED
-    )
+    error_class = ErrorClass.CONTENT_REJECTED if any(w in text for w in _CONTENT_WORDS) else ErrorClass.GENERATION_FAILED
     message = error_details or error or "job failed without a reason"
     return ErrorInfo.of(error_class, message, code=error)
 

@@ -58,9 +58,7 @@ def upload(account: str, content_type: str | None, body: bytes, rng: random.Rand
     if kind in DURATION_MS and duration is not None:
         low, high = DURATION_MS[kind]
         if not low <= duration <= high:
-            raise bad(
-                f"{label} duration ({duration / 1000:g}s) must be between {low / 1000:g} and {high / 1000:g} seconds"
-            )
+            raise bad(f"{label} duration ({duration / 1000:g}s) must be between {low / 1000:g} and {high / 1000:g} seconds")
     if kind == "video" and width and height and not VIDEO_PX[0] <= max(width, height) <= VIDEO_PX[1]:
         raise bad(f"Video dimensions ({width}x{height}) must be between {VIDEO_PX[0]} and {VIDEO_PX[1]} px")
     return AssetRef(

@@ -65,9 +65,7 @@ MODELS: dict[str, ModelSpec] = {
         modes=(*_FRAMES, "unified_edit"),
         credits_per_second=15,
     ),
-    "seedance-2.0-mini": ModelSpec(
-        durations=_V2_RANGE, resolutions={"CA": ("720p",)}, modes=_FRAMES, credits_per_second=10
-    ),
+    "seedance-2.0-mini": ModelSpec(durations=_V2_RANGE, resolutions={"CA": ("720p",)}, modes=_FRAMES, credits_per_second=10),
     "seedance-1.5-pro": ModelSpec(
         durations=(5, 10, 12),
         resolutions={"US": ("720p", "1080p"), "CA": ("720p", "1080p")},
@@ -93,9 +91,7 @@ MODELS: dict[str, ModelSpec] = {
         modes=("prompt", "first_frame", "multi_frame"),
         credits_per_second=10,
     ),
-    "sora2": ModelSpec(
-        durations=(4, 8, 12), resolutions={"CA": ("720p",)}, modes=("prompt", "first_frame"), credits_per_second=30
-    ),
+    "sora2": ModelSpec(durations=(4, 8, 12), resolutions={"CA": ("720p",)}, modes=("prompt", "first_frame"), credits_per_second=30),
 }
 DEFAULT_MODEL = {"CA": "seedance-2.0", "US": "seedance-1.5-pro"}
 OMNI_MODELS = tuple(name for name, spec in MODELS.items() if "unified_edit" in spec.modes)

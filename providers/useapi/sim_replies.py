@@ -69,13 +69,9 @@ class Replier:
             with contextlib.suppress(Exception):
                 await previous
         assert job.reply_url is not None
-        attempt = ReplyAttempt(
-            jobid=job.jobid, url=job.reply_url, job_status=str(record["status"]), sent=iso(self.state.clock())
-        )
+        attempt = ReplyAttempt(jobid=job.jobid, url=job.reply_url, job_status=str(record["status"]), sent=iso(self.state.clock()))
         try:
-            response = await self._http().post(
-                job.reply_url, content=_encode(record), headers={"Content-Type": "application/json"}
-            )
+            response = await self._http().post(job.reply_url, content=_encode(record), headers={"Content-Type": "application/json"})
             attempt.http_status = response.status_code
         except httpx.HTTPError as exc:  # delivery failures are recorded, never retried
             attempt.error = f"{type(exc).__name__}: {exc}"

@@ -42,9 +42,7 @@ from providers.useapi.sim_models import (
 # Fields: JSON values or multipart strings, coerced to one shape
 # ---------------------------------------------------------------------------
 
-_STRING_FIELDS = frozenset(
-    {"account", "prompt", "model", "ratio", "resolution", "firstFrameRef", "endFrameRef", "replyUrl", "replyRef"}
-)
+_STRING_FIELDS = frozenset({"account", "prompt", "model", "ratio", "resolution", "firstFrameRef", "endFrameRef", "replyUrl", "replyRef"})
 _INT_FIELDS = frozenset({"duration", "maxJobs"})
 _FRAME = re.compile(r"^frame_(\d+)_(imageRef|prompt|duration)$")
 _OMNI = re.compile(r"^omni_(\d+)_(image|video|audio)Ref$")
@@ -236,9 +234,7 @@ def _check_length(name: str, text: str | None) -> None:
         raise bad(f"Parameter {name} is too long ({len(text)} characters). Maximum: {MAX_PROMPT}")
 
 
-def _plan_frames(
-    f: Mapping[str, Any], frames: dict[int, dict[str, str]], images: list[int], prompt: str | None
-) -> tuple[list[AssetRef], list[int]]:
+def _plan_frames(f: Mapping[str, Any], frames: dict[int, dict[str, str]], images: list[int], prompt: str | None) -> tuple[list[AssetRef], list[int]]:
     if len(images) < 2:
         raise bad("multi_frame mode requires at least 2 frames (frame_1_imageRef and frame_2_imageRef)")
     for expected, n in enumerate(images, start=1):
@@ -263,9 +259,7 @@ def _plan_frames(
 def _plan_omni(f: Mapping[str, Any], omni: dict[str, dict[int, str]], prompt: str | None) -> list[AssetRef]:
     total = sum(len(v) for v in omni.values())
     if total > OMNI_TOTAL_MAX:
-        raise bad(
-            f"Maximum {OMNI_TOTAL_MAX} total materials (omni_N_imageRef, omni_N_videoRef, omni_N_audioRef), got {total}"
-        )
+        raise bad(f"Maximum {OMNI_TOTAL_MAX} total materials (omni_N_imageRef, omni_N_videoRef, omni_N_audioRef), got {total}")
     refs: list[AssetRef] = []
     per_kind_ms = {"video": 0, "audio": 0}
     for kind, named in omni.items():
@@ -275,13 +269,9 @@ def _plan_omni(f: Mapping[str, Any], omni: dict[str, dict[int, str]], prompt: st
             if kind in per_kind_ms:
                 per_kind_ms[kind] += ref.duration_ms or 0
     if per_kind_ms["video"] > OMNI_VIDEO_TOTAL_MS:
-        raise bad(
-            f"Total video duration ({per_kind_ms['video'] / 1000:g}s) exceeds maximum of {OMNI_VIDEO_TOTAL_MS / 1000:g}s"
-        )
+        raise bad(f"Total video duration ({per_kind_ms['video'] / 1000:g}s) exceeds maximum of {OMNI_VIDEO_TOTAL_MS / 1000:g}s")
     if per_kind_ms["audio"] > OMNI_AUDIO_TOTAL_MS:
-        raise bad(
-            f"Total audio duration ({per_kind_ms['audio'] / 1000:g}s) exceeds maximum of {OMNI_AUDIO_TOTAL_MS / 1000:g}s"
-        )
+        raise bad(f"Total audio duration ({per_kind_ms['audio'] / 1000:g}s) exceeds maximum of {OMNI_AUDIO_TOTAL_MS / 1000:g}s")
     if prompt is None:
         raise bad("Parameter prompt is required for Omni Reference (use @imageN, @videoN, @audioN placeholders)")
     named_in_prompt = {(m[1], int(m[2])) for m in _PLACEHOLDER.finditer(prompt)}
@@ -314,14 +304,9 @@ def resolve(plan: VideoPlan, region: str) -> Resolved:
     if plan.mode == "multi_frame":
         duration = sum(plan.frame_durations[:-1])
         if duration not in spec.durations:
-            raise bad(
-                f"Total duration of non-last frames ({duration}) must equal a valid duration for model {model}: "
-                f"{_join(spec.durations)}"
-            )
+            raise bad(f"Total duration of non-last frames ({duration}) must equal a valid duration for model {model}: {_join(spec.durations)}")
         if plan.duration is not None and plan.duration != duration:
-            raise bad(
-                f"Parameter duration ({plan.duration}) must equal the total duration of non-last frames ({duration})"
-            )
+            raise bad(f"Parameter duration ({plan.duration}) must equal the total duration of non-last frames ({duration})")
     else:
         default = DEFAULT_DURATION if DEFAULT_DURATION in spec.durations else spec.durations[0]
         duration = plan.duration if plan.duration is not None else default
@@ -331,9 +316,7 @@ def resolve(plan: VideoPlan, region: str) -> Resolved:
     resolution = plan.resolution or spec.default_resolution
     offered = spec.resolutions[region]
     if resolution not in offered:
-        raise bad(
-            f"Parameter resolution ({resolution}) valid values for model {model} on {region} accounts: {_join(offered)}"
-        )
+        raise bad(f"Parameter resolution ({resolution}) valid values for model {model} on {region} accounts: {_join(offered)}")
 
     ratio = plan.ratio or plan.detected_ratio or "16:9"
     width, height = output_size(ratio, resolution)

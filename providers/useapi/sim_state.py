@@ -235,9 +235,7 @@ class SimState:
         funded = [(a, r) for a, r in free if a.credits >= r.forecast_cost]
         if not funded:
             account, resolved = free[0]
-            raise UseapiError(
-                402, f"Insufficient credits: forecastCost {resolved.forecast_cost}, available {account.credits}"
-            )
+            raise UseapiError(402, f"Insufficient credits: forecastCost {resolved.forecast_cost}, available {account.credits}")
         return self.rng.choice(funded)
 
     def create_job(self, plan: VideoPlan, faults: Faults, base_url: str) -> Job:

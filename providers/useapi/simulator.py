@@ -44,10 +44,7 @@ _FAULT_TEXT = {
     596: "Session expired",
 }
 # A proxy-style page: answers 200 but is not JSON (`faults.malformed_count`).
-MALFORMED_BODY = (
-    b"<!DOCTYPE html><html><head><title>api.useapi.net</title></head>"
-    b"<body>Worker exceeded resource limits</body></html>"
-)
+MALFORMED_BODY = b"<!DOCTYPE html><html><head><title>api.useapi.net</title></head><body>Worker exceeded resource limits</body></html>"
 MAX_BODY = 64 * 1024 * 1024  # above the largest asset limit (video, 50 MB) so those get useapi's 400
 FILES = {"video.mp4": "video/mp4", "cover.png": "image/png"}
 
@@ -188,9 +185,7 @@ def create_app(
             record.error = msgspec.json.decode(response.content).get("error")
         return response
 
-    async def submit(
-        request: Request, record: SubmitRecord, fields: dict[str, Any], unreadable: UseapiError | None
-    ) -> Response[bytes]:
+    async def submit(request: Request, record: SubmitRecord, fields: dict[str, Any], unreadable: UseapiError | None) -> Response[bytes]:
         if (denied := await require_token(request)) is not None:
             return denied
         if status := box.take("submit"):
@@ -262,7 +257,7 @@ def create_app(
     app = Litestar(
         route_handlers=[guarded, submits, own, control_router(box, lambda: list(state.submits), reset)],
         exception_handlers={UseapiError: lambda _request, exc: _error(exc)},
-        middleware=[DefineMiddleware(FaultMiddleware, box=box)],  # type: ignore[arg-type]  # simkit types scopes loosely
+        middleware=[DefineMiddleware(FaultMiddleware, box=box)],
         on_shutdown=[replier.aclose],
         openapi_config=None,
         request_max_body_size=MAX_BODY,

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from gateway.app import create_app
-from gateway.demo import running_simulators
 from gateway.cli import demo_settings
+from gateway.demo import running_simulators
 from providers.simkit import free_port, serve_in_thread
 
 

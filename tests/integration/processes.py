@@ -104,6 +104,6 @@ def simulators(tmp_path: Path, job_seconds: float, capacity: int | None = None) 
             )
             for name, port in ports.items()
         ]
-        for (name, port), proc in zip(ports.items(), procs):
+        for (name, port), _proc in zip(ports.items(), procs, strict=False):
             wait_for(f"the {name} simulator on port {port}", lambda port=port: accepts(port), procs)
         yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}

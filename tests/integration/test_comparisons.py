@@ -34,7 +34,10 @@ def test_a_comparison_runs_both_providers_side_by_side(fresh: Stack) -> None:
     with fresh.client() as client:
         created = client.post(
             "/v1/comparisons",
-            json={"request": {"model": "seedance-2.0", "prompt": "a lighthouse", "seconds": 5, "metadata": {"team": "a"}}, "providers": ["useapi", "powertokens"]},
+            json={
+                "request": {"model": "seedance-2.0", "prompt": "a lighthouse", "seconds": 5, "metadata": {"team": "a"}},
+                "providers": ["useapi", "powertokens"],
+            },
         )
         assert created.status_code == 200, created.text
         body = created.json()

@@ -15,7 +15,8 @@ from gateway.settings import AccountSettings, Settings
 from providers.powertokens.simulator import SimConfig as PtConfig
 from providers.powertokens.simulator import create_app as pt_app
 from providers.simkit import free_port, sample, serve_in_thread
-from providers.useapi.simulator import SimAccount, SimConfig as UaConfig
+from providers.useapi.simulator import SimAccount
+from providers.useapi.simulator import SimConfig as UaConfig
 from providers.useapi.simulator import create_app as ua_app
 from tests.integration.conftest import Stack
 

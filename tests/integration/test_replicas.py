@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import signal
 import threading
@@ -137,11 +138,7 @@ def replicas(tmp_path: Path, db: str, sims: dict[str, str], names: tuple[str, ..
         for name in names:
             port = free_port()
             config = tmp_path / f"vidgate-{name}.toml"
-            config.write_text(
-                CONFIG.format(
-                    port=port, db=db, outputs=tmp_path / "outputs", instance=name, lease=LEASE_SECONDS, key=KEY, **sims
-                )
-            )
+            config.write_text(CONFIG.format(port=port, db=db, outputs=tmp_path / "outputs", instance=name, lease=LEASE_SECONDS, key=KEY, **sims))
             proc = stack.enter_context(running(f"replica {name}", ["serve", "--config", str(config)], tmp_path / f"replica-{name}.log"))
             started[name] = Replica(name, proc, f"http://127.0.0.1:{port}")
         procs = [r.proc for r in started.values()]
@@ -159,9 +156,7 @@ def sims(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield urls
 
 
-def test_twenty_racing_requests_with_one_idempotency_key_make_one_upstream_job(
-    tmp_path: Path, postgres_url: str, sims: dict[str, str]
-) -> None:
+def test_twenty_racing_requests_with_one_idempotency_key_make_one_upstream_job(tmp_path: Path, postgres_url: str, sims: dict[str, str]) -> None:
     db = new_database(postgres_url)
     with replicas(tmp_path, db, sims) as running_replicas:
         a, b = running_replicas["a"], running_replicas["b"]
@@ -197,9 +192,7 @@ def test_twenty_racing_requests_with_one_idempotency_key_make_one_upstream_job(
             assert other.json()["error"]["param"] == "Idempotency-Key"
 
 
-def test_a_killed_replicas_jobs_finish_on_the_other_one_polled_by_one_at_a_time(
-    tmp_path: Path, postgres_url: str, sims: dict[str, str]
-) -> None:
+def test_a_killed_replicas_jobs_finish_on_the_other_one_polled_by_one_at_a_time(tmp_path: Path, postgres_url: str, sims: dict[str, str]) -> None:
     db = new_database(postgres_url)
     receiver = Receiver()
     with serve_in_thread(receiver.app) as hooks, replicas(tmp_path, db, sims) as running_replicas:
@@ -266,9 +259,9 @@ def test_a_killed_replicas_jobs_finish_on_the_other_one_polled_by_one_at_a_time(
         for vid, requests in polls.items():
             requests.sort(key=lambda r: r["started"])
             owners = [r["instance"] for r in requests]
-            switches = sum(1 for x, y in zip(owners, owners[1:]) if x != y)
+            switches = sum(1 for x, y in itertools.pairwise(owners) if x != y)
             assert switches <= 1, (vid, owners)
-            for x, y in zip(requests, requests[1:]):
+            for x, y in itertools.pairwise(requests):
                 if x["instance"] != y["instance"]:
                     assert y["started"] >= max(r["ended"] for r in requests if r["instance"] == x["instance"]), (vid, x, y)
             if created[vid] == "a":

@@ -29,9 +29,7 @@ async def test_claims_take_due_pending_deliveries_earliest_first(store: Store) -
     assert await store.claim_deliveries(100.0, lease_until=1000.0, limit=0) == []
 
     # the claimer records its outcomes, but one claim is never recorded (its process died)
-    retry = msgspec.structs.replace(
-        make_delivery(2, due=10.0), attempts=1, next_attempt_at=1500.0, last_status_code=500, last_error="boom"
-    )
+    retry = msgspec.structs.replace(make_delivery(2, due=10.0), attempts=1, next_attempt_at=1500.0, last_status_code=500, last_error="boom")
     await store.update_delivery(retry)
     done = msgspec.structs.replace(make_delivery(3, due=None), attempts=1, status="delivered", last_status_code=200)
     await store.update_delivery(done)

@@ -132,9 +132,7 @@ async def test_update_bumps_version_and_rejects_stale(store: Store) -> None:
 
 async def test_update_races_between_coroutines_have_one_winner(store: Store) -> None:
     job = await store.create_job(make_job(1))
-    outcomes = await asyncio.gather(
-        *(store.update_job(msgspec.structs.replace(job, progress=p)) for p in range(5)), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(*(store.update_job(msgspec.structs.replace(job, progress=p)) for p in range(5)), return_exceptions=True)
     winners = [o for o in outcomes if not isinstance(o, StaleJob)]
     assert len(winners) == 1
     assert await store.get_job(job.id) == winners[0]

@@ -125,12 +125,8 @@ async def test_lapsed_leases_are_split_between_racing_claimers(backend: Backend)
         await a.create_job(make_job(n))
     await a.claim_jobs(Lease("dead", 100.0), now=0.0, limit=20)  # a process that then died
     ids = [f"video_{n:04d}" for n in range(30)]
-    before = await asyncio.gather(
-        a.claim_jobs(Lease("a", 300.0), now=50.0, limit=30), b.claim_jobs(Lease("b", 300.0), now=50.0, limit=30)
-    )
+    before = await asyncio.gather(a.claim_jobs(Lease("a", 300.0), now=50.0, limit=30), b.claim_jobs(Lease("b", 300.0), now=50.0, limit=30))
     assert sorted(j.id for js in before for j in js) == ids[20:]  # the dead one's leases still hold
-    after = await asyncio.gather(
-        a.claim_jobs(Lease("a2", 300.0), now=150.0, limit=30), b.claim_jobs(Lease("b2", 300.0), now=150.0, limit=30)
-    )
+    after = await asyncio.gather(a.claim_jobs(Lease("a2", 300.0), now=150.0, limit=30), b.claim_jobs(Lease("b2", 300.0), now=150.0, limit=30))
     assert sorted(j.id for js in after for j in js) == ids[:20]
     assert await a.renew_leases(Lease("dead", 400.0), ids) == set()

@@ -45,9 +45,7 @@ async def test_two_writers_interleave_safely(backend: Backend) -> None:
 
 async def test_idempotent_creates_racing_across_two_stores_insert_once(backend: Backend) -> None:
     a, b = await backend.open(), await backend.open()
-    results = await asyncio.gather(
-        *((a if n % 2 else b).create_job(make_job(n, idempotency_key="same")) for n in range(20))
-    )
+    results = await asyncio.gather(*((a if n % 2 else b).create_job(make_job(n, idempotency_key="same")) for n in range(20)))
     assert len({r.id for r in results}) == 1
     assert len({r.version for r in results}) == 1
     page, more = await b.list_jobs("t1", limit=100)
@@ -61,9 +59,7 @@ async def test_updates_racing_across_two_stores_have_one_winner(backend: Backend
     readers = [await store.get_job(job.id) for store in (a, b, a, b)]
     for n, reader in enumerate(readers):
         reader.progress = n
-    outcomes = await asyncio.gather(
-        *(store.update_job(reader) for store, reader in zip((a, b, a, b), readers)), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(*(store.update_job(reader) for store, reader in zip((a, b, a, b), readers, strict=False)), return_exceptions=True)
     winners = [o for o in outcomes if not isinstance(o, StaleJob)]
     assert len(winners) == 1 and winners[0].version == 1
     assert await b.get_job(job.id) == winners[0]
@@ -72,9 +68,7 @@ async def test_updates_racing_across_two_stores_have_one_winner(backend: Backend
 async def test_files_racing_for_one_id_across_two_stores_store_one(backend: Backend) -> None:
     a, b = await backend.open(), await backend.open()
     datas = [bytes([n]) * (1000 + n) for n in range(6)]
-    outcomes = await asyncio.gather(
-        *((a if n % 2 else b).put_file(make_file("file_x", d), d) for n, d in enumerate(datas)), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(*((a if n % 2 else b).put_file(make_file("file_x", d), d) for n, d in enumerate(datas)), return_exceptions=True)
     winners = [o for o in outcomes if not isinstance(o, FileExistsError)]
     assert len(winners) == 1
     winner = datas[outcomes.index(winners[0])]

@@ -76,9 +76,7 @@ def test_redact_text_keeps_ordinary_words() -> None:
 def restore_logging() -> Iterator[None]:
     """configure_logging changes process-wide state; put all of it back."""
     names = ["", "httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access"]
-    saved = [
-        (lg, list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in map(logging.getLogger, names)
-    ]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in map(logging.getLogger, names)]
     yield
     for lg, handlers, level, propagate, disabled in saved:
         lg.handlers[:] = handlers

@@ -75,9 +75,7 @@ async def test_data_url_image_is_stored_and_probed() -> None:
     store = FakeStore()
     spec = await _loader(store).load(_data_url(PNG), "image", "input_reference", "t1")
 
-    assert spec == MediaSpec(
-        kind="image", file_id=spec.file_id, url=None, content_type="image/png", width=640, height=360
-    )
+    assert spec == MediaSpec(kind="image", file_id=spec.file_id, url=None, content_type="image/png", width=640, height=360)
     assert spec.file_id.startswith("file_") and len(spec.file_id) == 5 + 24
     record = store.records[spec.file_id]
     assert (record.tenant, record.kind, record.bytes, record.created_at) == ("t1", "image", len(PNG), 1234.5)
@@ -195,9 +193,7 @@ async def test_redirect_to_a_public_address_is_followed() -> None:
 
 async def test_non_2xx_names_the_status() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        await _loader(handler=lambda r: httpx.Response(404)).load(
-            "https://93.184.216.34/gone.png", "image", "image", "t1"
-        )
+        await _loader(handler=lambda r: httpx.Response(404)).load("https://93.184.216.34/gone.png", "image", "image", "t1")
     assert caught.value.message == "could not fetch image: the server answered HTTP 404"
     assert caught.value.code == "media_fetch_failed"
 
@@ -252,9 +248,7 @@ async def test_file_id_must_exist_for_the_tenant_and_be_the_right_kind() -> None
 
     spec = await loader.load({"file_id": record.id}, "image", "input_reference", "t1")
     assert (spec.file_id, spec.url, spec.width) == (record.id, None, 640)
-    spec = await loader.load(
-        SimpleNamespace(file_id=record.id, url=None, image_url=None), "image", "input_reference", "t1"
-    )
+    spec = await loader.load(SimpleNamespace(file_id=record.id, url=None, image_url=None), "image", "input_reference", "t1")
     assert spec.file_id == record.id
 
     with pytest.raises(InvalidRequest) as caught:

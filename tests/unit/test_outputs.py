@@ -379,10 +379,7 @@ async def test_concurrent_writers_of_one_key_leave_one_whole_file(storage: Local
 
     watcher = asyncio.create_task(reader())
     results = await asyncio.gather(
-        *(
-            storage.put(key, chunks_of(data, 50_000, pause=True), content_type="video/mp4", max_bytes=10**7, check=check_mp4)
-            for data in (a, b, a, b)
-        )
+        *(storage.put(key, chunks_of(data, 50_000, pause=True), content_type="video/mp4", max_bytes=10**7, check=check_mp4) for data in (a, b, a, b))
     )
     done = True
     await watcher
@@ -490,7 +487,7 @@ def test_check_image_accepts_png_jpeg_and_webp() -> None:
     [
         (b"GIF89a" + b"\x00" * 58, "image/gif data"),
         (MP4[:64], "video/mp4 data"),
-        (b'{"error": "not found"}', "text starting '{\"error\": \"not found\"}'"),
+        (b'{"error": "not found"}', 'text starting \'{"error": "not found"}\''),
     ],
 )
 def test_check_image_refuses_other_content(head: bytes, seen: str) -> None:

@@ -52,7 +52,15 @@ def files_under(root: Path) -> list[str]:
 class Harness:
     """A copier on a temp dir whose http client answers through `handler` (MockTransport)."""
 
-    def __init__(self, root: Path, handler: Callable[[httpx.Request], httpx.Response] | None = None, *, max_bytes: int = 10**6, timeout: float = 30.0, guard: UrlGuard | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        handler: Callable[[httpx.Request], httpx.Response] | None = None,
+        *,
+        max_bytes: int = 10**6,
+        timeout: float = 30.0,
+        guard: UrlGuard | None = None,
+    ) -> None:
         self.requests: list[httpx.Request] = []
         self.sleeps = Sleeps()
         self.storage = LocalDiskStorage(root)
@@ -374,12 +382,8 @@ async def test_a_callable_source_is_copied(tmp_path: Path) -> None:
 
 async def test_a_callable_source_retries_a_retryable_upstream_error_only(tmp_path: Path) -> None:
     h = Harness(tmp_path)
-    flaky, flaky_calls = provider_source(
-        UpstreamError.of(ErrorClass.UPSTREAM_UNAVAILABLE, "content download answered HTTP 503", http_status=503), MP4
-    )
-    gone, gone_calls = provider_source(
-        UpstreamError.of(ErrorClass.NOT_FOUND, "content download answered HTTP 404", http_status=404)
-    )
+    flaky, flaky_calls = provider_source(UpstreamError.of(ErrorClass.UPSTREAM_UNAVAILABLE, "content download answered HTTP 503", http_status=503), MP4)
+    gone, gone_calls = provider_source(UpstreamError.of(ErrorClass.NOT_FOUND, "content download answered HTTP 404", http_status=404))
     report = await h.copier.copy("job1", {"video": flaky})
     assert report.copies["video"].bytes == len(MP4) and len(flaky_calls) == 2
 

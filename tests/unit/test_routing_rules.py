@@ -18,9 +18,7 @@ USEAPI = ProviderFacts(name="useapi", models=useapi.MODELS, catalog=useapi.CATAL
 POWERTOKENS = ProviderFacts(name="powertokens", models=powertokens.MODELS, catalog=powertokens.CATALOG)
 PROVIDERS = [USEAPI, POWERTOKENS]
 MODELS = {
-    "seedance-2.0": ModelRoute(
-        providers={"useapi": "seedance-2.0", "powertokens": powertokens.SEEDANCE_2_0}, order=["useapi", "powertokens"]
-    ),
+    "seedance-2.0": ModelRoute(providers={"useapi": "seedance-2.0", "powertokens": powertokens.SEEDANCE_2_0}, order=["useapi", "powertokens"]),
 }
 
 BASE = """
@@ -130,9 +128,7 @@ def test_keyframes_rule_routes_to_useapi() -> None:
 
 
 def test_rule_matching_on_caller_key_and_header() -> None:
-    rules = load_routes(
-        '[[routes]]\nname = "app-beta"\nwhen = { key = "app", "header.X-Route" = "beta" }\nuse = "powertokens"\n'
-    )
+    rules = load_routes('[[routes]]\nname = "app-beta"\nwhen = { key = "app", "header.X-Route" = "beta" }\nuse = "powertokens"\n')
     hit = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name="app", headers={"x-route": "beta"}))
     assert hit.trace.rule == "app-beta" and names(hit) == ["powertokens"]
     miss = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name="app"))
@@ -178,9 +174,7 @@ def test_split_without_fallback_uses_only_the_arm() -> None:
 
 
 def test_fallback_that_omits_providers_does_not_try_them() -> None:
-    rules = load_routes(
-        '[[routes]]\nname = "ab"\nsplit = { useapi = 1, powertokens = 0 }\nfallback = ["useapi"]\n'
-    )
+    rules = load_routes('[[routes]]\nname = "ab"\nsplit = { useapi = 1, powertokens = 0 }\nfallback = ["useapi"]\n')
     plan = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(request_key="vid_1"))
     assert plan.trace.arm == "useapi"
     assert names(plan) == ["useapi"]

@@ -65,9 +65,7 @@ def sdk_form_items(**create: Any) -> list[tuple[str, str]]:
     (request,) = seen
     content_type = request.headers["content-type"]
     assert content_type.startswith("multipart/form-data")
-    message = BytesParser(policy=email_policy).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.content
-    )
+    message = BytesParser(policy=email_policy).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.content)
     return [(part.get_param("name", header="content-disposition"), part.get_content()) for part in message.iter_parts()]
 
 

@@ -150,7 +150,7 @@ def test_disabled_provider_does_not_need_its_env_var() -> None:
 
 
 def test_unknown_key_at_nested_path_names_path_and_file() -> None:
-    err = error_of(MINIMAL.replace("base_url = \"https://api.useapi", "bse_url = \"https://api.useapi"))
+    err = error_of(MINIMAL.replace('base_url = "https://api.useapi', 'bse_url = "https://api.useapi'))
     assert err.problems == ["providers.useapi.bse_url: unknown key"]
     assert "test.toml" in str(err)
 

@@ -73,9 +73,7 @@ async def test_refused_with_the_field_named(url: str, reason: str) -> None:
     assert not err.transient
 
 
-@pytest.mark.parametrize(
-    "url", ["https://93.184.216.34/cat.png", "http://8.8.8.8:8080/a", "https://[2606:4700::6810:84e5]/v.mp4"]
-)
+@pytest.mark.parametrize("url", ["https://93.184.216.34/cat.png", "http://8.8.8.8:8080/a", "https://[2606:4700::6810:84e5]/v.mp4"])
 async def test_public_literals_pass_without_dns(url: str) -> None:
     checked = await UrlGuard(resolver=_no_dns).check(url, field="image")
     assert checked.url == httpx.URL(url)

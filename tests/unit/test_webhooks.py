@@ -108,9 +108,7 @@ def _job(job_id: str = "video_1", *, tenant: str = "acme", key_name: str = "app"
     )
 
 
-async def _finish(
-    store: SqliteStore, dispatcher: WebhookDispatcher, job: Job, now: float, event_type: str = "video.completed"
-) -> list[WebhookDelivery]:
+async def _finish(store: SqliteStore, dispatcher: WebhookDispatcher, job: Job, now: float, event_type: str = "video.completed") -> list[WebhookDelivery]:
     """What the job runner does at a terminal status: the job and its deliveries in one write."""
     stored = await store.get_job(job.id) or await store.create_job(job)
     payload = event_payload(event_id_for(job.id, event_type), event_type, now, msgspec.json.encode(VIDEO))
@@ -182,9 +180,7 @@ def test_sign_is_standard_webhooks_v1() -> None:
     # Known-answer vector from the Standard Webhooks reference libraries.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     body = b'{"test": 2432232314}'
-    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == (
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    )
+    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == ("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
 
 
 def test_event_payload_shape() -> None:
@@ -306,9 +302,7 @@ async def test_receiver_refusing_three_times_gets_four_posts_under_one_id(store:
 
     clock = Clock(time.time())  # real time: the SDK refuses timestamps more than 5 minutes off
     with serve_in_thread(Litestar([hook])) as base:
-        settings = _settings(
-            schedule_seconds=[1.0, 2.0, 4.0], max_attempts=5, endpoints=[_endpoint("app-hook", f"{base}/hook", key="app")]
-        )
+        settings = _settings(schedule_seconds=[1.0, 2.0, 4.0], max_attempts=5, endpoints=[_endpoint("app-hook", f"{base}/hook", key="app")])
         async with httpx.AsyncClient() as http:
             dispatcher = WebhookDispatcher(store, http, settings, guard=UrlGuard(allow_private=True), clock=clock, jitter=0.0)
             [delivery] = await _finish(store, dispatcher, _job(), clock.now)
@@ -701,9 +695,7 @@ async def test_a_redirect_is_a_failed_attempt_not_followed(store: SqliteStore) -
     assert (row.status, row.last_status_code) == ("pending", 307)
 
 
-@pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest", "http://localhost/x"]
-)
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest", "http://localhost/x"])
 async def test_blocked_url_is_failed_and_never_requested(store: SqliteStore, url: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise AssertionError(f"requested {request.url}")

@@ -76,9 +76,7 @@ class Sim:
 
     def __init__(self, config: SimConfig, secret: str = TOKEN) -> None:
         self.clock = FakeClock()
-        self.http = httpx.AsyncClient(
-            base_url=BASE, transport=httpx.ASGITransport(app=create_app(config, clock=self.clock))
-        )
+        self.http = httpx.AsyncClient(base_url=BASE, transport=httpx.ASGITransport(app=create_app(config, clock=self.clock)))
         self.client = UpstreamClient(PowerTokensAdapter(), self.http, secret)
 
     async def faults(self, **switches: Any) -> None:
@@ -153,9 +151,7 @@ async def test_every_allowed_mode_submits_and_completes(logical, mode):
 
 
 async def test_submitted_body_is_what_the_adapter_built():
-    req = request(
-        "reference", seconds="auto", resolution="720p", ratio="adaptive", generate_audio=False, end_user="u-1"
-    )
+    req = request("reference", seconds="auto", resolution="720p", ratio="adaptive", generate_audio=False, end_user="u-1")
     async with sim() as s:
         await submit(s, req, CATALOG["seedance-2.0"])
         [sent] = await s.submissions()
@@ -180,9 +176,7 @@ async def test_submitted_body_is_what_the_adapter_built():
 async def test_vocabularies_and_result_placements(vocabulary, placement):
     model_id = CATALOG["seedance-2.0-fast"]
     async with sim(status_vocabulary=vocabulary, result_url_field=placement) as s:
-        created, running, done = await run_to_end(
-            s, request("first_frame", seconds=5, return_last_frame=True), model_id
-        )
+        created, running, done = await run_to_end(s, request("first_frame", seconds=5, return_last_frame=True), model_id)
         assert created.upstream_status == ("pending" if vocabulary == "ark" else "queued")
         assert running.upstream_status == ("running" if vocabulary == "ark" else "in_progress")
         assert done.upstream_status == ("succeeded" if vocabulary == "ark" else "completed")
@@ -271,9 +265,7 @@ async def test_429_with_retry_after_is_rate_limit(envelope):
             True,
         )
         assert exc.value.ambiguous is False
-        assert (
-            await submit(s, request("text"), CATALOG["seedance-2.0"])
-        ).status is JobStatus.QUEUED  # the burst is over
+        assert (await submit(s, request("text"), CATALOG["seedance-2.0"])).status is JobStatus.QUEUED  # the burst is over
 
 
 @pytest.mark.parametrize("envelope", ENVELOPES)

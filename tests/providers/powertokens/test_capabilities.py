@@ -76,9 +76,7 @@ def test_v20_everything_documented_at_once():
     )
 
 
-@pytest.mark.parametrize(
-    "seconds,ok", [(4, True), (13, True), (15, True), (3, False), (16, False), (20, False), ("auto", True)]
-)
+@pytest.mark.parametrize("seconds,ok", [(4, True), (13, True), (15, True), (3, False), (16, False), (20, False), ("auto", True)])
 def test_v20_durations(seconds, ok):
     assert (fields(V20, seconds=seconds) == []) is ok
 

@@ -102,9 +102,7 @@ def test_false_switches_are_sent_none_are_omitted():
 
 
 def test_first_frame_with_prompt_text_first():
-    got = body(
-        req(FirstFrameInput(first_frame=img("https://e.x/f.png"), prompt="go"), seconds="auto", ratio="adaptive")
-    )
+    got = body(req(FirstFrameInput(first_frame=img("https://e.x/f.png"), prompt="go"), seconds="auto", ratio="adaptive"))
     assert got == {
         "model": V20,
         "media": [{"type": "text", "text": "go"}, {"type": "first_frame", "url": "https://e.x/f.png"}],
@@ -239,9 +237,7 @@ def test_end_user_of_exactly_64_chars_is_sent_verbatim():
 
 
 def test_callback_and_refs_are_not_sent():
-    call = adapter.build_submit(
-        req(TextInput(prompt="p")), V20, {}, SubmitContext(callback_url="https://gw/cb", callback_ref="r")
-    )
+    call = adapter.build_submit(req(TextInput(prompt="p")), V20, {}, SubmitContext(callback_url="https://gw/cb", callback_ref="r"))
     assert "callback_url" not in call.json
 
 
@@ -295,7 +291,7 @@ def test_v10_fast_first_frame_bytes_without_prompt():
     ids=["first_last_frame", "reference"],
 )
 def test_v1_modes_beyond_text_and_first_frame_are_refused(inp):
-    with pytest.raises(ValueError, match="1.x"):
+    with pytest.raises(ValueError, match=r"1\.x"):
         body(req(inp), V15)
 
 
@@ -345,6 +341,6 @@ def test_parse_upload_is_unreachable():
 def test_v10_explicit_false_audio_switches_are_not_sent_true_is_refused():
     got = body(req(TextInput(prompt="p"), generate_audio=False, return_last_frame=False), V10)
     assert got == {"model": V10, "prompt": "p"}
-    with pytest.raises(ValueError, match="1.5 pro"):
+    with pytest.raises(ValueError, match=r"1\.5 pro"):
         body(req(TextInput(prompt="p"), generate_audio=True), V10F)
     assert body(req(TextInput(prompt="p"), generate_audio=False), V15)["generate_audio"] is False

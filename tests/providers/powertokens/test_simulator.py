@@ -73,9 +73,7 @@ class FakeClock:
 
 
 @contextlib.asynccontextmanager
-async def simulator(
-    config: SimConfig | None = None, clock: FakeClock | None = None, token: str | None = TOKEN
-) -> AsyncIterator[httpx.AsyncClient]:
+async def simulator(config: SimConfig | None = None, clock: FakeClock | None = None, token: str | None = TOKEN) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(config or SimConfig(job_seconds=JOB), clock=clock or FakeClock())
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, headers=headers) as client:
@@ -116,9 +114,7 @@ def is_mp4(data: bytes) -> bool:
 async def test_doc_example_reaches_a_downloadable_video() -> None:
     clock = FakeClock()
     async with simulator(clock=clock) as client:
-        r = await client.post(
-            "/v1/videos", content=DOC_EXAMPLE, headers={"Content-Type": "application/json"}
-        )
+        r = await client.post("/v1/videos", content=DOC_EXAMPLE, headers={"Content-Type": "application/json"})
         assert r.status_code == 200, r.text
         created = r.json()
         assert created == {
@@ -297,8 +293,7 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("seconds_int_on_1_0", {"model": MODEL_1_0, "prompt": "x", "seconds": 5}, "seconds"),
     ("no_prompt_no_image_1_x", {"model": MODEL_1_0}, "prompt"),
     ("draft_720p", {"model": MODEL_1_5, "prompt": "x", "draft": True, "size": "720p"}, "size"),
-    ("draft_last_frame", {"model": MODEL_1_5, "prompt": "x", "draft": True, "return_last_frame": True},
-     "return_last_frame"),
+    ("draft_last_frame", {"model": MODEL_1_5, "prompt": "x", "draft": True, "return_last_frame": True}, "return_last_frame"),
     ("image_http_1_x", {"model": MODEL_1_0, "image": "http://example.com/a.png"}, "image"),
 ]
 
@@ -337,18 +332,29 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("fast_720p", {**body2(size="720p", seconds="-1"), "model": MODEL_FAST}),
     ("first_frame_no_text", body2(item("first_frame", data_url("image.png", "image/png")))),
     ("first_and_last_frame", body2(text(), item("first_frame"), item("last_frame", "https://example.com/b.png"))),
-    ("max_references", body2(text(), *[item("reference_image")] * 9, *[item("reference_video")] * 3,
-                             *[item("reference_audio")] * 3)),
-    ("data_url_clips", body2(text(), item("reference_video", data_url("video.mp4", "video/mp4")),
-                             item("reference_audio", data_url("audio.wav", "audio/wav")))),
-    ("all_scalars", body2(size="480p", ratio="adaptive", seed=4294967295, watermark=True, generate_audio=False,
-                          return_last_frame=True, safety_identifier="u" * 64)),
+    ("max_references", body2(text(), *[item("reference_image")] * 9, *[item("reference_video")] * 3, *[item("reference_audio")] * 3)),
+    ("data_url_clips", body2(text(), item("reference_video", data_url("video.mp4", "video/mp4")), item("reference_audio", data_url("audio.wav", "audio/wav")))),
+    (
+        "all_scalars",
+        body2(size="480p", ratio="adaptive", seed=4294967295, watermark=True, generate_audio=False, return_last_frame=True, safety_identifier="u" * 64),
+    ),
     ("seed_minus_one", body2(seed=-1)),
     ("nulls_are_defaults", body2(size=None, ratio=None)),
     ("1_0_two_seconds", {"model": MODEL_1_0, "prompt": "x", "seconds": "2"}),
     ("1_0_fast_first_frame", {"model": "seedance-1-0-pro-fast-251015", "image": "https://example.com/a.png"}),
-    ("1_5_extras", {"model": MODEL_1_5, "prompt": "x", "seconds": "-1", "generate_audio": True,
-                    "return_last_frame": True, "seed": 7, "camera_fixed": False, "watermark": True}),
+    (
+        "1_5_extras",
+        {
+            "model": MODEL_1_5,
+            "prompt": "x",
+            "seconds": "-1",
+            "generate_audio": True,
+            "return_last_frame": True,
+            "seed": 7,
+            "camera_fixed": False,
+            "watermark": True,
+        },
+    ),
     ("1_5_draft_480p", {"model": MODEL_1_5, "prompt": "x", "draft": True}),
     ("1_x_raw_base64_image", {"model": MODEL_1_5, "image": base64.b64encode(sample("image.png")).decode()}),
     ("1_x_data_url_image", {"model": MODEL_1_0, "prompt": "x", "image": data_url("image.png", "image/png")}),
@@ -365,8 +371,7 @@ async def test_valid_requests_are_accepted(body: dict[str, Any]) -> None:
     ("content", "content_type", "status"),
     [
         (b"model=x", "application/x-www-form-urlencoded", 415),
-        (b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nx\r\n--b--\r\n',
-         "multipart/form-data; boundary=b", 415),
+        (b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nx\r\n--b--\r\n', "multipart/form-data; boundary=b", 415),
         (json.dumps(body2()).encode(), None, 415),
         (b"{not json", "application/json", 400),
         (b"[1, 2]", "application/json", 400),
@@ -428,12 +433,9 @@ def _shape(envelope: str, body: dict[str, Any]) -> tuple[str, str]:
 
 
 ENVELOPE_CODES = {
-    "openai": {400: "invalid_parameter", 401: "invalid_api_key", 404: "task_not_exist", 429: "rate_limit_exceeded",
-               500: "internal_error"},
-    "newapi": {400: "invalid_request", 401: "unauthorized", 404: "task_not_exist", 429: "rate_limit_exceeded",
-               500: "internal_error"},
-    "ark": {400: "InvalidParameter", 401: "AuthenticationError", 404: "ResourceNotFound", 429: "RateLimitExceeded",
-            500: "InternalServiceError"},
+    "openai": {400: "invalid_parameter", 401: "invalid_api_key", 404: "task_not_exist", 429: "rate_limit_exceeded", 500: "internal_error"},
+    "newapi": {400: "invalid_request", 401: "unauthorized", 404: "task_not_exist", 429: "rate_limit_exceeded", 500: "internal_error"},
+    "ark": {400: "InvalidParameter", 401: "AuthenticationError", 404: "ResourceNotFound", 429: "RateLimitExceeded", 500: "InternalServiceError"},
 }
 
 
@@ -457,8 +459,7 @@ async def test_error_envelopes(envelope: str) -> None:
         r = await client.get("/v1/videos/cgt-20260101000000-nope0")
         assert r.status_code == 404 and _shape(envelope, r.json())[0] == codes[404]
 
-        await client.post("/_sim/faults", json={"submit_status": 429, "submit_status_count": 1,
-                                                "poll_status": 500, "poll_status_count": 1})
+        await client.post("/_sim/faults", json={"submit_status": 429, "submit_status_count": 1, "poll_status": 500, "poll_status_count": 1})
         r = await client.post("/v1/videos", json=body2())
         assert r.status_code == 429
         code, message = _shape(envelope, r.json())
@@ -571,9 +572,7 @@ async def test_failed_jobs(reason: str | None, message: str) -> None:
         assert (await client.get(f"/v1/videos/{task_id}/content")).status_code == 404
 
 
-@pytest.mark.parametrize(
-    ("vocabulary", "running", "expired"), [("ark", "running", "expired"), ("openai", "in_progress", "failed")]
-)
+@pytest.mark.parametrize(("vocabulary", "running", "expired"), [("ark", "running", "expired"), ("openai", "in_progress", "failed")])
 async def test_hanging_jobs_run_until_the_execution_deadline(vocabulary: str, running: str, expired: str) -> None:
     clock = FakeClock()
     config = SimConfig(job_seconds=JOB, status_vocabulary=vocabulary, faults=Faults(job_outcome="hang"))

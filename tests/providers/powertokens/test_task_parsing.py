@@ -234,9 +234,7 @@ def test_no_url_leaves_video_url_none_and_content_call_is_the_fallback():
 def test_metadata_url_pointing_at_the_authenticated_content_route_is_not_a_public_link():
     """The PT MiniMax page shows `metadata.url = https://…/v1/videos/<id>/content` (UPSTREAMS 2.5):
     it needs the API key, so the gateway must go through `content_call`, not hand it out."""
-    job = poll(
-        {"id": TID, "status": "completed", "metadata": {"url": f"https://api.powertokens.ai/v1/videos/{TID}/content"}}
-    )
+    job = poll({"id": TID, "status": "completed", "metadata": {"url": f"https://api.powertokens.ai/v1/videos/{TID}/content"}})
     assert job.result.video_url is None
     job = poll(
         {

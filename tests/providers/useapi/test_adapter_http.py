@@ -171,9 +171,7 @@ FORBIDDEN = [
     ),
     (
         "seedance-1.0-mini",
-        GenerationRequest(
-            model="x", input=KeyframesInput(frames=(Keyframe(image=IMAGE, seconds=3), Keyframe(image=IMAGE)))
-        ),
+        GenerationRequest(model="x", input=KeyframesInput(frames=(Keyframe(image=IMAGE, seconds=3), Keyframe(image=IMAGE)))),
         CA,
     ),
     ("seedance-1.5-pro", GenerationRequest(model="x", input=ReferenceInput(prompt="@image1", images=(IMAGE,))), CA),
@@ -197,9 +195,7 @@ FORBIDDEN = [
 
 
 @pytest.mark.parametrize(("model_id", "request_", "account"), FORBIDDEN)
-async def test_forbidden_by_table_and_by_simulator(
-    sim: Sim, model_id: str, request_: GenerationRequest, account: str
-) -> None:
+async def test_forbidden_by_table_and_by_simulator(sim: Sim, model_id: str, request_: GenerationRequest, account: str) -> None:
     region = account.split(":")[0]
     assert check(request_, MODELS[model_id], regions=[region]) != []
     if request_.mode == "reference" and request_.input.videos:  # type: ignore[union-attr]

@@ -57,9 +57,7 @@ def submit_body(request: GenerationRequest, model_id: str, refs: dict[str, str],
 
 
 def test_text_mode_matches_doc_example_plus_pinned_account() -> None:
-    request = GenerationRequest(
-        model="seedance-2.0", input=TextInput(prompt="A serene mountain landscape at sunset"), seconds=5, ratio="16:9"
-    )
+    request = GenerationRequest(model="seedance-2.0", input=TextInput(prompt="A serene mountain landscape at sunset"), seconds=5, ratio="16:9")
     assert submit_body(request, "seedance-2.0", {}) == {
         "account": "CA:user@example.com",
         "prompt": "A serene mountain landscape at sunset",
@@ -70,12 +68,8 @@ def test_text_mode_matches_doc_example_plus_pinned_account() -> None:
 
 
 def test_text_mode_sends_resolution_and_webhook() -> None:
-    request = GenerationRequest(
-        model="seedance-1.5-pro", input=TextInput(prompt="Two cool cats"), seconds=10, ratio="9:16", resolution="1080p"
-    )
-    ctx = SubmitContext(
-        account=ACCOUNT, callback_url="https://vidgate.example/cb/useapi/tok_abc", callback_ref="video_1"
-    )
+    request = GenerationRequest(model="seedance-1.5-pro", input=TextInput(prompt="Two cool cats"), seconds=10, ratio="9:16", resolution="1080p")
+    ctx = SubmitContext(account=ACCOUNT, callback_url="https://vidgate.example/cb/useapi/tok_abc", callback_ref="video_1")
     body = submit_body(request, "seedance-1.5-pro", {}, ctx)
     assert body == {
         "account": "CA:user@example.com",
@@ -183,9 +177,7 @@ def test_reference_matches_doc_omni_example_but_without_ratio() -> None:
     # ("ratio cannot be specified when image refs are provided") forbids that, and so do we.
     request = GenerationRequest(
         model="seedance-2.0",
-        input=ReferenceInput(
-            prompt="@image1 slowly moving forward while @audio1 plays in background", images=(png(),), audios=(wav(),)
-        ),
+        input=ReferenceInput(prompt="@image1 slowly moving forward while @audio1 plays in background", images=(png(),), audios=(wav(),)),
         seconds=4,
         ratio="16:9",
     )
@@ -223,9 +215,7 @@ def test_reference_placeholder_numbering_per_kind() -> None:
 
 
 def test_reference_without_images_keeps_the_ratio() -> None:
-    request = GenerationRequest(
-        model="seedance-2.0", input=ReferenceInput(prompt="a dancer like @video1", videos=(mp4(),)), ratio="9:16"
-    )
+    request = GenerationRequest(model="seedance-2.0", input=ReferenceInput(prompt="a dancer like @video1", videos=(mp4(),)), ratio="9:16")
     body = submit_body(request, "seedance-2.0", {"videos.0": VID1})
     assert body == {
         "account": ACCOUNT,
@@ -256,15 +246,11 @@ def test_auto_duration_never_reaches_the_wire() -> None:
 def test_uploads_one_raw_post_per_medium_with_stable_keys() -> None:
     request = GenerationRequest(
         model="seedance-2.0",
-        input=ReferenceInput(
-            prompt="@image1 @image2 @video1 @audio1", images=(png(), png()), videos=(mp4(),), audios=(wav(),)
-        ),
+        input=ReferenceInput(prompt="@image1 @image2 @video1 @audio1", images=(png(), png()), videos=(mp4(),), audios=(wav(),)),
     )
     calls = adapter.uploads(request, CTX)
     assert [key for key, _ in calls] == ["images.0", "images.1", "videos.0", "audios.0"]
-    assert calls[2][1] == HttpCall(
-        method="POST", path=f"/assets/{ACCOUNT_SEG}", content=b"fake-mp4", headers={"Content-Type": "video/mp4"}
-    )
+    assert calls[2][1] == HttpCall(method="POST", path=f"/assets/{ACCOUNT_SEG}", content=b"fake-mp4", headers={"Content-Type": "video/mp4"})
     assert all(call.json is None for _, call in calls)
     assert calls[3][1].headers == {"Content-Type": "audio/wav"}
 
@@ -284,9 +270,7 @@ def test_uploads_need_an_account() -> None:
 
 
 def test_uploads_refuse_url_media_and_missing_content_type() -> None:
-    by_url = GenerationRequest(
-        model="m", input=FirstFrameInput(first_frame=Media(kind="image", url="https://x.example/a.png"))
-    )
+    by_url = GenerationRequest(model="m", input=FirstFrameInput(first_frame=Media(kind="image", url="https://x.example/a.png")))
     with pytest.raises(ValueError, match="bytes"):
         adapter.uploads(by_url, CTX)
     untyped = GenerationRequest(model="m", input=FirstFrameInput(first_frame=Media(kind="image", data=b"x")))
@@ -296,12 +280,8 @@ def test_uploads_refuse_url_media_and_missing_content_type() -> None:
 
 def test_ids_are_one_percent_encoded_path_segment() -> None:
     jobid = "j0223140530123456789v-u12345-CA:user@example.com-bot:dreamina"
-    assert adapter.build_poll(jobid) == HttpCall(
-        method="GET", path="/videos/j0223140530123456789v-u12345-CA%3Auser%40example.com-bot%3Adreamina"
-    )
-    assert adapter.build_cancel(jobid) == HttpCall(
-        method="DELETE", path="/scheduler/j0223140530123456789v-u12345-CA%3Auser%40example.com-bot%3Adreamina"
-    )
+    assert adapter.build_poll(jobid) == HttpCall(method="GET", path="/videos/j0223140530123456789v-u12345-CA%3Auser%40example.com-bot%3Adreamina")
+    assert adapter.build_cancel(jobid) == HttpCall(method="DELETE", path="/scheduler/j0223140530123456789v-u12345-CA%3Auser%40example.com-bot%3Adreamina")
     # Nothing in an id can climb out of its segment.
     assert adapter.build_poll("../accounts/x?y#z").path == "/videos/..%2Faccounts%2Fx%3Fy%23z"
 

@@ -160,9 +160,7 @@ def test_first_last_same_aspect() -> None:
 
 
 def test_reference_limits() -> None:
-    ten_images = ReferenceInput(
-        prompt=" ".join(f"@image{i}" for i in range(1, 11)), images=tuple(img() for _ in range(10))
-    )
+    ten_images = ReferenceInput(prompt=" ".join(f"@image{i}" for i in range(1, 11)), images=tuple(img() for _ in range(10)))
     assert fields(req(ten_images), "seedance-2.0") == ["references.images"]
 
     sixteen_s_of_video = ReferenceInput(prompt="@video1 @video2", videos=(vid(8000), vid(8000)))

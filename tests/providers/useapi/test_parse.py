@@ -219,9 +219,7 @@ def test_parse_record_reads_callback_bodies() -> None:
 
 def test_account_of_jobid() -> None:
     assert account_of_jobid(JOBID) == "CA:user@example.com"
-    assert account_of_jobid("j0417101010123456123456v-u9-US:first-last@mail.example.org-bot:dreamina") == (
-        "US:first-last@mail.example.org"
-    )
+    assert account_of_jobid("j0417101010123456123456v-u9-US:first-last@mail.example.org-bot:dreamina") == ("US:first-last@mail.example.org")
     assert account_of_jobid("opaque") is None
 
 

@@ -29,10 +29,7 @@ CA = "CA:sim@example.com"
 US = "US:sim@example.com"
 START = 1771855530.123  # 2026-02-23T14:05:30.123Z, the doc example's creation time
 JOBID = re.compile(r"^j\d{13}\d{6}v-u12345-(?P<account>(US|CA):[^ ]+@[^ ]+)-bot:dreamina$")
-ALL_MODELS = (
-    "seedance-2.0, seedance-2.0-fast, seedance-2.0-mini, seedance-1.5-pro, "
-    "seedance-1.0-pro, seedance-1.0-mini, seedance-1.0-fast, sora2"
-)
+ALL_MODELS = "seedance-2.0, seedance-2.0-fast, seedance-2.0-mini, seedance-1.5-pro, seedance-1.0-pro, seedance-1.0-mini, seedance-1.0-fast, sora2"
 
 
 # ---------------------------------------------------------------------------
@@ -427,9 +424,7 @@ async def test_upload_without_content_type_and_too_large(sim: Sim) -> None:
 
 
 async def test_upload_unknown_account_and_expired_session(make_sim: Callable[..., Sim]) -> None:
-    sim = make_sim(
-        accounts=[SimAccount(account=CA, region="CA"), SimAccount(account=US, region="US", session_expired=True)]
-    )
+    sim = make_sim(accounts=[SimAccount(account=CA, region="CA"), SimAccount(account=US, region="US", session_expired=True)])
     unknown = await sim.upload(sample("image.png"), "image/png", account="CA:nobody@example.com")
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "Unable to find configuration for account CA:nobody@example.com"}
@@ -669,9 +664,7 @@ async def test_region_table_routes_and_defaults(sim: Sim) -> None:
         job = await sim.created({"prompt": "x", "model": "seedance-2.0", "resolution": "1080p"})
         assert JOBID.match(job["jobid"])["account"] == CA  # type: ignore[index]
         assert job["request"]["resolution"] == "1080p" and job["response"]["forecastCost"] == 250
-    four_k = await sim.created(
-        {"prompt": "x", "model": "seedance-2.0", "resolution": "4k", "ratio": "9:16", "duration": 4}
-    )
+    four_k = await sim.created({"prompt": "x", "model": "seedance-2.0", "resolution": "4k", "ratio": "9:16", "duration": 4})
     assert four_k["response"]["forecastCost"] == 25 * 4 * 4
     sim.clock.advance(1)
     assert (await sim.poll(four_k["jobid"]))["response"]["width"] == 2160
@@ -730,9 +723,7 @@ async def test_unauthorized_without_a_valid_bearer(make_sim: Callable[..., Sim])
     sim = make_sim(tokens=frozenset({TOKEN}))
     assert (await sim.video(DOC_TEXT_TO_VIDEO, auth=False)).json() == {"error": "Unauthorized"}
     for header in ("Bearer", "Basic abc", "Bearer wrong", f"Token {TOKEN}"):
-        response = await sim.client.post(
-            "/v1/dreamina/videos", json=DOC_TEXT_TO_VIDEO, headers={"Authorization": header}
-        )
+        response = await sim.client.post("/v1/dreamina/videos", json=DOC_TEXT_TO_VIDEO, headers={"Authorization": header})
         assert response.status_code == 401 and response.json() == {"error": "Unauthorized"}, header
     for method, path in (
         ("GET", "/v1/dreamina/accounts"),
@@ -743,9 +734,7 @@ async def test_unauthorized_without_a_valid_bearer(make_sim: Callable[..., Sim])
     assert (await sim.client.post(f"/v1/dreamina/assets/{CA}", content=b"x")).status_code == 401
     assert (await sim.video(DOC_TEXT_TO_VIDEO)).status_code == 200
     any_token = make_sim()
-    ok = await any_token.client.post(
-        "/v1/dreamina/videos", json=DOC_TEXT_TO_VIDEO, headers={"Authorization": "Bearer anything"}
-    )
+    ok = await any_token.client.post("/v1/dreamina/videos", json=DOC_TEXT_TO_VIDEO, headers={"Authorization": "Bearer anything"})
     assert ok.status_code == 200
 
 
@@ -758,9 +747,7 @@ async def test_capacity_per_request_max_jobs(sim: Sim) -> None:
 
 
 async def test_capacity_across_accounts_frees_when_jobs_end(make_sim: Callable[..., Sim]) -> None:
-    sim = make_sim(
-        accounts=[SimAccount(account=CA, region="CA", max_jobs=1), SimAccount(account=US, region="US", max_jobs=1)]
-    )
+    sim = make_sim(accounts=[SimAccount(account=CA, region="CA", max_jobs=1), SimAccount(account=US, region="US", max_jobs=1)])
     accounts = {JOBID.match((await sim.created(DOC_TEXT_TO_VIDEO))["jobid"])["account"] for _ in range(2)}  # type: ignore[index]
     assert accounts == {CA, US}  # random choice among accounts with free capacity
     full = await sim.video(DOC_TEXT_TO_VIDEO)
@@ -770,9 +757,7 @@ async def test_capacity_across_accounts_frees_when_jobs_end(make_sim: Callable[.
 
 
 async def test_session_expired_596(make_sim: Callable[..., Sim]) -> None:
-    sim = make_sim(
-        accounts=[SimAccount(account=CA, region="CA", session_expired=True), SimAccount(account=US, region="US")]
-    )
+    sim = make_sim(accounts=[SimAccount(account=CA, region="CA", session_expired=True), SimAccount(account=US, region="US")])
     pinned = await sim.video({**DOC_TEXT_TO_VIDEO, "account": CA})
     assert pinned.status_code == 596 and pinned.json() == {"error": "Session expired"}
     unpinned = await sim.created(DOC_TEXT_TO_VIDEO)  # the live US account takes it
@@ -787,9 +772,7 @@ async def test_insufficient_credits_402_and_credits_are_spent(make_sim: Callable
     assert (await sim.video(DOC_TEXT_TO_VIDEO)).status_code == 200
     assert (await sim.get(f"/v1/dreamina/accounts/{CA}")).json()["credits"]["total"] == 75
     broke = await sim.video(DOC_TEXT_TO_VIDEO)
-    assert broke.status_code == 402 and broke.json() == {
-        "error": "Insufficient credits: forecastCost 125, available 75"
-    }
+    assert broke.status_code == 402 and broke.json() == {"error": "Insufficient credits: forecastCost 125, available 75"}
 
 
 # ---------------------------------------------------------------------------
@@ -1007,9 +990,7 @@ async def test_reply_on_poll_with_fake_clock_via_reply_transport(clock: FakeCloc
     receiver = _receiver(got, [])
     app = create_app(SimConfig(job_seconds=0.05), clock=clock, reply_transport=httpx.ASGITransport(app=receiver))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim.test", headers=AUTH) as c:
-        job = (
-            await c.post("/v1/dreamina/videos", json={**DOC_TEXT_TO_VIDEO, "replyUrl": "http://hooks.test/hook"})
-        ).json()
+        job = (await c.post("/v1/dreamina/videos", json={**DOC_TEXT_TO_VIDEO, "replyUrl": "http://hooks.test/hook"})).json()
         await asyncio.sleep(0.1)  # the timer fires, but the fake clock says the job still runs
         assert [r["status"] for r in got] == ["created"]
         clock.advance(1)
