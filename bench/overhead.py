@@ -107,13 +107,13 @@ def make_powertokens(app: Any) -> Upstream:
 
 def simulator_app(provider: str, accounts: list[str], capacity: int) -> Any:
     if provider == "useapi":
-        from providers.useapi.simulator import SimAccount, SimConfig
-        from providers.useapi.simulator import create_app as sim_app
+        from providers.useapi.sim import SimAccount, SimConfig
+        from providers.useapi.sim import create_app as sim_app
 
         sim_accounts = [SimAccount(account=a, region="CA", max_jobs=PER_ACCOUNT, credits=10**9) for a in accounts]
         return sim_app(SimConfig(job_seconds=JOB_SECONDS, accounts=sim_accounts))
-    from providers.powertokens.simulator import SimConfig
-    from providers.powertokens.simulator import create_app as sim_app
+    from providers.powertokens.sim import SimConfig
+    from providers.powertokens.sim import create_app as sim_app
 
     return sim_app(SimConfig(job_seconds=JOB_SECONDS, max_concurrent=capacity))
 

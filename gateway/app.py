@@ -44,7 +44,7 @@ from gateway.settings import ProviderSettings, Settings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
 from providers.client import UpstreamClient
-from providers.registry import kind
+from providers.registry import descriptor
 
 log = structlog.get_logger("vidgate.app")
 
@@ -83,7 +83,7 @@ def create_app(
             media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=clock)
 
             def build_runtime(name: str, cfg: ProviderSettings) -> ProviderRuntime:
-                pk = kind(cfg.type)
+                pk = descriptor(cfg.type)
                 http = make_client(
                     cfg.base_url,
                     timeout=cfg.timeout_seconds,
@@ -94,7 +94,7 @@ def create_app(
                 )
                 stack.push_async_callback(http.aclose)
                 slots = [Slot(a.id, a.region, a.max_jobs) for a in cfg.accounts] or [Slot(None, None, cfg.max_concurrency)]
-                client = UpstreamClient(pk.adapter, http, str(cfg.secret), max_in_flight=cfg.max_concurrency)
+                client = UpstreamClient(pk.adapter(), http, str(cfg.secret), max_in_flight=cfg.max_concurrency)
                 return ProviderRuntime(name, pk, client, AccountPool(slots), cfg.poll_interval_seconds)
 
             runtimes = {name: build_runtime(name, cfg) for name, cfg in settings.providers.items()}

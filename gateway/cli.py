@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.settings import ConfigError, Settings, describe, load_settings, parse_settings
+from providers.registry import provider_types
 
 DEMO_KEY = "sk-demo"
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo.add_argument("--job-seconds", type=float, default=None, help="how long simulated jobs take")
 
     sim = sub.add_parser("simulate", help="run an upstream simulator")
-    sim.add_argument("provider", choices=["useapi", "powertokens"])
+    sim.add_argument("provider", choices=provider_types())
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9101)
     sim.add_argument("--job-seconds", type=float, default=5.0)
@@ -81,23 +82,13 @@ def _simulate(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.logging import configure_logging
-    from providers.registry import kind
+    from providers.registry import descriptor
 
     configure_logging()
-    app = kind(args.provider).simulator(_sim_config(args.provider, args.job_seconds, args.capacity))
+    app = descriptor(args.provider).load_simulator()(job_seconds=args.job_seconds, capacity=args.capacity)
     print(f"{args.provider} simulator on http://{args.host}:{args.port} (control: /_sim/faults, /_sim/jobs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
-
-
-def _sim_config(provider: str, job_seconds: float, capacity: int | None = None) -> object:
-    from importlib import import_module
-
-    module = import_module(f"providers.{provider}.simulator")
-    config = module.SimConfig(job_seconds=job_seconds)
-    if capacity is not None:
-        config = module.with_capacity(config, capacity)
-    return config
 
 
 def _check_config(path: str) -> int:

@@ -56,10 +56,10 @@ def _scenarios() -> list[tuple[str, str, str, dict[str, object]]]:
 
 @contextlib.contextmanager
 def running_simulators(job_seconds: float) -> Iterator[dict[str, str]]:
-    from providers.powertokens.simulator import SimConfig as PtConfig
-    from providers.powertokens.simulator import create_app as pt_app
-    from providers.useapi.simulator import SimConfig as UaConfig
-    from providers.useapi.simulator import create_app as ua_app
+    from providers.powertokens.sim import SimConfig as PtConfig
+    from providers.powertokens.sim import create_app as pt_app
+    from providers.useapi.sim import SimConfig as UaConfig
+    from providers.useapi.sim import create_app as ua_app
 
     with serve_in_thread(ua_app(UaConfig(job_seconds=job_seconds))) as ua, serve_in_thread(pt_app(PtConfig(job_seconds=job_seconds))) as pt:
         yield {"useapi": ua, "powertokens": pt}

@@ -232,6 +232,9 @@ class UpstreamJob(msgspec.Struct, frozen=True, kw_only=True):
     error: ErrorInfo | None = None
     cost: Cost | None = None
     account: str | None = None
+    # what the upstream echoes back of `SubmitContext.callback_ref` (useapi `request.replyRef`),
+    # when it does: proof that this upstream job is the one a given submit created
+    callback_ref: str | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -268,12 +271,20 @@ class Adapter(Protocol):
     Submission may take several calls (uploads first): `uploads()` lists them keyed
     by an opaque key, `parse_upload()` turns each answer into a reference, and
     `build_submit()` receives every reference by key.
+
+    Reconciliation: a submit whose answer was lost may still have created a paid job.
+    `build_find()` / `parse_find()` look for it in the upstream's own listing (matched by
+    the callback URL or reference the submit carried); `parse_callback()` reads the job id
+    an upstream callback names, which the gateway then re-fetches (a callback body is
+    never trusted). An upstream with neither returns None from all three.
     """
 
     provider_type: ClassVar[str]
-    # "bytes": every Media must carry data (the adapter uploads it);
-    # "url": Media may carry a remote URL the upstream fetches itself.
+    # "bytes": every Media carries data (the adapter uploads it);
+    # "url": Media carries a URL the upstream fetches itself, or data for the kinds in
+    # `inline_media` (sent inline, e.g. as a data: URL) up to that many bytes (None: any size).
     media_delivery: ClassVar[Literal["bytes", "url"]]
+    inline_media: ClassVar[Mapping[MediaKind, int | None]]
 
     def auth_headers(self, secret: str) -> dict[str, str]: ...
 
@@ -300,6 +311,46 @@ class Adapter(Protocol):
     def estimate_cost(self, model_id: str, resolution: str | None, seconds: float | None) -> Cost | None:
         """A USD estimate from the provider's price table, where one exists."""
         ...
+
+    def build_find(self, ctx: SubmitContext) -> HttpCall | None:
+        """A listing call that can reveal the job a submit with `ctx` created, or None."""
+        ...
+
+    def parse_find(self, response: httpx.Response, ctx: SubmitContext) -> UpstreamJob | None:
+        """The job in the listing that the submit with `ctx` created, or None if it is not there."""
+        ...
+
+    def parse_callback(self, body: bytes) -> str | None:
+        """The upstream job id a callback body names (None if it names none)."""
+        ...
+
+
+class AdapterDefaults:
+    """The optional parts of `Adapter` for upstreams that lack them: no cancel, no
+    content endpoint, no price table, no way to find a lost submit, no callbacks."""
+
+    inline_media: ClassVar[Mapping[MediaKind, int | None]] = {}
+
+    def build_cancel(self, upstream_id: str) -> HttpCall | None:
+        return None
+
+    def parse_cancel(self, response: httpx.Response) -> None:
+        return None
+
+    def content_call(self, upstream_id: str, job: UpstreamJob) -> HttpCall | None:
+        return None
+
+    def estimate_cost(self, model_id: str, resolution: str | None, seconds: float | None) -> Cost | None:
+        return None
+
+    def build_find(self, ctx: SubmitContext) -> HttpCall | None:
+        return None
+
+    def parse_find(self, response: httpx.Response, ctx: SubmitContext) -> UpstreamJob | None:
+        return None
+
+    def parse_callback(self, body: bytes) -> str | None:
+        return None
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None, cap: float = 600.0) -> float | None:

@@ -1,50 +1,32 @@
-"""The one place that maps a provider type to its adapter and capability table.
+"""Every provider vidgate can talk to: one descriptor per package, one line each.
 
-Generic code asks the registry; it never branches on a provider's name.
+Generic code looks a provider type up here and asks its descriptor; it never
+branches on a provider's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib import import_module
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
 
-import msgspec
+from providers import powertokens, useapi
+from providers.descriptor import ProviderDescriptor
 
-from providers.base import Adapter
-from providers.capabilities import ModelCaps
-
-
-class ProviderKind(msgspec.Struct, frozen=True):
-    type: str
-    adapter: Adapter
-    models: dict[str, ModelCaps]  # keyed by the upstream's own model id
-    catalog: dict[str, str]  # logical model name -> upstream model id
-    # builds the upstream simulator app: (job_seconds) -> ASGI app
-    simulator: Callable[..., Any]
-
-
-_MODULES = {"useapi": "providers.useapi", "powertokens": "providers.powertokens"}
-_ADAPTER_CLASS = {"useapi": "UseapiAdapter", "powertokens": "PowerTokensAdapter"}
-_cache: dict[str, ProviderKind] = {}
+DESCRIPTORS: Mapping[str, ProviderDescriptor] = MappingProxyType(
+    {
+        d.type: d
+        for d in (
+            useapi.DESCRIPTOR,
+            powertokens.DESCRIPTOR,
+        )
+    }
+)
 
 
 def provider_types() -> list[str]:
-    return list(_MODULES)
+    return list(DESCRIPTORS)
 
 
-def kind(provider_type: str) -> ProviderKind:
-    """The adapter, models and catalog of a provider type (`KeyError` if unknown)."""
-    if provider_type not in _cache:
-        base = _MODULES[provider_type]
-        adapter_cls = getattr(import_module(f"{base}.adapter"), _ADAPTER_CLASS[provider_type])
-        models = import_module(f"{base}.models")
-        sim = import_module(f"{base}.simulator")
-        _cache[provider_type] = ProviderKind(
-            type=provider_type,
-            adapter=adapter_cls(),
-            models=dict(models.MODELS),
-            catalog=dict(models.CATALOG),
-            simulator=sim.create_app,
-        )
-    return _cache[provider_type]
+def descriptor(provider_type: str) -> ProviderDescriptor:
+    """The descriptor of a provider type (`KeyError` if unknown)."""
+    return DESCRIPTORS[provider_type]

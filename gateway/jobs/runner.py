@@ -48,7 +48,7 @@ from providers.base import (
 )
 from providers.capabilities import ModelCaps
 from providers.client import UpstreamClient
-from providers.registry import ProviderKind
+from providers.descriptor import ProviderDescriptor
 
 log = structlog.get_logger("vidgate.jobs")
 
@@ -64,7 +64,7 @@ def _no_outbox(job: Job) -> Sequence[WebhookDelivery]:
 class ProviderRuntime:
     """One configured provider, live: its adapter kind, client and slots."""
 
-    def __init__(self, name: str, kind: ProviderKind, client: UpstreamClient, pool: AccountPool, poll_interval: float) -> None:
+    def __init__(self, name: str, kind: ProviderDescriptor, client: UpstreamClient, pool: AccountPool, poll_interval: float) -> None:
         self.name = name
         self.kind = kind
         self.client = client
@@ -286,7 +286,7 @@ class JobRunner:
 
         structlog.contextvars.bind_contextvars(provider=runtime.name)
         try:
-            request = await rebuild_request(job, self.media, runtime.kind.adapter.media_delivery)
+            request = await rebuild_request(job, self.media, runtime.client.adapter.media_delivery)
             ctx = SubmitContext(
                 account=account,
                 callback_url=f"{self.public_url}/v1/callbacks/{job.callback_token}" if job.callback_token else None,

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from providers.base import (
+    AdapterDefaults,
     Cost,
     FirstFrameInput,
     FirstLastFrameInput,
@@ -166,11 +167,13 @@ def build_body(request: GenerationRequest, model_id: str) -> CreateVideoRequest 
     )
 
 
-class PowerTokensAdapter:
+class PowerTokensAdapter(AdapterDefaults):
     """Translation for PowerTokens' OpenAI-style `/v1/videos` surface."""
 
     provider_type: ClassVar[str] = "powertokens"
     media_delivery: ClassVar[Literal["bytes", "url"]] = "url"
+    # every kind may travel inline as a data: URL, as the official client sends it (module docstring)
+    inline_media: ClassVar[Mapping[MediaKind, int | None]] = {"image": None, "video": None, "audio": None}
 
     def auth_headers(self, secret: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {secret}"}  # API reference + official client (UPSTREAMS 2.1)

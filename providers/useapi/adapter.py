@@ -22,6 +22,7 @@ import httpx
 import msgspec
 
 from providers.base import (
+    AdapterDefaults,
     Cost,
     ErrorClass,
     FirstFrameInput,
@@ -46,6 +47,7 @@ from providers.useapi.wire import (
     VideoCreate,
     asset_upload_decoder,
     job_record_decoder,
+    scheduler_decoder,
 )
 
 # Every status word the Dreamina docs use (UPSTREAMS 1.5). Anything else is an error.
@@ -64,7 +66,7 @@ STATUS_TABLE: dict[str, JobStatus] = {
 _JOBID_ACCOUNT = re.compile(r"^j\d+[a-z]?-u\d+-(?P<account>[A-Z]{2}:.+)-bot:dreamina$")
 
 
-class UseapiAdapter:
+class UseapiAdapter(AdapterDefaults):
     """The `Adapter` for useapi.net Dreamina v1."""
 
     provider_type: ClassVar[str] = "useapi"
@@ -182,6 +184,33 @@ class UseapiAdapter:
     def content_call(self, upstream_id: str, job: UpstreamJob) -> HttpCall | None:
         return None  # `videoUrl` is a direct (signed) CDN URL, fetched without useapi credentials
 
+    # -- reconciliation ---------------------------------------------------------
+
+    def build_find(self, ctx: SubmitContext) -> HttpCall | None:
+        """`GET /scheduler` lists the running jobs with their `replyUrl` (UPSTREAMS 1.7);
+        a submit's callback URL is unique to its vidgate job, so it identifies the job."""
+        return HttpCall(method="GET", path="/scheduler") if ctx.callback_url else None
+
+    def parse_find(self, response: httpx.Response, ctx: SubmitContext) -> UpstreamJob | None:
+        if not response.is_success:
+            raise http_error(response, "poll")
+        try:
+            listing = scheduler_decoder.decode(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise malformed(f"unreadable scheduler listing: {exc}", http_status=response.status_code) from exc
+        for account, running in listing.executing.items():
+            for job in running:
+                if ctx.callback_url and job.replyUrl == ctx.callback_url:
+                    return UpstreamJob(upstream_id=job.jobid, status=JobStatus.IN_PROGRESS, upstream_status="created", model=job.model, account=account)
+        return None
+
+    def parse_callback(self, body: bytes) -> str | None:
+        """A `replyUrl` callback carries the job record (UPSTREAMS 1.8); only its jobid is used."""
+        try:
+            return job_record_decoder.decode(body).jobid or None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
     # -- cost ----------------------------------------------------------------
 
     def estimate_cost(self, model_id: str, resolution: str | None, seconds: float | None) -> Cost | None:
@@ -260,6 +289,7 @@ def job_from_record(record: JobRecord) -> UpstreamJob:
         error=error,
         cost=cost,
         account=(record.request.account if record.request else None) or account_of_jobid(record.jobid),
+        callback_ref=record.request.replyRef if record.request else None,
     )
 
 

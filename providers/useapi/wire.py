@@ -135,6 +135,24 @@ class JobRecord(msgspec.Struct, kw_only=True):
 
 
 # ---------------------------------------------------------------------------
+# GET /scheduler (200): the jobs running now, per account (UPSTREAMS 1.7)
+# ---------------------------------------------------------------------------
+
+
+class ExecutingJob(msgspec.Struct, kw_only=True):
+    jobid: str
+    submitId: str | None = None
+    model: str | None = None
+    elapsedSeconds: float | None = None
+    replyUrl: str | None = None
+
+
+class Scheduler(msgspec.Struct, kw_only=True):
+    executing: dict[str, list[ExecutingJob]] = {}  # account id -> its running jobs
+    total: int | None = None
+
+
+# ---------------------------------------------------------------------------
 # POST /assets/{account} (200)
 # ---------------------------------------------------------------------------
 
@@ -164,4 +182,5 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 job_record_decoder = msgspec.json.Decoder(JobRecord, strict=False)
 asset_upload_decoder = msgspec.json.Decoder(AssetUpload, strict=False)
+scheduler_decoder = msgspec.json.Decoder(Scheduler, strict=False)
 error_body_decoder = msgspec.json.Decoder(ErrorBody, strict=False)

@@ -12,12 +12,12 @@ import httpx
 from gateway.app import create_app
 from gateway.cli import demo_settings
 from gateway.settings import AccountSettings, Settings
-from providers.powertokens.simulator import SimConfig as PtConfig
-from providers.powertokens.simulator import create_app as pt_app
+from providers.powertokens.sim import SimConfig as PtConfig
+from providers.powertokens.sim import create_app as pt_app
 from providers.simkit import free_port, sample, serve_in_thread
-from providers.useapi.simulator import SimAccount
-from providers.useapi.simulator import SimConfig as UaConfig
-from providers.useapi.simulator import create_app as ua_app
+from providers.useapi.sim import SimAccount
+from providers.useapi.sim import SimConfig as UaConfig
+from providers.useapi.sim import create_app as ua_app
 from tests.integration.conftest import Stack
 
 IMAGE = "data:image/png;base64," + base64.b64encode(sample("image.png")).decode()

@@ -32,7 +32,7 @@ from providers.capabilities import check
 from providers.client import UpstreamClient
 from providers.powertokens.adapter import PowerTokensAdapter
 from providers.powertokens.models import CATALOG, MODELS
-from providers.powertokens.simulator import SimConfig, create_app
+from providers.powertokens.sim import SimConfig, create_app
 from providers.simkit import Faults, sample, serve_in_thread
 
 BASE = "http://pt.test"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from providers.media_probe import probe
-from providers.powertokens.simulator import SimConfig, create_app
+from providers.powertokens.sim import SimConfig, create_app
 from providers.simkit import Faults, sample, serve_in_thread
 
 BASE = "http://pt.test"

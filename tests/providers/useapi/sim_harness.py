@@ -26,7 +26,7 @@ from providers.base import (
 from providers.client import UpstreamClient
 from providers.simkit import sample
 from providers.useapi.adapter import UseapiAdapter
-from providers.useapi.simulator import SimAccount, SimConfig, create_app
+from providers.useapi.sim import SimAccount, SimConfig, create_app
 
 TOKEN = "user:1-token"
 CA = "CA:alice.smith+video@example.com"  # `+` and `.` besides `:` and `@`: all must survive the path

@@ -17,7 +17,7 @@ from providers.base import ErrorClass, FirstFrameInput, GenerationRequest, JobSt
 from providers.client import UpstreamClient
 from providers.simkit import serve_in_thread
 from providers.useapi.adapter import UseapiAdapter
-from providers.useapi.simulator import SimAccount, SimConfig, create_app
+from providers.useapi.sim import SimAccount, SimConfig, create_app
 
 from .sim_harness import CA, CTX, FIRST, IMAGE, JOB_SECONDS, TEXT, TOKEN, Sim, open_sim, raised, submit_text
 

@@ -21,7 +21,7 @@ import pytest
 from litestar import Litestar, Request, post
 
 from providers.simkit import free_port, sample, serve_in_thread
-from providers.useapi.simulator import SimAccount, SimConfig, create_app
+from providers.useapi.sim import SimAccount, SimConfig, create_app
 
 TOKEN = "user:12345-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

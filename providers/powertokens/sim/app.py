@@ -3,8 +3,8 @@
 It serves the real upstream's paths (only the host changes):
 
 - `POST /v1/videos` — JSON only; Seedance 2.x `media` bodies and Seedance 1.x `prompt`/`image`
-  bodies, validated as UPSTREAMS 2.2/2.3/3.3 describe (`sim_validate`).
-- `GET /v1/videos/{id}` — the task object, its status derived from the clock (`sim_tasks`).
+  bodies, validated as UPSTREAMS 2.2/2.3/3.3 describe (`sim.validate`).
+- `GET /v1/videos/{id}` — the task object, its status derived from the clock (`sim.tasks`).
 - `GET /v1/videos/{id}/content` — the MP4 once the task succeeded.
 - `DELETE /v1/videos/{id}` — cancels a pending/queued task.
 - `GET /_sim/files/{video.mp4|last_frame.png}?task=…` — what the result URLs point at (the
@@ -14,7 +14,7 @@ It serves the real upstream's paths (only the host changes):
 Where the docs are silent (UPSTREAMS marks [U]) the simulator's choice is configurable
 (`SimConfig`) or one of these guesses:
 
-- errors: one envelope for every route (`error_envelope`); codes/type words in `sim_errors`.
+- errors: one envelope for every route (`error_envelope`); codes/type words in `sim.errors`.
 - auth: `Authorization: Bearer <token>` only; the quick-start's bare key is a 401.
 - submit order: 401, then fault switches, then 415 (non-JSON), 400 (validation), 429 (capacity).
   Unknown fields (e.g. `prompt` or `camera_fixed` on 2.x, `media` on 1.x, `callback_url`) are 400.
@@ -45,8 +45,8 @@ from litestar import Litestar, Request, Response, delete, get, post
 from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath, FromQuery
 
-from providers.powertokens.sim_errors import Envelope, ErrorKind, error_response
-from providers.powertokens.sim_tasks import (
+from providers.powertokens.sim.errors import Envelope, ErrorKind, error_response
+from providers.powertokens.sim.tasks import (
     CANCELLABLE,
     URL_TTL_SECONDS,
     ResultUrlField,
@@ -57,7 +57,7 @@ from providers.powertokens.sim_tasks import (
     public_status,
     render,
 )
-from providers.powertokens.sim_validate import Invalid, validate
+from providers.powertokens.sim.validate import Invalid, validate
 from providers.simkit import FaultBox, FaultMiddleware, Faults, control_router, sample
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # Ark: request body <= 64 MB (UPSTREAMS 3.3)

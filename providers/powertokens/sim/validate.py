@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 
 from providers.media_probe import probe
-from providers.powertokens.sim_errors import ErrorKind
+from providers.powertokens.sim.errors import ErrorKind
 
 Size = Literal["480p", "720p", "1080p"]
 Ratio = Literal["16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive"]

@@ -12,7 +12,7 @@ import string
 from typing import Any
 
 from providers.media_probe import probe
-from providers.useapi.sim_models import AssetKind, AssetRef, UseapiError, bad
+from providers.useapi.sim.models import AssetKind, AssetRef, UseapiError, bad
 
 CONTENT_TYPES: dict[AssetKind, tuple[str, ...]] = {
     "image": ("image/jpeg", "image/png", "image/webp"),

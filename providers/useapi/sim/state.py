@@ -1,7 +1,7 @@
 """In-memory state of the useapi.net Dreamina simulator: accounts and jobs.
 
 A job's status is derived from the clock and its creation time, so nothing runs in
-the background to advance it. Only `replyUrl` callbacks use tasks (`sim_replies`).
+the background to advance it. Only `replyUrl` callbacks use tasks (`sim.replies`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from urllib.parse import quote
 import msgspec
 
 from providers.simkit import Faults, JobOutcome
-from providers.useapi.sim_models import MODELS, UseapiError, bad, models_for_region
-from providers.useapi.sim_rules import Resolved, VideoPlan, resolve
+from providers.useapi.sim.models import MODELS, UseapiError, bad, models_for_region
+from providers.useapi.sim.rules import Resolved, VideoPlan, resolve
 
 Region = Literal["CA", "US"]
 JobStatus = Literal["created", "completed", "failed"]

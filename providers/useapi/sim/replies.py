@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from providers.useapi.sim_state import Job, ReplyAttempt, SimState, iso
+from providers.useapi.sim.state import Job, ReplyAttempt, SimState, iso
 
 _encode = msgspec.json.Encoder().encode
 

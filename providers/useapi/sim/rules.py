@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from providers.useapi.sim_models import (
+from providers.useapi.sim.models import (
     DEFAULT_DURATION,
     DEFAULT_MODEL,
     FRAME_MAX,

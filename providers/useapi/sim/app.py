@@ -28,11 +28,11 @@ from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath, FromQuery
 
 from providers.simkit import FaultBox, FaultMiddleware, control_router, sample
-from providers.useapi.sim_assets import asset_json, upload
-from providers.useapi.sim_models import UseapiError, bad
-from providers.useapi.sim_replies import Replier
-from providers.useapi.sim_rules import plan_video
-from providers.useapi.sim_state import SimAccount, SimConfig, SimState, SubmitRecord, iso
+from providers.useapi.sim.assets import asset_json, upload
+from providers.useapi.sim.models import UseapiError, bad
+from providers.useapi.sim.replies import Replier
+from providers.useapi.sim.rules import plan_video
+from providers.useapi.sim.state import SimAccount, SimConfig, SimState, SubmitRecord, iso
 
 __all__ = ["SimAccount", "SimConfig", "create_app"]
 
