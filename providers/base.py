@@ -11,11 +11,12 @@ from __future__ import annotations
 import email.utils
 import enum
 import time
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, Literal, Protocol, Union
 
 import httpx
 import msgspec
+from typing_extensions import TypeVar
 
 MediaKind = Literal["image", "video", "audio"]
 Mode = Literal["text", "first_frame", "first_last_frame", "keyframes", "reference"]
@@ -25,6 +26,22 @@ MODES: tuple[Mode, ...] = ("text", "first_frame", "first_last_frame", "keyframes
 # ---------------------------------------------------------------------------
 # Normalized request: one strict type per input mode
 # ---------------------------------------------------------------------------
+
+
+class MediaFacts(Protocol):
+    """What the capability check needs of a medium, whichever form it is in: bytes or a
+    URL for an adapter (`Media`), or a stored file on a job (the gateway's own record)."""
+
+    @property
+    def kind(self) -> MediaKind: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def duration_ms(self) -> int | None: ...
+    @property
+    def aspect(self) -> float | None: ...
 
 
 class Media(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,48 +71,54 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
 
+# The request's media: `Media` for an adapter; the gateway stores and routes the same
+# structure over its own file records, so the mode is decided once, at create.
+M = TypeVar("M", default=Media)
+N = TypeVar("N")
+
+
 class TextInput(msgspec.Struct, frozen=True, tag="text"):
     prompt: str
 
 
-class FirstFrameInput(msgspec.Struct, frozen=True, tag="first_frame"):
-    first_frame: Media
+class FirstFrameInput(msgspec.Struct, Generic[M], frozen=True, tag="first_frame"):
+    first_frame: M
     prompt: str | None = None
 
 
-class FirstLastFrameInput(msgspec.Struct, frozen=True, tag="first_last_frame"):
-    first_frame: Media
-    last_frame: Media
+class FirstLastFrameInput(msgspec.Struct, Generic[M], frozen=True, tag="first_last_frame"):
+    first_frame: M
+    last_frame: M
     prompt: str | None = None
 
 
-class Keyframe(msgspec.Struct, frozen=True):
-    image: Media
+class Keyframe(msgspec.Struct, Generic[M], frozen=True):
+    image: M
     prompt: str | None = None
     seconds: int | None = None
 
 
-class KeyframesInput(msgspec.Struct, frozen=True, tag="keyframes"):
-    frames: tuple[Keyframe, ...]
+class KeyframesInput(msgspec.Struct, Generic[M], frozen=True, tag="keyframes"):
+    frames: tuple[Keyframe[M], ...]
 
 
-class ReferenceInput(msgspec.Struct, frozen=True, tag="reference"):
+class ReferenceInput(msgspec.Struct, Generic[M], frozen=True, tag="reference"):
     """Omni reference: the prompt names `@imageN`, `@videoN`, `@audioN` (1-based)."""
 
     prompt: str
-    images: tuple[Media, ...] = ()
-    videos: tuple[Media, ...] = ()
-    audios: tuple[Media, ...] = ()
+    images: tuple[M, ...] = ()
+    videos: tuple[M, ...] = ()
+    audios: tuple[M, ...] = ()
 
     @property
     def total(self) -> int:
         return len(self.images) + len(self.videos) + len(self.audios)
 
 
-ModeInput = TextInput | FirstFrameInput | FirstLastFrameInput | KeyframesInput | ReferenceInput
+ModeInput = Union[TextInput, FirstFrameInput[M], FirstLastFrameInput[M], KeyframesInput[M], ReferenceInput[M]]  # noqa: UP007 - a generic alias
 
 
-class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
+class GenerationRequest(msgspec.Struct, Generic[M], frozen=True, kw_only=True):
     """What the caller asked for, validated structurally, mode already decided.
 
     `model` is the logical model name (`seedance-2.0`); the provider's own model
@@ -104,7 +127,7 @@ class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     model: str
-    input: ModeInput
+    input: ModeInput[M]
     seconds: int | Literal["auto"] | None = None
     ratio: str | None = None
     resolution: str | None = None
@@ -121,6 +144,52 @@ class GenerationRequest(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def prompt(self) -> str | None:
         return getattr(self.input, "prompt", None)
+
+
+def media_items(request: GenerationRequest[M]) -> list[tuple[str, MediaKind, M]]:
+    """Every medium of a request with its public field path and kind, in request order.
+
+    The one walk over a request's media: loading, storage, routing, capability
+    checks and adapters all go through it (or through `map_media`, built on it)."""
+    inp = request.input
+    if isinstance(inp, FirstFrameInput):
+        return [("first_frame", "image", inp.first_frame)]
+    if isinstance(inp, FirstLastFrameInput):
+        return [("first_frame", "image", inp.first_frame), ("last_frame", "image", inp.last_frame)]
+    if isinstance(inp, KeyframesInput):
+        return [(f"keyframes[{i}].image", "image", f.image) for i, f in enumerate(inp.frames)]
+    if isinstance(inp, ReferenceInput):
+        return [
+            *((f"references.images[{i}]", "image", m) for i, m in enumerate(inp.images)),
+            *((f"references.videos[{i}]", "video", m) for i, m in enumerate(inp.videos)),
+            *((f"references.audios[{i}]", "audio", m) for i, m in enumerate(inp.audios)),
+        ]
+    return []
+
+
+def map_media(request: GenerationRequest[M], replacements: Sequence[N]) -> GenerationRequest[N]:
+    """`request` with its media replaced, in `media_items` order, by `replacements`."""
+    items = iter(replacements)
+    inp = request.input
+    new: ModeInput[N]
+    if isinstance(inp, TextInput):
+        new = inp
+    elif isinstance(inp, FirstFrameInput):
+        new = FirstFrameInput(first_frame=next(items), prompt=inp.prompt)
+    elif isinstance(inp, FirstLastFrameInput):
+        new = FirstLastFrameInput(first_frame=next(items), last_frame=next(items), prompt=inp.prompt)
+    elif isinstance(inp, KeyframesInput):
+        new = KeyframesInput(frames=tuple(Keyframe(image=next(items), prompt=f.prompt, seconds=f.seconds) for f in inp.frames))
+    else:
+        new = ReferenceInput(
+            prompt=inp.prompt,
+            images=tuple(next(items) for _ in inp.images),
+            videos=tuple(next(items) for _ in inp.videos),
+            audios=tuple(next(items) for _ in inp.audios),
+        )
+    if next(items, None) is not None:
+        raise ValueError("more replacements than media in the request")
+    return msgspec.structs.replace(request, input=new)  # type: ignore[arg-type]  # the media type changes with `input`
 
 
 # ---------------------------------------------------------------------------
