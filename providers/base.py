@@ -249,6 +249,9 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     http_status: int | None = None
     retryable: bool = False
     retry_after: float | None = None  # seconds, when the upstream said so
+    # vidgate's own reason, when the gateway decided (submit_outcome_unknown, upstream_timeout,
+    # queued_deadline, cancelled, no_account); shown to callers as the error code
+    reason: str | None = None
 
     @classmethod
     def of(cls, error_class: ErrorClass, message: str, **kw: Any) -> ErrorInfo:

@@ -1,31 +1,58 @@
 """The durable records: a job (one vidgate video), its attempts, and stored files.
 
-A job keeps the caller's request in public form (`request`, media as file ids or
-URLs) so that it can be re-translated for any provider after a restart or a
-failover. Everything an upstream said lives on the attempt that talked to it.
+A job keeps the caller's request as the strict per-mode structure adapters take,
+with each medium a `MediaRef` to a stored file, so it can be re-translated for any
+provider after a restart or a failover without deciding its mode again.
+Everything an upstream said lives on the attempt that talked to it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
-from providers.base import Cost, ErrorInfo, JobStatus, VideoResult
+from providers.base import Cost, ErrorInfo, GenerationRequest, JobStatus, MediaKind, VideoResult
 
-AttemptStatus = Literal["submitting", "submitted", "completed", "failed", "cancelled", "unknown"]
+# preparing: uploads before the paid call (never stored); submitting: stored before the paid
+# call, so a crash during it is an unknown outcome; reconciling: the outcome is unknown and
+# the upstream is being asked; unknown: reconciling gave up (the job failed for it).
+AttemptStatus = Literal["preparing", "submitting", "submitted", "reconciling", "completed", "failed", "cancelled", "unknown"]
 
 
-class MediaSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """One input medium as stored on a job: a stored file, and the caller's URL if given."""
+class MediaRef(msgspec.Struct, frozen=True, kw_only=True):
+    """One input medium as a job stores it: a stored file with its probed facts, and the
+    caller's own https URL when there was one (passed through to URL-taking upstreams)."""
 
-    kind: Literal["image", "video", "audio"]
+    kind: MediaKind
     file_id: str
-    url: str | None = None  # the remote URL the caller gave, passed through to URL-taking upstreams
+    url: str | None = None
     content_type: str | None = None
+    bytes: int | None = None
     width: int | None = None
     height: int | None = None
     duration_ms: int | None = None
+
+    @property
+    def aspect(self) -> float | None:
+        if self.width and self.height:
+            return self.width / self.height
+        return None
+
+
+StoredRequest = GenerationRequest[MediaRef]
+
+
+class SlotRef(msgspec.Struct, frozen=True):
+    """The provider slot a job holds: one of an account's `max_jobs`, or of the provider's pool."""
+
+    provider: str
+    account: str | None = None
+
+    @property
+    def key(self) -> str:
+        """How the store names the slot (counted across replicas)."""
+        return f"{self.provider}/{self.account or ''}"
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -54,6 +81,8 @@ class Attempt(msgspec.Struct, kw_only=True):
     upstream_status: str | None = None
     ended_at: float | None = None
     error: ErrorInfo | None = None
+    reconcile_until: float | None = None  # while reconciling: when to stop looking and give up
+    cost: Cost | None = None  # what this attempt's upstream job cost, as it reported
 
 
 class OutputCopy(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,7 +104,7 @@ class Job(msgspec.Struct, kw_only=True):
     status: JobStatus
     model: str
     mode: str
-    request: dict[str, Any]  # normalized public request: media replaced by MediaSpec dicts
+    request: StoredRequest
     prompt: str | None = None
     seconds: str | None = None
     ratio: str | None = None
@@ -98,6 +127,7 @@ class Job(msgspec.Struct, kw_only=True):
     cancel_requested: bool = False
     queued_deadline_seconds: float | None = None  # from the route: cancel upstream and move on if still queued after this
     outputs: dict[str, OutputCopy] = {}  # variant ("video", "thumbnail", "last_frame") -> vidgate's own copy
+    slot: SlotRef | None = None  # the provider slot this job holds; the store counts it across replicas
     version: int = 0  # bumped by the store on every update (optimistic concurrency)
 
     @property
