@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,26 +24,26 @@ from gateway.api.health import HealthController
 from gateway.api.stats import StatsController
 from gateway.api.videos import VideosController
 from gateway.api.webhooks import WebhooksController
-from gateway.auth import Caller, KeyRing
+from gateway.auth import Caller
+from gateway.clock import Clock, SystemClock
 from gateway.errors import ErrorBody, ErrorEnvelope, GatewayError
-from gateway.events import EventHub
-from gateway.http import make_client
-from gateway.jobs.capacity import AccountPool, Slot
+from gateway.events import EventHub, JobNotifier
+from gateway.health import HealthBoard
+from gateway.jobs.engine import EngineConfig, JobEngine
 from gateway.jobs.leases import LeaseBook, new_instance_id
 from gateway.jobs.postgres import PostgresStore
-from gateway.jobs.runner import JobRunner, ProviderRuntime
 from gateway.jobs.sqlite import SqliteStore
 from gateway.jobs.store import Store
+from gateway.jobs.writer import JobWriter
 from gateway.logging import install_request_logging
-from gateway.media import MediaLoader
+from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.outputs import LocalDiskStorage, OutputCopier
 from gateway.reload import watch_config
+from gateway.runtime import RuntimeHolder, UpstreamClients, build_runtime
 from gateway.service import VideoService
-from gateway.settings import ProviderSettings, Settings
+from gateway.settings import Settings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
-from providers.client import UpstreamClient
-from providers.registry import descriptor
 
 log = structlog.get_logger("vidgate.app")
 
@@ -54,8 +53,7 @@ def create_app(
     *,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     store: Store | None = None,
-    clock: Callable[[], float] | None = None,
-    sleep: Callable[[float], Any] | None = None,
+    clock: Clock | None = None,
     config_path: str | None = None,
 ) -> Litestar:
     """Build the app. Nothing starts until the lifespan runs.
@@ -66,7 +64,8 @@ def create_app(
     providers without dropping in-flight jobs (`gateway.reload`).
     """
     transports = dict(transports or {})
-    clock = clock or time.time
+    the_clock: Clock = clock or SystemClock()
+    now = the_clock.now
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,89 +74,85 @@ def create_app(
             await the_store.open()
             stack.push_async_callback(the_store.close)
             instance = settings.cluster.instance_id or new_instance_id()
-            leases = LeaseBook(instance, settings.cluster.lease_seconds, clock=clock)
+
+            clients = UpstreamClients(transports, instance=instance)
+            stack.push_async_callback(clients.aclose)
+            holder = RuntimeHolder(build_runtime(settings, clients))
 
             guard = UrlGuard(allow_private=settings.security.allow_private_urls)
             outbound = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), transport=transports.get("*"), follow_redirects=False)
             stack.push_async_callback(outbound.aclose)
-            media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=clock)
-
-            def build_runtime(name: str, cfg: ProviderSettings) -> ProviderRuntime:
-                pk = descriptor(cfg.type)
-                http = make_client(
-                    cfg.base_url,
-                    timeout=cfg.timeout_seconds,
-                    connect_timeout=cfg.connect_timeout_seconds,
-                    max_connections=cfg.max_concurrency,
-                    transport=transports.get(name),
-                    instance=instance,
-                )
-                stack.push_async_callback(http.aclose)
-                slots = [Slot(a.id, a.region, a.max_jobs) for a in cfg.accounts] or [Slot(None, None, cfg.max_concurrency)]
-                client = UpstreamClient(pk.adapter(), http, str(cfg.secret), max_in_flight=cfg.max_concurrency)
-                return ProviderRuntime(name, pk, client, AccountPool(slots), cfg.poll_interval_seconds)
-
-            runtimes = {name: build_runtime(name, cfg) for name, cfg in settings.providers.items()}
-
-            webhooks = WebhookDispatcher(the_store, outbound, settings.webhooks, guard=guard, clock=clock)
+            media_urls = (
+                SignedMediaUrls(settings.server.base_url, settings.security.media_url_secret, ttl=settings.security.media_url_seconds)
+                if settings.server.public_url
+                else None
+            )
+            media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=now, urls=media_urls)
+            webhooks = WebhookDispatcher(the_store, outbound, settings.webhooks, guard=guard, clock=now)
 
             output_storage = copier = None
             if settings.outputs.keep:
                 output_storage = LocalDiskStorage(Path(settings.store.outputs_dir(settings.outputs.dir)))
                 copier = OutputCopier(
-                    output_storage, outbound, guard, max_bytes=settings.outputs.max_bytes, timeout=settings.outputs.timeout_seconds, clock=clock
+                    output_storage, outbound, guard, max_bytes=settings.outputs.max_bytes, timeout=settings.outputs.timeout_seconds, clock=now
                 )
 
             hub = EventHub()
-            service_box: dict[str, VideoService] = {}
-
-            async def on_terminal(job: Any) -> None:
-                await service_box["service"].on_terminal(job)
-
-            def outbox(job: Any) -> Any:
-                return service_box["service"].terminal_deliveries(job)
-
-            runner = JobRunner(
-                the_store,
-                runtimes,
+            notifier = JobNotifier(hub, webhooks, now)
+            health = HealthBoard()
+            engine = JobEngine(
+                store=the_store,
+                runtime=holder,
+                health=health,
+                slot_store=the_store,
+                leases=LeaseBook(instance, settings.cluster.lease_seconds, clock=now),
+                writer=JobWriter(the_store),
                 media=media,
-                hub=hub,
-                on_terminal=on_terminal,
-                public_url=settings.server.base_url,
-                poll_min=settings.jobs.poll_min_seconds,
-                poll_max=settings.jobs.poll_max_seconds,
-                output_ttl=settings.jobs.expires_after_seconds,
-                leases=leases,
-                claim_interval=settings.cluster.claim_interval_seconds,
-                max_jobs=settings.cluster.max_jobs,
-                outbox=outbox,
+                notifier=notifier,
                 outputs=copier,
-                output_retention=settings.outputs.retention_seconds,
-                clock=clock,
-                **({"sleep": sleep} if sleep else {}),
+                clock=the_clock,
+                config=EngineConfig(
+                    public_url=settings.server.base_url,
+                    poll_min=settings.jobs.poll_min_seconds,
+                    poll_max=settings.jobs.poll_max_seconds,
+                    keep_outputs=settings.outputs.keep,
+                    output_retention=settings.outputs.retention_seconds,
+                    output_ttl=settings.jobs.expires_after_seconds,
+                    claim_interval=settings.cluster.claim_interval_seconds,
+                    max_jobs=settings.cluster.max_jobs,
+                ),
             )
+            engine.slots.configure({name: p.accounts for name, p in holder.current.providers.items()})
             service = VideoService(
-                settings, the_store, KeyRing(settings.keys), dict(runtimes), runner, media, webhooks, outbound, guard, clock, output_storage=output_storage
+                runtime=holder,
+                store=the_store,
+                engine=engine,
+                media=media,
+                webhooks=webhooks,
+                notifier=notifier,
+                hub=hub,
+                health=health,
+                guard=guard,
+                content_http=outbound,
+                clock=now,
+                output_storage=output_storage,
+                media_urls=media_urls,
             )
-            service.build_runtime = build_runtime
-            service_box["service"] = service
             app.state.service = service
 
             stop = asyncio.Event()
-            background: list[asyncio.Task[Any]] = []
-            background.append(asyncio.create_task(webhooks.run(stop), name="webhooks"))
+            background: list[asyncio.Task[Any]] = [asyncio.create_task(webhooks.run(stop), name="webhooks")]
             if output_storage is not None:
-                background.append(asyncio.create_task(_sweep_outputs(output_storage, settings.outputs.retention_seconds, clock, stop), name="outputs-sweep"))
+                background.append(asyncio.create_task(_sweep_outputs(output_storage, settings.outputs.retention_seconds, now, stop), name="outputs-sweep"))
             if config_path is not None:
-                background.append(asyncio.create_task(watch_config(service, config_path, stop), name="config-watch"))
-            resumed = await runner.resume()
-            background.append(asyncio.create_task(runner.keep_leases(stop), name="leases"))
-            log.info("app.started", providers=list(runtimes), resumed_jobs=resumed, instance=instance)
+                background.append(asyncio.create_task(watch_config(holder, clients, engine.slots, webhooks, config_path, stop), name="config-watch"))
+            background.append(asyncio.create_task(engine.run(stop), name="engine"))
+            log.info("app.started", providers=list(holder.current.providers), instance=instance)
             try:
                 yield
             finally:
                 stop.set()
-                await runner.stop()
+                await engine.stop()
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
@@ -203,7 +198,7 @@ def _service(state: State) -> VideoService:
 
 
 def _caller(request: Request[Any, Any, Any], service: NamedDependency[VideoService]) -> Caller:
-    return service.keyring.authenticate(request.headers)
+    return service.authenticate(request.headers)
 
 
 def _handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorEnvelope]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from gateway.errors import Forbidden, Unauthenticated
+from gateway.settings import KeySettings
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -28,16 +29,14 @@ def digest(key: str) -> str:
 class KeyRing:
     """Looks a presented bearer key up by digest; plaintext keys are never kept."""
 
-    def __init__(self, keys: Iterable[object]) -> None:
+    def __init__(self, keys: Iterable[KeySettings]) -> None:
         self._by_digest: dict[str, Caller] = {}
         for k in keys:
-            hashed = k.digest  # type: ignore[attr-defined]
-            allowed = getattr(k, "providers", None)
-            self._by_digest[hashed.lower()] = Caller(
-                key_name=k.name,  # type: ignore[attr-defined]
-                tenant=k.tenant,  # type: ignore[attr-defined]
-                admin=bool(getattr(k, "admin", False)),
-                providers=frozenset(allowed) if allowed is not None else None,
+            self._by_digest[k.digest.lower()] = Caller(
+                key_name=k.name,
+                tenant=k.tenant,
+                admin=k.admin,
+                providers=frozenset(k.providers) if k.providers is not None else None,
             )
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9101)
     sim.add_argument("--job-seconds", type=float, default=5.0)
-    sim.add_argument("--capacity", type=int, default=None, help="unfinished jobs the upstream accepts (per account on useapi, at most 50)")
+    sim.add_argument("--capacity", type=int, default=None, help="unfinished jobs the upstream accepts (per account, for upstreams with accounts)")
 
     check = sub.add_parser("check-config", help="validate a config file and print what it would serve")
     check.add_argument("path")
@@ -108,8 +108,7 @@ def demo_settings(*, port: int, urls: dict[str, str], data_dir: str, job_seconds
         "VIDGATE_DEMO_PORT": str(port),
         "VIDGATE_DEMO_DB": str(Path(data_dir) / "vidgate.db"),
         "VIDGATE_DEMO_OUTPUTS": str(Path(data_dir) / "outputs"),
-        "VIDGATE_DEMO_USEAPI_URL": urls["useapi"],
-        "VIDGATE_DEMO_POWERTOKENS_URL": urls["powertokens"],
+        **{f"VIDGATE_DEMO_{name.upper()}_URL": url for name, url in urls.items()},
         "VIDGATE_DEMO_POLL": str(max(0.1, job_seconds / 4)),
     }
     return parse_settings(DEMO_CONFIG.read_text(), env=env, source=str(DEMO_CONFIG))

@@ -14,55 +14,64 @@ from collections.abc import Iterator
 
 import httpx
 
+from gateway.catalog import ModelCatalog
 from gateway.cli import DEMO_KEY, demo_settings, temp_dir
-from providers.simkit import free_port, sample, serve_in_thread
+from gateway.settings import Settings
+from providers.base import MODES
+from providers.registry import DESCRIPTORS, descriptor
+from providers.simkit import SampleName, free_port, sample, serve_in_thread
 
 
-def _data_url(name: str, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(sample(name)).decode()}"  # type: ignore[arg-type]
+def _data_url(name: SampleName, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(sample(name)).decode()}"
 
 
-def _scenarios() -> list[tuple[str, str, str, dict[str, object]]]:
+def _scenarios(settings: Settings) -> list[tuple[str, str, str, dict[str, object]]]:
+    """One job per configured provider and per input mode it serves, read off its
+    capability table: the default model where it serves the mode, else the first that does."""
     image = _data_url("image.png", "image/png")
     video = _data_url("video.mp4", "video/mp4")
     audio = _data_url("audio.wav", "audio/wav")
+    catalog = ModelCatalog(settings.models, {name: descriptor(p.type) for name, p in settings.providers.items()})
+    logical = sorted(catalog.model_names(), key=lambda m: (m != settings.jobs.default_model, m))
     rows: list[tuple[str, str, str, dict[str, object]]] = []
-    for provider in ("useapi", "powertokens"):
-        rows += [
-            (provider, "text", "seedance-2.0", {"prompt": "A lighthouse at dawn, waves rolling in", "seconds": 5}),
-            (provider, "first_frame", "seedance-2.0", {"prompt": "The camera pushes in slowly", "input_reference": {"image_url": image}, "seconds": 5}),
-            (provider, "first_last_frame", "seedance-2.0", {"prompt": "Morph between the two frames", "first_frame": image, "last_frame": image, "seconds": 5}),
-            (
-                provider,
-                "reference",
-                "seedance-2.0",
-                {
-                    "prompt": "@image1 dances like @video1 while @audio1 plays",
-                    "references": {"images": [image], "videos": [video], "audios": [audio]},
-                    "seconds": 5,
-                },
-            ),
-        ]
-    rows.append(
-        (
-            "useapi",
-            "keyframes",
-            "seedance-1.0-mini",
-            {"keyframes": [{"image": image, "prompt": "a calm sea", "seconds": 5}, {"image": image, "prompt": "a storm"}]},
-        )
-    )
+    for provider in settings.providers:
+        for mode in MODES:
+            found = next(
+                ((m, s.caps) for m in logical for s in catalog.serving(m) if s.provider == provider and s.caps is not None and mode in s.caps.modes),
+                None,
+            )
+            if found is None:
+                continue
+            model, caps = found
+            seconds = 5 if 5 in caps.durations else min(caps.durations)
+            if mode == "keyframes":
+                body: dict[str, object] = {"keyframes": [{"image": image, "prompt": "a calm sea", "seconds": seconds}, {"image": image, "prompt": "a storm"}]}
+            elif mode == "reference":
+                refs = caps.reference
+                references: dict[str, list[str]] = {"images": [image]}
+                names = ["@image1"]
+                if refs is None or refs.max_videos:
+                    references["videos"], names = [video], [*names, "@video1"]
+                if refs is None or refs.max_audios:
+                    references["audios"], names = [audio], [*names, "@audio1"]
+                body = {"prompt": f"{names[0]} dances like {' while '.join(names[1:]) or 'the wind'}", "references": references, "seconds": seconds}
+            else:
+                inputs: dict[str, dict[str, object]] = {
+                    "text": {"prompt": "A lighthouse at dawn, waves rolling in"},
+                    "first_frame": {"prompt": "The camera pushes in slowly", "input_reference": {"image_url": image}},
+                    "first_last_frame": {"prompt": "Morph between the two frames", "first_frame": image, "last_frame": image},
+                }
+                body = {**inputs[mode], "seconds": seconds}
+            rows.append((provider, mode, model, body))
     return rows
 
 
 @contextlib.contextmanager
 def running_simulators(job_seconds: float) -> Iterator[dict[str, str]]:
-    from providers.powertokens.sim import SimConfig as PtConfig
-    from providers.powertokens.sim import create_app as pt_app
-    from providers.useapi.sim import SimConfig as UaConfig
-    from providers.useapi.sim import create_app as ua_app
-
-    with serve_in_thread(ua_app(UaConfig(job_seconds=job_seconds))) as ua, serve_in_thread(pt_app(PtConfig(job_seconds=job_seconds))) as pt:
-        yield {"useapi": ua, "powertokens": pt}
+    """Every registered provider's simulator on loopback, by provider type."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(serve_in_thread(desc.load_simulator()(job_seconds=job_seconds))) for name, desc in DESCRIPTORS.items()}
 
 
 def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
@@ -77,7 +86,7 @@ def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
             port = free_port()
             settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
             with serve_in_thread(create_app(settings), port=port) as base:
-                return _run_once(base)
+                return _run_once(base, _scenarios(settings))
         settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
         import uvicorn
 
@@ -86,11 +95,11 @@ def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
     return 0
 
 
-def _run_once(base: str, timeout: float = 90.0) -> int:
+def _run_once(base: str, scenarios: list[tuple[str, str, str, dict[str, object]]], timeout: float = 90.0) -> int:
     rows = []
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {DEMO_KEY}"}, timeout=30) as client:
         jobs = []
-        for provider, mode, model, extra in _scenarios():
+        for provider, mode, model, extra in scenarios:
             body = {"model": model, "provider": provider, **extra}
             response = client.post("/v1/videos", json=body)
             if response.status_code != 200:
@@ -125,10 +134,10 @@ def _run_once(base: str, timeout: float = 90.0) -> int:
 
 def _banner(port: int, urls: dict[str, str], data_dir: str) -> str:
     base = f"http://127.0.0.1:{port}"
+    sims = "\n".join(f"  {name + ' simulator':<22}{url}" for name, url in urls.items())
     return f"""
 vidgate demo on {base}   (key: {DEMO_KEY}; data in {data_dir})
-  useapi simulator      {urls["useapi"]}/v1/dreamina
-  powertokens simulator {urls["powertokens"]}/v1/videos
+{sims}
 
 Create a video:
   curl -s {base}/v1/videos -H "Authorization: Bearer {DEMO_KEY}" \\
@@ -139,7 +148,7 @@ With the openai SDK:
   from openai import OpenAI
   client = OpenAI(base_url="{base}/v1", api_key="{DEMO_KEY}")
   video = client.videos.create_and_poll(model="seedance-2.0", prompt="A paper boat on a rainy street",
-                                        extra_body={{"ratio": "16:9", "provider": "useapi"}})
+                                        extra_body={{"ratio": "16:9", "provider": "{next(iter(urls))}"}})
   open("boat.mp4", "wb").write(client.videos.download_content(video.id).read())
 
 API docs: {base}/schema   Ctrl-C to stop.

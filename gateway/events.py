@@ -1,14 +1,25 @@
-"""In-process fan-out of job changes to server-sent-event subscribers."""
+"""Telling the world a job changed: server-sent-event subscribers in this process, and
+the webhook deliveries that announce a job's end (stored in the same write as it)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 
-from gateway.jobs.model import Job
+import msgspec
+
+from gateway.jobs.model import Job, WebhookDelivery
+from gateway.views import encode_video
+from gateway.webhooks import WebhookDispatcher, event_id_for, event_payload
+from providers.base import JobStatus
+
+EVENT_TYPES = {JobStatus.COMPLETED: "video.completed", JobStatus.FAILED: "video.failed", JobStatus.CANCELLED: "video.cancelled"}
 
 
 class EventHub:
+    """In-process fan-out of job changes to server-sent-event subscribers."""
+
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Job]]] = defaultdict(set)
 
@@ -29,3 +40,23 @@ class EventHub:
             if queue.full():  # a slow reader only needs the latest state
                 queue.get_nowait()
             queue.put_nowait(job)
+
+
+class JobNotifier:
+    """The engine's `Notifier`: deliveries for a job's end, and who to tell after a write."""
+
+    def __init__(self, hub: EventHub, webhooks: WebhookDispatcher, clock: Callable[[], float]) -> None:
+        self._hub = hub
+        self._webhooks = webhooks
+        self._clock = clock
+
+    def deliveries(self, job: Job) -> list[WebhookDelivery]:
+        event_type = EVENT_TYPES[job.status]
+        now = self._clock()
+        payload = event_payload(event_id_for(job.id, event_type), event_type, now, msgspec.Raw(encode_video(job)))
+        return self._webhooks.deliveries_for(job, event_type, payload, now)
+
+    def published(self, job: Job, detail: str) -> None:
+        self._hub.publish(job)
+        if job.status.terminal:
+            self._webhooks.wake()  # send now rather than at the dispatcher's next look

@@ -102,3 +102,22 @@ class ProviderHealth:
     def _trip(self, now: float, reason: str) -> None:
         self.cooling_until = now + self.policy.cooldown_seconds
         self.reason = reason
+
+
+class HealthBoard:
+    """Every provider's health, by name; it outlives config reloads (gateway.runtime)."""
+
+    def __init__(self, policy: HealthPolicy | None = None) -> None:
+        self._policy = policy
+        self._by_name: dict[str, ProviderHealth] = {}
+
+    def __getitem__(self, provider: str) -> ProviderHealth:
+        health = self._by_name.get(provider)
+        if health is None:
+            health = self._by_name[provider] = ProviderHealth(self._policy)
+        return health
+
+    def unavailable(self, now: float) -> dict[str, str]:
+        """Providers cooling down, with why: routing skips them while others can serve."""
+        reasons = {name: h.unavailable(now) for name, h in self._by_name.items()}
+        return {name: why for name, why in reasons.items() if why is not None}

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import posixpath
 import secrets
 import time
@@ -23,10 +24,10 @@ from typing import Any, Literal
 import httpx
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
-from gateway.jobs.model import FileRecord, MediaSpec
+from gateway.jobs.model import FileRecord, MediaRef
 from gateway.jobs.store import Store
 from gateway.urlguard import UrlGuard
-from providers.base import Media
+from providers.base import Media, MediaKind
 from providers.media_probe import probe
 
 Kind = Literal["image", "video", "audio"]
@@ -61,6 +62,7 @@ class MediaLoader:
         clock: Callable[[], float] = time.time,
         fetch_timeout: float = 30.0,
         id_factory: Callable[[], str] = new_file_id,
+        urls: SignedMediaUrls | None = None,
     ) -> None:
         self._store = store
         self._http = http
@@ -69,12 +71,13 @@ class MediaLoader:
         self._clock = clock
         self._fetch_timeout = fetch_timeout
         self._new_id = id_factory
+        self._urls = urls  # None: vidgate has no public URL an upstream could fetch from
 
     # ------------------------------------------------------------------
-    # caller media -> MediaSpec
+    # caller media -> MediaRef
     # ------------------------------------------------------------------
 
-    async def load(self, value: Any, kind: Kind, field: str, tenant: str) -> MediaSpec:
+    async def load(self, value: Any, kind: Kind, field: str, tenant: str) -> MediaRef:
         """Resolve one media value from a request into a stored file of `kind`."""
         if isinstance(value, str):
             return await self._load_string(value, kind, field, tenant)
@@ -83,7 +86,7 @@ class MediaLoader:
             return await self._load_string(url, kind, field, tenant)
         return await self._load_file_id(file_id, kind, field, tenant)
 
-    async def _load_string(self, value: str, kind: Kind, field: str, tenant: str) -> MediaSpec:
+    async def _load_string(self, value: str, kind: Kind, field: str, tenant: str) -> MediaRef:
         scheme = value[:8].lower()
         if scheme.startswith("data:"):
             data = self._decode_data_url(value, field)
@@ -100,7 +103,7 @@ class MediaLoader:
             code="invalid_media",
         )
 
-    async def _load_file_id(self, file_id: str, kind: Kind, field: str, tenant: str) -> MediaSpec:
+    async def _load_file_id(self, file_id: str, kind: Kind, field: str, tenant: str) -> MediaRef:
         record = await self._store.get_file(file_id, tenant)
         if record is None:
             raise InvalidRequest(f"{field}: file {file_id!r} not found", param=field, code="file_not_found")
@@ -197,25 +200,70 @@ class MediaLoader:
         return await self._store.put_file(record, data)
 
     # ------------------------------------------------------------------
-    # MediaSpec -> what an adapter gets
+    # MediaRef -> what an adapter gets
     # ------------------------------------------------------------------
 
-    async def to_media(self, spec: MediaSpec, *, want: Literal["bytes", "url"]) -> Media:
-        """The medium for an adapter: the caller's https URL when the upstream fetches
-        URLs itself and there is one, the stored bytes otherwise."""
-        if want == "url" and spec.url:
-            url, data = spec.url, None
+    async def media_for(self, ref: MediaRef, *, delivery: Literal["bytes", "url"], inline: Mapping[MediaKind, int | None]) -> Media:
+        """The medium for an adapter. A bytes-taking upstream gets the stored bytes. A URL-taking
+        one gets the caller's own https URL when there is one; else the bytes, where its
+        `inline` limits allow them; else a signed, expiring URL vidgate serves the file at
+        (routing refused the request already if there is no such URL)."""
+        url: str | None = None
+        data: bytes | None = None
+        if delivery == "url" and ref.url:
+            url = ref.url
+        elif delivery == "url" and not _inline_ok(ref, inline):
+            if self._urls is None:
+                raise ValueError(f"{ref.kind} {ref.file_id} can't reach a URL-taking upstream: no public_url to serve it from")
+            url = self._urls.url_for(ref.file_id, self._clock())
         else:
-            url, data = None, await self._store.read_file(spec.file_id)
+            data = await self._store.read_file(ref.file_id)
         return Media(
-            kind=spec.kind,
+            kind=ref.kind,
             url=url,
             data=data,
-            content_type=spec.content_type,
-            width=spec.width,
-            height=spec.height,
-            duration_ms=spec.duration_ms,
+            content_type=ref.content_type,
+            width=ref.width,
+            height=ref.height,
+            duration_ms=ref.duration_ms,
         )
+
+
+def _inline_ok(ref: MediaRef, inline: Mapping[MediaKind, int | None]) -> bool:
+    if ref.kind not in inline:
+        return False
+    limit = inline[ref.kind]
+    return limit is None or (ref.bytes is not None and ref.bytes <= limit)
+
+
+class SignedMediaUrls:
+    """Unguessable, expiring URLs at which an upstream can fetch an upload (`GET /v1/media/{token}`).
+
+    The token is `<file id>.<expiry>.<HMAC>`; the secret is `[security] media_url_secret`
+    (shared by replicas) or, without one, random per process."""
+
+    def __init__(self, base_url: str, secret: str | None, *, ttl: float) -> None:
+        self._base = base_url.rstrip("/")
+        self._key = (secret or secrets.token_hex(32)).encode()
+        self._ttl = ttl
+
+    def url_for(self, file_id: str, now: float) -> str:
+        expires = int(now + self._ttl)
+        return f"{self._base}/v1/media/{file_id}.{expires}.{self._mac(file_id, expires)}"
+
+    def file_of(self, token: str, now: float) -> str | None:
+        """The file id a token grants access to, or None if it is forged or expired."""
+        file_id, _, rest = token.partition(".")
+        expiry, _, mac = rest.partition(".")
+        if not (file_id and expiry.isascii() and expiry.isdigit() and len(expiry) <= 12 and mac):
+            return None
+        if int(expiry) < now or not hmac.compare_digest(mac, self._mac(file_id, int(expiry))):
+            return None
+        return file_id
+
+    def _mac(self, file_id: str, expires: int) -> str:
+        digest = hmac.new(self._key, f"{file_id}.{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def _media_object(value: Any, field: str) -> tuple[str, str | None]:
@@ -236,12 +284,13 @@ def _media_object(value: Any, field: str) -> tuple[str, str | None]:
     return "", url if url is not None else image_url
 
 
-def _spec(record: FileRecord, *, url: str | None) -> MediaSpec:
-    return MediaSpec(
+def _spec(record: FileRecord, *, url: str | None) -> MediaRef:
+    return MediaRef(
         kind=record.kind,
         file_id=record.id,
         url=url,
         content_type=record.content_type,
+        bytes=record.bytes,
         width=record.width,
         height=record.height,
         duration_ms=record.duration_ms,

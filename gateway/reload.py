@@ -1,6 +1,9 @@
-"""Hot reload: a changed config file or SIGHUP swaps routes, models, keys and
-providers in place. In-flight jobs keep going; an invalid file is rejected with
-its errors logged and the running config kept."""
+"""Hot reload: a changed config file or SIGHUP builds a new runtime and swaps it in.
+
+In-flight jobs keep going: a provider whose config is unchanged keeps its client, a
+removed one stays drivable for its jobs (`Runtime.retired`), slots and health are kept
+by name. An invalid file is rejected with its errors logged and the running config kept.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,13 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import TYPE_CHECKING
 
 import structlog
 
-from gateway.auth import KeyRing
+from gateway.jobs.slots import SlotBoard
+from gateway.runtime import RuntimeHolder, UpstreamClients, build_runtime
 from gateway.settings import ConfigError, Settings, load_settings
-
-if TYPE_CHECKING:
-    from gateway.service import VideoService
+from gateway.webhooks import WebhookDispatcher
 
 log = structlog.get_logger("vidgate.reload")
 
@@ -24,47 +25,34 @@ log = structlog.get_logger("vidgate.reload")
 _RESTART_ONLY = ("server", "store", "outputs", "cluster")
 
 
-def apply_settings(service: VideoService, new: Settings) -> list[str]:
+def apply_settings(holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoard, webhooks: WebhookDispatcher, new: Settings) -> list[str]:
     """Swap `new` in; returns the names of providers whose runtime was rebuilt."""
-    old = service.settings
+    old = holder.current
     for section in _RESTART_ONLY:
-        if getattr(old, section) != getattr(new, section):
+        if getattr(old.settings, section) != getattr(new, section):
             log.warning("config.reload_needs_restart", section=section)
-    runner = service.runner
-    rebuilt = []
-    for name, cfg in new.providers.items():
-        current = runner.providers.get(name)
-        if current is not None and old.providers.get(name) == cfg:
-            continue
-        assert service.build_runtime is not None, "the app sets build_runtime before any reload"
-        fresh = service.build_runtime(name, cfg)
-        if current is not None:  # jobs in flight keep their slots on the new pool
-            for account, used in current.pool.in_use.items():
-                if account in fresh.pool.in_use:
-                    fresh.pool.in_use[account] = used
-            fresh.health = current.health
-        runner.providers[name] = fresh  # removed providers stay here until their jobs end
-        rebuilt.append(name)
-    service.providers = {name: runner.providers[name] for name in new.providers}
-    service.keyring = KeyRing(new.keys)
-    if service.webhooks is not None:
-        service.webhooks.reconfigure(new.webhooks)
-    service.settings = new
+    webhooks.reconfigure(new.webhooks)  # raises before anything is swapped if its secrets are unusable
+    runtime = build_runtime(new, clients, previous=old)
+    rebuilt = [name for name, p in runtime.providers.items() if old.providers.get(name) is not p]
+    holder.swap(runtime)
+    slots.configure({name: p.accounts for name, p in runtime.providers.items()})
     return rebuilt
 
 
-def reload_from(service: VideoService, path: str) -> bool:
+def reload_from(holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoard, webhooks: WebhookDispatcher, path: str) -> bool:
     try:
         new = load_settings(path)
     except ConfigError as exc:
         log.error("config.reload_rejected", path=path, problems=exc.problems)
         return False
-    rebuilt = apply_settings(service, new)
+    rebuilt = apply_settings(holder, clients, slots, webhooks, new)
     log.info("config.reloaded", path=path, providers_rebuilt=rebuilt, routes=len(new.routes))
     return True
 
 
-async def watch_config(service: VideoService, path: str, stop: asyncio.Event, interval: float = 0.5) -> None:
+async def watch_config(
+    holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoard, webhooks: WebhookDispatcher, path: str, stop: asyncio.Event, interval: float = 0.5
+) -> None:
     """Reload when the file's mtime/size change or on SIGHUP, until `stop` is set."""
     wake = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -79,7 +67,7 @@ async def watch_config(service: VideoService, path: str, stop: asyncio.Event, in
             if wake.is_set() or stamp != seen:
                 wake.clear()
                 seen = stamp
-                reload_from(service, path)
+                reload_from(holder, clients, slots, webhooks, path)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)

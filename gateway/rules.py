@@ -61,8 +61,8 @@ class RouteContext(msgspec.Struct, frozen=True, kw_only=True):
     request_key: str = ""
 
 
-def _reference_count(attr: str | None) -> Callable[[GenerationRequest, RouteContext], int]:
-    def count(request: GenerationRequest, context: RouteContext) -> int:
+def _reference_count(attr: str | None) -> Callable[[GenerationRequest[Any], RouteContext], int]:
+    def count(request: GenerationRequest[Any], context: RouteContext) -> int:
         inp = request.input
         if not isinstance(inp, ReferenceInput):
             return 0
@@ -72,7 +72,7 @@ def _reference_count(attr: str | None) -> Callable[[GenerationRequest, RouteCont
 
 
 # field -> (kind, getter). `metadata.*` and `header.*` are handled by prefix.
-_GETTERS: dict[str, tuple[Kind, Callable[[GenerationRequest, RouteContext], Any]]] = {
+_GETTERS: dict[str, tuple[Kind, Callable[[GenerationRequest[Any], RouteContext], Any]]] = {
     "model": ("str", lambda r, c: r.model),
     "mode": ("str", lambda r, c: r.mode),
     "resolution": ("str", lambda r, c: r.resolution),
@@ -215,7 +215,7 @@ def _operand(kind: Kind, field: str, value: Any) -> Scalar:
 # ---------------------------------------------------------------------------
 
 
-def field_value(path: str, request: GenerationRequest, context: RouteContext) -> Any:
+def field_value(path: str, request: GenerationRequest[Any], context: RouteContext) -> Any:
     """The request's value for a normalized field path; None when the request has none."""
     if path.startswith("metadata."):
         return context.metadata.get(path[len("metadata.") :])
@@ -224,7 +224,7 @@ def field_value(path: str, request: GenerationRequest, context: RouteContext) ->
     return _GETTERS[path][1](request, context)
 
 
-def matches(conditions: tuple[Condition, ...], request: GenerationRequest, context: RouteContext) -> bool:
+def matches(conditions: tuple[Condition, ...], request: GenerationRequest[Any], context: RouteContext) -> bool:
     """True when every condition holds (an empty `when` matches every request)."""
     return all(_holds(op, operand, field_value(c.field, request, context)) for c in conditions for op, operand in c.ops)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -23,7 +23,6 @@ from providers.base import (
     GenerationRequest,
     Keyframe,
     KeyframesInput,
-    Media,
     MediaKind,
     ModeInput,
     ReferenceInput,
@@ -264,13 +263,15 @@ def size_of(ratio: str | None, resolution: str | None) -> str | None:
 # Mode inference: public body -> strict per-mode request
 # ---------------------------------------------------------------------------
 
-MediaResolver = Callable[[MediaValue, MediaKind, str], Media]
+M = TypeVar("M")
+MediaResolver = Callable[[MediaValue, MediaKind, str], M]
 
 
-def build_request(body: CreateVideoBody, *, default_model: str, media: MediaResolver, end_user: str | None = None) -> GenerationRequest:
+def build_request(body: CreateVideoBody, *, default_model: str, media: MediaResolver[M], end_user: str | None = None) -> GenerationRequest[M]:
     """Decide the mode from the inputs and build the strict request.
 
-    `media(value, kind, field_path)` turns one media value into a `Media`,
+    `media(value, kind, field_path)` turns one media value into the request's media type
+    (the caller's value with its path at create, a stored file's `MediaRef` after),
     raising `InvalidRequest` that names `field_path` when it can't.
     """
     seconds = _seconds(body)
@@ -289,7 +290,7 @@ def build_request(body: CreateVideoBody, *, default_model: str, media: MediaReso
     )
 
 
-def _mode_input(body: CreateVideoBody, media: MediaResolver) -> ModeInput:
+def _mode_input(body: CreateVideoBody, media: MediaResolver[M]) -> ModeInput[M]:
     first_field = "first_frame"
     first = body.first_frame
     if body.input_reference is not None:

@@ -1,30 +1,44 @@
-"""The video service: what the API controllers call. No HTTP framework here."""
+"""The video service: everything the API controllers call. No HTTP framework here.
+
+Collaborators come in typed (the engine through `JobDriver`, the rest as the
+gateway's own classes); the service reads the current `Runtime` for every request, so
+a config reload applies from the next request on.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import httpx
 import msgspec
 import structlog
 
-from gateway.auth import Caller, KeyRing
-from gateway.errors import Conflict, InvalidRequest, NotFound, Unserviceable
-from gateway.jobs.model import Job, MediaSpec, WebhookDelivery
-from gateway.jobs.request import end_user_of, media_slots, replace_media, routing_request, stored_request
-from gateway.jobs.runner import JobRunner, ProviderRuntime, new_token
-from gateway.jobs.store import Store
-from gateway.routing import ModelRoute, ProviderFacts, RouteContext, route
-from gateway.schema import CreateVideoBody
+from gateway.auth import Caller
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
+from gateway.events import EventHub, JobNotifier
+from gateway.health import HealthBoard, HealthState
+from gateway.jobs import lifecycle as lc
+from gateway.jobs.model import FileRecord, Job, WebhookDelivery
+from gateway.jobs.request import end_user_of
+from gateway.jobs.slots import PoolUsage
+from gateway.jobs.store import Lease, StaleJob, Store
+from gateway.media import MediaLoader, SignedMediaUrls
+from gateway.outputs import OutputStorage
+from gateway.routing import RouteContext, route
+from gateway.runtime import ProviderRuntime, Runtime
+from gateway.schema import CreateVideoBody, MediaValue, build_request
 from gateway.settings import Settings
-from gateway.views import encode_video
-from gateway.webhooks import event_id_for, event_payload
-from providers.base import JobStatus, UpstreamError, UpstreamJob
+from gateway.stats import GroupBy, GroupStats, compute
+from gateway.urlguard import UrlGuard
+from gateway.webhooks import WebhookDispatcher
+from providers.base import JobStatus, MediaKind, UpstreamError, UpstreamJob, map_media, media_items
+from providers.capabilities import ModelCaps, Reason
 
 log = structlog.get_logger("vidgate.service")
 
@@ -32,40 +46,99 @@ Variant = Literal["video", "thumbnail", "last_frame"]
 _CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/png", "last_frame": "image/png"}
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
-_EVENT_TYPES = {JobStatus.COMPLETED: "video.completed", JobStatus.FAILED: "video.failed", JobStatus.CANCELLED: "video.cancelled"}
+STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published here
+ALL_TENANTS = "*"
 
 
 def new_video_id() -> str:
     return "video_" + secrets.token_hex(24)
 
 
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class JobDriver(Protocol):
+    """What the service asks of the job engine (`gateway.jobs.engine.JobEngine`)."""
+
+    def adopt(self, job: Job, lease_until: float) -> None: ...
+    def holds(self, job_id: str) -> bool: ...
+    async def cancel(self, job_id: str) -> Job | None: ...
+    def callback(self, job_id: str, upstream_id: str | None) -> bool: ...
+    def reveal(self, job: Job, upstream_id: str) -> None: ...
+    def new_lease(self) -> Lease: ...
+    def facts(self) -> lc.Facts: ...
+    def usage(self) -> dict[str, PoolUsage]: ...
+
+
+class RuntimeSource(Protocol):
+    @property
+    def current(self) -> Runtime: ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    providers: list[tuple[str, str, ModelCaps]]  # (provider, its model id, capabilities)
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    name: str
+    type: str
+    enabled: bool
+    health: HealthState
+    usage: PoolUsage | None
+    models: list[str]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A caller's media value while the mode is decided, before anything is stored."""
+
+    value: MediaValue
+    kind: MediaKind
+    path: str
+
+
 class VideoService:
     def __init__(
         self,
-        settings: Settings,
+        *,
+        runtime: RuntimeSource,
         store: Store,
-        keyring: KeyRing,
-        providers: dict[str, ProviderRuntime],
-        runner: JobRunner,
-        media: Any,
-        webhooks: Any,
+        engine: JobDriver,
+        media: MediaLoader,
+        webhooks: WebhookDispatcher,
+        notifier: JobNotifier,
+        hub: EventHub,
+        health: HealthBoard,
+        guard: UrlGuard,
         content_http: httpx.AsyncClient,
-        guard: Any,
-        clock: Callable[[], float] = time.time,
-        output_storage: Any = None,
+        clock: Callable[[], float],
+        output_storage: OutputStorage | None = None,
+        media_urls: SignedMediaUrls | None = None,
     ) -> None:
-        self.settings = settings
+        self.runtime = runtime
         self.store = store
-        self.keyring = keyring
-        self.providers = providers  # what routing sees; the runner also keeps removed ones
-        self.build_runtime: Callable[[str, Any], ProviderRuntime] | None = None  # set by the app, for reloads
-        self.runner = runner
+        self.engine = engine
         self.media = media
         self.webhooks = webhooks
-        self.content_http = content_http
+        self.notifier = notifier
+        self.hub = hub
+        self.health = health
         self.guard = guard
+        self.content_http = content_http
         self.clock = clock
         self.output_storage = output_storage  # where finished outputs are copied (gateway.outputs), or None
+        self.media_urls = media_urls  # None: upstreams can't reach vidgate, so uploads can't be served to them
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.current.settings
+
+    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        return self.runtime.current.keys.authenticate(headers)
 
     # -- create ----------------------------------------------------------------
 
@@ -86,42 +159,43 @@ class VideoService:
         the identical request's job from the last few minutes, if there is one:
         the first answer was lost, and a second paid render must not follow.
         """
+        rt = self.runtime.current
         if idempotency_key is not None:
             existing = await self.store.find_idempotent(caller.tenant, idempotency_key)
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
         elif _is_retry(headers):
-            since = self.clock() - RETRY_DEDUP_SECONDS
-            earlier = await self.store.find_recent_duplicate(caller.tenant, fingerprint, since)
+            earlier = await self.store.find_recent_duplicate(caller.tenant, fingerprint, self.clock() - RETRY_DEDUP_SECONDS)
             if earlier is not None:
                 log.info("job.retry_deduplicated", job_id=earlier.id)
                 return earlier, False
-        if body.provider is not None:
-            self.keyring.require_provider(caller, body.provider)
-        if body.routing and body.routing.order:
-            for name in body.routing.order:
-                self.keyring.require_provider(caller, name)
+        for name in [body.provider] if body.provider else []:
+            rt.keys.require_provider(caller, name)
+        for name in body.routing.order or [] if body.routing else []:
+            rt.keys.require_provider(caller, name)
         if body.webhook_url is not None:
-            if self.webhooks is None or not self.webhooks.can_sign(caller.key_name, caller.tenant):
-                raise InvalidRequest(
-                    "webhook_url needs a signing secret: [webhooks] secret, or an endpoint for this key or tenant",
-                    param="webhook_url",
-                )
+            if not self.webhooks.can_sign(caller.key_name, caller.tenant):
+                raise InvalidRequest("webhook_url needs a signing secret: [webhooks] secret, or an endpoint for this key or tenant", param="webhook_url")
             await self.guard.check(body.webhook_url, field="webhook_url")
 
         metadata = dict(body.metadata or {})
-        specs: dict[str, MediaSpec] = {}
-        for path, kind, value in media_slots(body):
-            specs[path] = await self.media.load(value, kind, path, caller.tenant)
-        stored_body = replace_media(body, specs)
-        request = routing_request(stored_body, specs, default_model=self.settings.jobs.default_model, end_user=end_user_of(caller.tenant, metadata))
+        # The mode is decided once, from the caller's values, before anything is stored.
+        pending = build_request(
+            body,
+            default_model=rt.settings.jobs.default_model,
+            media=lambda value, kind, path: _Pending(value, kind, path),
+            end_user=end_user_of(caller.tenant, metadata),
+        )
+        refs = [await self.media.load(p.value, p.kind, p.path, caller.tenant) for _, _, p in media_items(pending)]
+        request = map_media(pending, refs)
         video_id = new_video_id()
         now = self.clock()
         plan = route(
             request,
-            self.provider_facts(),
-            self.model_routes(),
-            rules=self.settings.routes,
+            rt.routing,
+            rt.catalog,
+            media_urls=self.media_urls is not None,
+            rules=rt.settings.routes,
             context=RouteContext(
                 key_name=caller.key_name,
                 tenant=caller.tenant,
@@ -129,7 +203,7 @@ class VideoService:
                 metadata=metadata,
                 request_key=video_id,
             ),
-            unavailable=self.unavailable(now),
+            unavailable=self.health.unavailable(now),
             pin=body.provider,
             order=body.routing.order if body.routing else None,
             allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
@@ -146,7 +220,7 @@ class VideoService:
             status=JobStatus.QUEUED,
             model=request.model,
             mode=request.mode,
-            request=stored_request(stored_body, specs),
+            request=request,
             prompt=request.prompt,
             seconds=str(request.seconds) if request.seconds is not None else None,
             ratio=request.ratio,
@@ -159,12 +233,12 @@ class VideoService:
             request_hash=fingerprint,
             callback_token=new_token(),
         )
-        lease = self.runner.leases.new()
+        lease = self.engine.new_lease()
         saved = await self.store.create_job(job, lease=lease)
         if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
             return self._same_request(saved, fingerprint), False
         log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
-        self.runner.adopt(job.id, lease.until)
+        self.engine.adopt(job, lease.until)
         return saved, True
 
     def _same_request(self, job: Job, fingerprint: str) -> Job:
@@ -172,27 +246,7 @@ class VideoService:
             raise Conflict("Idempotency-Key was already used with a different request body", param="Idempotency-Key", code="idempotency_key_reused")
         return job
 
-    def provider_facts(self) -> list[ProviderFacts]:
-        return [
-            ProviderFacts(
-                name=name,
-                models=rt.kind.models,
-                catalog=rt.kind.catalog,
-                regions=rt.pool.regions(),
-                enabled=self.settings.providers[name].enabled,
-            )
-            for name, rt in self.providers.items()
-        ]
-
-    def unavailable(self, now: float) -> dict[str, str]:
-        """Providers cooling down, with why: routing skips them while others can serve."""
-        reasons = {name: rt.health.unavailable(now) for name, rt in self.providers.items()}
-        return {name: why for name, why in reasons.items() if why is not None}
-
-    def model_routes(self) -> dict[str, ModelRoute]:
-        return {name: ModelRoute(providers=m.providers, order=m.order) for name, m in self.settings.models.items()}
-
-    # -- read / list / delete --------------------------------------------------
+    # -- read / list / watch -----------------------------------------------------
 
     async def get(self, caller: Caller, video_id: str) -> Job:
         job = await self.store.get_job(video_id, caller.tenant)
@@ -206,25 +260,97 @@ class VideoService:
         except KeyError as exc:
             raise NotFound(f"No video with id {query.get('after')!r} to page after", param="after") from exc
 
+    async def watch(self, caller: Caller, video_id: str) -> AsyncIterator[Job]:
+        """The job now, then each change until it ends. Changes made here arrive at once;
+        another replica's arrive through a store re-read every few seconds."""
+        job = await self.get(caller, video_id)
+        queue = self.hub.subscribe(job.id)
+
+        async def changes() -> AsyncIterator[Job]:
+            try:
+                current = job
+                yield current
+                while not current.status.terminal:
+                    try:
+                        current = await asyncio.wait_for(queue.get(), timeout=STORE_CHECK_SECONDS)
+                    except TimeoutError:
+                        stored = await self.store.get_job(job.id, caller.tenant)
+                        if stored is None:  # deleted meanwhile
+                            return
+                        if stored.version == current.version:
+                            continue
+                        current = stored
+                    yield current
+            finally:
+                self.hub.unsubscribe(job.id, queue)
+
+        return changes()
+
+    # -- cancel / delete ------------------------------------------------------------
+
+    async def cancel(self, caller: Caller, video_id: str) -> Job:
+        """Cancel an unfinished job, upstream too where the upstream can; the record stays."""
+        job = await self.get(caller, video_id)
+        if job.status.terminal:
+            return job
+        cancelled = await self.engine.cancel(job.id)
+        return cancelled if cancelled is not None else await self._cancel_elsewhere(job)
+
     async def delete(self, caller: Caller, video_id: str) -> tuple[Job, bool]:
         """Cancel an unfinished job (returns it, False) or delete a finished one (True)."""
         job = await self.get(caller, video_id)
         if not job.status.terminal:
-            cancelled = await self.runner.cancel(job.id)
-            return cancelled or job, False
+            return await self.cancel(caller, video_id), False
         await self.store.delete_job(job.id, caller.tenant)
         return job, True
 
-    async def callback(self, token: str) -> bool:
-        """An upstream said something changed: re-fetch (the body is not trusted)."""
+    async def _cancel_elsewhere(self, job: Job) -> Job:
+        """Cancel a job another process drives (or nobody does yet), through the same
+        lifecycle, with a version-checked write: its driver sees the change at its next write."""
+        for _ in range(5):
+            step = lc.decide(job, lc.CancelRequested(), self.engine.facts())
+            for action in step.actions:
+                if isinstance(action, lc.CancelUpstream):
+                    await self._cancel_upstream(action.provider, action.upstream_id)
+            deliveries = self.notifier.deliveries(step.job) if step.job.status.terminal else ()
+            try:
+                saved = await self.store.update_job(step.job, deliveries=deliveries)
+            except StaleJob:
+                fresh = await self.store.get_job(job.id)
+                if fresh is None or fresh.status.terminal:
+                    return fresh or job
+                job = fresh
+                continue
+            if saved.status.terminal:
+                self.notifier.published(saved, "cancelled")
+            return saved
+        return job
+
+    async def _cancel_upstream(self, provider: str, upstream_id: str) -> None:
+        rt = self.runtime.current.provider(provider)
+        if rt is None:
+            return
+        try:
+            await rt.client.cancel(upstream_id)
+        except UpstreamError as exc:
+            log.warning("job.cancel_upstream_failed", provider=provider, error=str(exc))
+
+    # -- callbacks ---------------------------------------------------------------
+
+    async def callback(self, token: str, body: bytes) -> bool:
+        """An upstream said something changed. Its body is not trusted: at most it names the
+        upstream job, which is then fetched from the upstream with our own credentials."""
         job = await self.store.get_by_callback_token(token)
         if job is None:
             return False
-        if not job.status.terminal:
-            self.runner.wake(job.id)
+        att = job.attempt
+        rt = self.runtime.current.provider(att.provider) if att is not None else None
+        upstream_id = rt.adapter.parse_callback(body) if rt is not None else None
+        if not self.engine.callback(job.id, upstream_id) and job.status.terminal and upstream_id:
+            self.engine.reveal(job, upstream_id)
         return True
 
-    # -- content ---------------------------------------------------------------
+    # -- content -------------------------------------------------------------------
 
     @asynccontextmanager
     async def content(self, caller: Caller, video_id: str, variant: Variant) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
@@ -246,9 +372,9 @@ class VideoService:
         url = {"video": job.result.video_url, "thumbnail": job.result.thumbnail_url, "last_frame": job.result.last_frame_url}[variant]
         attempt = job.attempt
         if url is None and variant == "video" and attempt is not None and attempt.upstream_id:
-            runtime = self.providers.get(attempt.provider)
-            if runtime is not None:
-                async with self._upstream_content(runtime, attempt.upstream_id) as stream:
+            rt = self.runtime.current.provider(attempt.provider)
+            if rt is not None:
+                async with self._upstream_content(rt, attempt.upstream_id) as stream:
                     yield stream
                 return
         if url is None:
@@ -263,32 +389,94 @@ class VideoService:
             await response.aclose()
 
     @asynccontextmanager
-    async def _upstream_content(self, runtime: ProviderRuntime, upstream_id: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+    async def _upstream_content(self, rt: ProviderRuntime, upstream_id: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
         placeholder = UpstreamJob(upstream_id=upstream_id, status=JobStatus.COMPLETED, upstream_status="completed")
         try:
-            async with runtime.client.stream_content(upstream_id, placeholder) as response:
+            async with rt.client.stream_content(upstream_id, placeholder) as response:
                 yield response.headers.get("content-type", "video/mp4"), response.aiter_bytes()
         except UpstreamError as exc:
             raise NotFound(f"The upstream no longer serves this video: {exc.info.message}", param="video_id", code="content_unavailable") from exc
 
-    # -- terminal hooks ----------------------------------------------------------
+    async def signed_media(self, token: str) -> tuple[FileRecord, AsyncIterator[bytes]]:
+        """An upload served to an upstream at its signed URL (`SignedMediaUrls`)."""
+        file_id = self.media_urls.file_of(token, self.clock()) if self.media_urls is not None else None
+        record = await self.store.get_file(file_id) if file_id else None
+        if record is None:
+            raise NotFound("No such media, or its link expired", param="token")
+        return record, self.store.stream_file(record.id)
 
-    def terminal_deliveries(self, job: Job) -> list[WebhookDelivery]:
-        """The webhook deliveries announcing a job's end; the runner stores them with its status."""
-        if self.webhooks is None:
-            return []
-        event_type = _EVENT_TYPES[job.status]
+    # -- files -----------------------------------------------------------------------
+
+    async def upload_file(self, caller: Caller, filename: str | None, content_type: str | None, data: bytes, *, purpose: str) -> FileRecord:
+        return await self.media.save_upload(caller.tenant, filename, content_type, data, purpose=purpose)
+
+    async def get_file(self, caller: Caller, file_id: str) -> FileRecord:
+        record = await self.store.get_file(file_id, caller.tenant)
+        if record is None:
+            raise NotFound(f"No file with id {file_id!r}", param="file_id")
+        return record
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    async def deliveries(self, caller: Caller, video_id: str) -> list[WebhookDelivery]:
+        job = await self.get(caller, video_id)
+        return [d for d in await self.store.deliveries(job.id) if d.tenant == caller.tenant]
+
+    async def redeliver(self, caller: Caller, delivery_id: str) -> WebhookDelivery:
+        return await self.webhooks.redeliver(delivery_id, caller.tenant)
+
+    # -- catalog, providers, stats, readiness ------------------------------------------------
+
+    def models(self, caller: Caller) -> list[ServedModel]:
+        """Every logical model and who serves it: exactly what routing resolves (gateway.catalog)."""
+        rt = self.runtime.current
+        out = []
+        for name in rt.catalog.model_names():
+            served = [
+                (s.provider, s.model_id, s.caps)
+                for s in rt.catalog.serving(name)
+                if s.caps is not None and caller.may_use(s.provider) and rt.providers[s.provider].settings.enabled
+            ]
+            if served:
+                out.append(ServedModel(name, served))
+        return out
+
+    def providers(self) -> list[ProviderState]:
+        rt = self.runtime.current
+        usage = self.engine.usage()
         now = self.clock()
-        payload = event_payload(event_id_for(job.id, event_type), event_type, now, msgspec.Raw(encode_video(job)))
-        return self.webhooks.deliveries_for(job, event_type, payload, now)
+        return [
+            ProviderState(
+                name=name,
+                type=p.descriptor.type,
+                enabled=p.settings.enabled,
+                health=self.health[name].state(now),
+                usage=usage.get(name),
+                models=sorted(p.descriptor.models),
+            )
+            for name, p in rt.providers.items()
+        ]
 
-    async def on_terminal(self, job: Job) -> None:
-        """A job's end was stored (with its deliveries): send them now rather than at the next tick."""
-        if self.webhooks is not None:
-            self.webhooks.wake()
+    async def stats(self, caller: Caller, *, since: float | None, group_by: GroupBy, tenant: str | None) -> tuple[str, float, float, list[GroupStats]]:
+        now = self.clock()
+        if since is None:
+            since = now - 24 * 3600
+        elif since < 0:
+            raise InvalidRequest("since must be a unix time in seconds", param="since")
+        scope = tenant or caller.tenant
+        if scope != caller.tenant and not caller.admin:
+            raise Forbidden("Only an admin key may read another tenant's stats", param="tenant")
+        jobs = await self.store.jobs_since(None if scope == ALL_TENANTS else scope, since)
+        return scope, since, now, compute(jobs, group_by)
+
+    async def ready(self) -> tuple[bool, bool, int]:
+        """(ready, the store answers, providers configured)."""
+        store_ok = await self.store.ping()
+        count = len(self.runtime.current.providers)
+        return store_ok and count > 0, store_ok, count
 
 
-def _unserviceable(model: str, reasons: dict[str, list[Any]]) -> Unserviceable:
+def _unserviceable(model: str, reasons: dict[str, list[Reason]]) -> Unserviceable:
     if not reasons:
         return Unserviceable(f"No configured provider serves model {model!r}", param="model")
     parts = [f"{name}: " + "; ".join(f"{r.field}: {r.message}" for r in why) for name, why in reasons.items()]
@@ -302,8 +490,8 @@ def _unserviceable(model: str, reasons: dict[str, list[Any]]) -> Unserviceable:
 
 
 def _is_retry(headers: Mapping[str, str] | None) -> bool:
-    value = next((v for k, v in (headers or {}).items() if k.lower() == RETRY_COUNT_HEADER), "0")
-    return value.strip().isdigit() and int(value) > 0
+    value = next((v for k, v in (headers or {}).items() if k.lower() == RETRY_COUNT_HEADER), "0").strip()
+    return value.isascii() and value.isdigit() and len(value) <= 6 and int(value) > 0
 
 
 def fingerprint_of(parts: list[tuple[str, Any]]) -> str:

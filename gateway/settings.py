@@ -7,7 +7,7 @@ Loading is three steps: decode the TOML, replace `${NAME}` / `${NAME:-default}` 
 string value from the environment, then convert into `Settings` (unknown keys rejected,
 value limits from `Meta`, per-struct rules in `__post_init__`) and run the cross-checks
 in `validate()`. Every problem is reported as a `ConfigError` naming the file and the key
-path (`providers.useapi.base_url`, `keys[0].sha256`).
+path (`providers.main.base_url`, `keys[0].sha256`).
 
 Secrets (`ProviderSettings.secret`, `KeySettings.key`, `WebhookSettings.secret`) are plain
 `str` fields so they can be handed to an HTTP client as they are; every config struct's
@@ -32,9 +32,9 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from gateway import rules
+from providers.registry import DESCRIPTORS
 
 __all__ = [
-    "PROVIDER_TYPES",
     "WEBHOOK_EVENTS",
     "AccountSettings",
     "ClusterSettings",
@@ -58,11 +58,7 @@ __all__ = [
     "validate",
 ]
 
-ProviderType = Literal["useapi", "powertokens"]
-PROVIDER_TYPES: tuple[str, ...] = get_args(ProviderType)
-
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_ACCOUNT_ID = re.compile(r"(?P<region>[A-Z]{2}):(?P<email>[^@\s]+@[^@\s]+)")
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
@@ -120,7 +116,7 @@ class ServerSettings(_Config):
 
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
-    # The base URL upstreams use to reach us (useapi replyUrl callbacks); default http://host:port.
+    # The base URL upstreams use to reach us (callbacks, signed media URLs); default http://host:port.
     public_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -173,6 +169,10 @@ class SecuritySettings(_Config):
     max_upload_bytes: Count = 50 * 2**20
     max_request_bytes: Count = 64 * 2**20
     max_media_fetch_bytes: Count = 50 * 2**20
+    # Signs the URLs at which upstreams fetch uploads (`/v1/media/...`, when [server] public_url
+    # is set); give every replica the same one. Default: random per process.
+    media_url_secret: str | None = None
+    media_url_seconds: Positive = 6 * 3600.0  # how long such a URL works
 
 
 class KeySettings(_Config):
@@ -209,32 +209,29 @@ class KeySettings(_Config):
 
 
 class AccountSettings(_Config):
-    """One useapi.net account: id `REGION:email` as useapi spells it, and its job cap."""
+    """One upstream account, for providers whose work runs on accounts: its id as the
+    upstream spells it, its region, and how many jobs it may run at once. The provider's
+    descriptor says what an id looks like and the most `max_jobs` the upstream allows."""
 
     id: str
     region: str
-    max_jobs: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
-
-    def __post_init__(self) -> None:
-        match = _ACCOUNT_ID.fullmatch(self.id)
-        if match is None:
-            raise ValueError(f"account id must look like REGION:email (CA:user@example.com), got {self.id!r}")
-        if match["region"] != self.region:
-            raise ValueError(f"account {self.id!r}: region {self.region!r} differs from the id's {match['region']!r}")
+    max_jobs: Count = 10
 
 
 class ProviderSettings(_Config):
     __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secret"})
     __url_fields__: ClassVar[frozenset[str]] = frozenset({"base_url"})
 
-    type: ProviderType
+    type: str  # a provider type from providers.registry
     base_url: str
     secret: str  # the upstream API token; write it as ${ENV_VAR}
     timeout_seconds: Positive = 30.0
     connect_timeout_seconds: Positive = 5.0
-    max_concurrency: Count = 20
-    accounts: list[AccountSettings] = []  # useapi only
+    max_concurrency: Count = 20  # jobs it runs at once (its slots), for providers without accounts
+    max_connections: Count = 32  # upstream HTTP calls in flight at once, whatever the slots
+    accounts: list[AccountSettings] = []  # for providers whose work runs on accounts
     poll_interval_seconds: Positive = 5.0
+    max_job_age_seconds: Positive | None = None  # default: the provider's own (its descriptor)
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -439,7 +436,7 @@ class ClusterSettings(_Config):
     instance_id: str | None = None  # default: hostname-pid-random, new on every start
     lease_seconds: Positive = 15.0  # a dead process's jobs are taken over this long after it stops renewing
     claim_interval_seconds: Positive = 2.0  # how often to renew held leases and look for unheld jobs
-    max_jobs: Count = 1000  # at most this many jobs driven by this process at once
+    max_jobs: Count = 10_000  # at most this many jobs driven by this process at once
 
     def __post_init__(self) -> None:
         if self.claim_interval_seconds * 2 >= self.lease_seconds:
@@ -504,14 +501,24 @@ def validate(settings: Settings) -> list[str]:
         problems.append("providers: configure at least one provider")
     for name, p in providers.items():
         at = _format_path(("providers", name))
-        if p.type not in PROVIDER_TYPES:
-            problems.append(f"{at}.type: unknown provider type {p.type!r} (known: {', '.join(PROVIDER_TYPES)})")
         if p.enabled and not p.secret:
             problems.append(f"{at}.secret: empty")
-        if p.type == "useapi" and not p.accounts:
-            problems.append(f"{at}.accounts: a useapi provider needs at least one account")
-        if p.type != "useapi" and p.accounts:
-            problems.append(f"{at}.accounts: only useapi providers have accounts")
+        desc = DESCRIPTORS.get(p.type)
+        if desc is None:
+            problems.append(f"{at}.type: unknown provider type {p.type!r} (known: {', '.join(DESCRIPTORS)})")
+            continue
+        rules = desc.accounts
+        if rules is None and p.accounts:
+            problems.append(f"{at}.accounts: {p.type} providers have no accounts")
+        if rules is not None and p.accounts:
+            for i, account in enumerate(p.accounts):
+                problem = rules.problem(account.id, account.region)
+                if problem is not None:
+                    problems.append(f"{at}.accounts[{i}]: {problem}")
+                if account.max_jobs > rules.max_jobs:
+                    problems.append(f"{at}.accounts[{i}].max_jobs: {p.type} allows at most {rules.max_jobs} jobs per account")
+        elif rules is not None:
+            problems.append(f"{at}.accounts: a {p.type} provider needs at least one account")
     for model, m in settings.models.items():
         at = _format_path(("models", model))
         for name in m.providers:

@@ -66,9 +66,10 @@ def video_of(job: Job) -> Video:
 def _error(info: ErrorInfo | None) -> VideoError | None:
     if info is None:
         return None
-    # The code is vidgate's stable taxonomy; the upstream's own code stays in the message.
+    # The code is vidgate's own reason when vidgate decided (submit_outcome_unknown,
+    # upstream_timeout, ...), else its stable taxonomy; the upstream's own code stays in the message.
     detail = f" (upstream code {info.code})" if info.code else ""
-    return VideoError(code=info.error_class.value, message=f"{info.message}{detail}")
+    return VideoError(code=info.reason or info.error_class.value, message=f"{info.message}{detail}")
 
 
 def encode_video(job: Job) -> bytes:

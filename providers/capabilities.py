@@ -9,18 +9,21 @@ Nothing here clamps, drops or renames: a mismatch is a reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 import msgspec
 
 from providers.base import (
-    FirstFrameInput,
     FirstLastFrameInput,
     GenerationRequest,
     KeyframesInput,
-    Media,
+    MediaFacts,
     Mode,
     ReferenceInput,
+    media_items,
 )
+
+F = TypeVar("F", bound=MediaFacts)  # the request's media, in whichever form: facts are all check() reads
 
 RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "adaptive")
 RESOLUTIONS = ("480p", "720p", "1080p", "4k")
@@ -83,7 +86,7 @@ class ModelCaps(msgspec.Struct, frozen=True, kw_only=True):
 ASPECT_TOLERANCE = 0.01
 
 
-def check(request: GenerationRequest, caps: ModelCaps, *, regions: Iterable[str] | None = None) -> list[Reason]:
+def check(request: GenerationRequest[F], caps: ModelCaps, *, regions: Iterable[str] | None = None) -> list[Reason]:
     """Every reason `caps` can't serve `request`; an empty list means it can.
 
     `regions` are the regions the provider's accounts are in (useapi); `None`
@@ -119,7 +122,7 @@ def check(request: GenerationRequest, caps: ModelCaps, *, regions: Iterable[str]
     if request.ratio is not None:
         if request.ratio not in caps.ratios:
             add("ratio", f"{request.ratio} is not a ratio of model {model} (valid: {_list(caps.ratios)})")
-        elif not caps.ratio_with_images and _images(request):
+        elif not caps.ratio_with_images and any(kind == "image" for _, kind, _ in media_items(request)):
             add("ratio", f"ratio can't be set with image inputs on model {model}: the image's own ratio is used")
 
     if request.generate_audio and not caps.generate_audio:
@@ -148,7 +151,7 @@ def check(request: GenerationRequest, caps: ModelCaps, *, regions: Iterable[str]
     return reasons
 
 
-def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimits, seconds: object) -> list[Reason]:
+def _check_keyframes(inp: KeyframesInput[F], caps: ModelCaps, limits: KeyframeLimits, seconds: object) -> list[Reason]:
     reasons: list[Reason] = []
     n = len(inp.frames)
     if not limits.min_frames <= n <= limits.max_frames:
@@ -179,7 +182,7 @@ def _check_keyframes(inp: KeyframesInput, caps: ModelCaps, limits: KeyframeLimit
     return reasons
 
 
-def _check_references(inp: ReferenceInput, model: str, limits: ReferenceLimits) -> list[Reason]:
+def _check_references(inp: ReferenceInput[F], model: str, limits: ReferenceLimits) -> list[Reason]:
     reasons: list[Reason] = []
     for field, items, most in (
         ("references.images", inp.images, limits.max_images),
@@ -213,12 +216,14 @@ def _check_references(inp: ReferenceInput, model: str, limits: ReferenceLimits) 
     return reasons
 
 
-def _check_image_sides(request: GenerationRequest, caps: ModelCaps) -> list[Reason]:
+def _check_image_sides(request: GenerationRequest[F], caps: ModelCaps) -> list[Reason]:
     if caps.image_min_side is None and caps.image_max_side is None:
         return []
     low, high = caps.image_min_side or 1, caps.image_max_side or 1 << 30
     reasons = []
-    for field, media in _images(request):
+    for field, kind, media in media_items(request):
+        if kind != "image":
+            continue
         if media.width is None or media.height is None:
             continue
         if not (low <= media.width <= high and low <= media.height <= high):
@@ -226,20 +231,7 @@ def _check_image_sides(request: GenerationRequest, caps: ModelCaps) -> list[Reas
     return reasons
 
 
-def _images(request: GenerationRequest) -> list[tuple[str, Media]]:
-    inp = request.input
-    if isinstance(inp, FirstFrameInput):
-        return [("first_frame", inp.first_frame)]
-    if isinstance(inp, FirstLastFrameInput):
-        return [("first_frame", inp.first_frame), ("last_frame", inp.last_frame)]
-    if isinstance(inp, KeyframesInput):
-        return [(f"keyframes[{i}].image", f.image) for i, f in enumerate(inp.frames)]
-    if isinstance(inp, ReferenceInput):
-        return [(f"references.images[{i}]", m) for i, m in enumerate(inp.images)]
-    return []
-
-
-def _total_seconds(items: tuple[Media, ...]) -> float | None:
+def _total_seconds(items: tuple[MediaFacts, ...]) -> float | None:
     if not items or any(m.duration_ms is None for m in items):
         return None
     return sum(m.duration_ms for m in items) / 1000  # type: ignore[misc]

@@ -73,6 +73,14 @@ class UpstreamClient:
         self.adapter.parse_cancel(await self.send(call, idempotent=True))
         return True
 
+    async def find(self, ctx: SubmitContext) -> UpstreamJob | None:
+        """Look for the job a submit with `ctx` created (its answer was lost); None if the
+        upstream can't be asked or doesn't list it."""
+        call = self.adapter.build_find(ctx)
+        if call is None:
+            return None
+        return self.adapter.parse_find(await self.send(call, idempotent=True), ctx)
+
     @asynccontextmanager
     async def stream_content(self, upstream_id: str, job: UpstreamJob) -> AsyncIterator[httpx.Response]:
         """Stream the video bytes from the upstream's own content endpoint (authenticated)."""

@@ -58,6 +58,10 @@ class ProviderDescriptor:
     accounts: AccountRules | None = None  # None: one pool sized by the provider's concurrency
     simulator: str  # "package.module:function", a SimulatorFactory; imported only by demo, tests and the CLI
     max_age_seconds: float = 1800.0  # a job still unfinished upstream after this is cancelled and moved on
+    # Reconciling a submit whose answer was lost: the adapter can look the job up in a
+    # listing (`build_find`), and/or the upstream calls back with the job's id.
+    finds_lost_submits: bool = False
+    calls_back: bool = False
     docs: Mapping[str, str] = field(default_factory=dict)  # where the contract came from, for check-config
 
     def load_simulator(self) -> SimulatorFactory:

@@ -122,8 +122,10 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
 
-def control_router(box: FaultBox, list_jobs: Callable[[], list[Any]], reset: Callable[[], None]) -> Router:
-    """The `/_sim/*` control endpoints every simulator serves."""
+def control_router(box: FaultBox, list_jobs: Callable[[], list[Any]], reset: Callable[[], None], release: Callable[[], int] | None = None) -> Router:
+    """The `/_sim/*` control endpoints every simulator serves. `release` lets the jobs created
+    with `job_outcome="hang"` go on to succeed (`POST /_sim/release`), so a test can hold jobs
+    in flight for as long as it needs instead of betting on their duration."""
 
     @get("/faults", sync_to_thread=False)
     def get_faults() -> Faults:
@@ -165,7 +167,11 @@ def control_router(box: FaultBox, list_jobs: Callable[[], list[Any]], reset: Cal
         reset()
         return {"reset": True}
 
-    return Router(path="/_sim", route_handlers=[get_faults, patch_faults, replace_faults, jobs, requests, do_reset], include_in_schema=False)
+    @post("/release", status_code=200, sync_to_thread=False)
+    def do_release() -> dict[str, int]:
+        return {"released": release() if release is not None else 0}
+
+    return Router(path="/_sim", route_handlers=[get_faults, patch_faults, replace_faults, jobs, requests, do_reset, do_release], include_in_schema=False)
 
 
 # ---------------------------------------------------------------------------
@@ -173,7 +179,10 @@ def control_router(box: FaultBox, list_jobs: Callable[[], list[Any]], reset: Cal
 # ---------------------------------------------------------------------------
 
 
-def sample(name: Literal["video.mp4", "cover.png", "last_frame.png", "image.png", "audio.wav"]) -> bytes:
+SampleName = Literal["video.mp4", "cover.png", "last_frame.png", "image.png", "audio.wav"]
+
+
+def sample(name: SampleName) -> bytes:
     """Bytes of a bundled sample file (`providers/sim_media/`)."""
     return resources.files("providers").joinpath("sim_media", name).read_bytes()
 

@@ -46,6 +46,7 @@ class ProviderObject(msgspec.Struct, kw_only=True):
     health: HealthState
     capacity: int
     in_flight: int
+    queued: int  # jobs waiting in vidgate's queue for a slot
     accounts: list[AccountState]
     disabled_accounts: dict[str, str]
     models: list[str]
@@ -62,37 +63,32 @@ class CatalogController(Controller):
 
     @get("/models", operation_id="listModels", summary="Logical models, their capabilities and providers")
     async def models(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ModelList:
-        routes = service.model_routes()
-        names: dict[str, list[ServedBy]] = {}
-        for facts in service.provider_facts():
-            served = {logical: mid for logical, mid in facts.catalog.items()}
-            for logical, route in routes.items():
-                if facts.name in route.providers:
-                    served[logical] = route.providers[facts.name]
-            for logical, model_id in served.items():
-                caps = facts.models.get(model_id)
-                if caps is not None and caller.may_use(facts.name):
-                    names.setdefault(logical, []).append(ServedBy(provider=facts.name, model_id=model_id, capabilities=caps))
-        return ModelList(data=[ModelObject(id=name, providers=served) for name, served in sorted(names.items())])
+        return ModelList(
+            data=[
+                ModelObject(id=m.name, providers=[ServedBy(provider=p, model_id=model_id, capabilities=caps) for p, model_id, caps in m.providers])
+                for m in service.models(caller)
+            ]
+        )
 
     @get("/providers", operation_id="listProviders", summary="Configured providers, health and capacity in use")
     async def providers(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ProviderList:
         data = []
-        for name, rt in service.providers.items():
-            cfg = service.settings.providers[name]
-            health = rt.health.state(service.clock())
+        for p in service.providers():
+            usage = p.usage
+            accounts = usage.accounts if usage is not None else ()
             data.append(
                 ProviderObject(
-                    id=name,
-                    type=rt.kind.type,
-                    enabled=cfg.enabled,
-                    healthy=health.healthy,
-                    health=health,
-                    capacity=rt.pool.capacity,
-                    in_flight=rt.pool.used,
-                    accounts=[AccountState(account=s.account, region=s.region, max_jobs=s.limit, in_flight=rt.pool.in_use[s.account]) for s in rt.pool.slots],
-                    models=sorted(rt.kind.models),
-                    disabled_accounts={str(a): why for a, why in rt.pool.disabled.items()},
+                    id=p.name,
+                    type=p.type,
+                    enabled=p.enabled,
+                    healthy=p.health.healthy,
+                    health=p.health,
+                    capacity=usage.capacity if usage is not None else 0,
+                    in_flight=usage.in_use if usage is not None else 0,
+                    queued=usage.queued if usage is not None else 0,
+                    accounts=[AccountState(account=a.account, region=a.region, max_jobs=a.limit, in_flight=a.in_use) for a in accounts],
+                    models=p.models,
+                    disabled_accounts={str(a.account): a.disabled for a in accounts if a.disabled is not None},
                 )
             )
         return ProviderList(data=data)

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from gateway.auth import Caller
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest
 from gateway.jobs.model import FileRecord
 from gateway.service import VideoService
 
@@ -57,12 +57,8 @@ class FilesController(Controller):
             raise BadRequest("Send the media as a multipart file part named 'file'", param="file")
         purpose = form.get("purpose") or "video_input"
         data = await upload.read()
-        record = await service.media.save_upload(caller.tenant, upload.filename, upload.content_type, data, purpose=str(purpose))
-        return file_object(record)
+        return file_object(await service.upload_file(caller, upload.filename, upload.content_type, data, purpose=str(purpose)))
 
     @get("/{file_id:str}", operation_id="retrieveFile", summary="Retrieve a file's metadata")
     async def retrieve(self, file_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> FileObject:
-        record = await service.store.get_file(file_id, caller.tenant)
-        if record is None:
-            raise NotFound(f"No file with id {file_id!r}", param="file_id")
-        return file_object(record)
+        return file_object(await service.get_file(caller, file_id))

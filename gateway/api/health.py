@@ -1,13 +1,19 @@
-"""Liveness, readiness and upstream callbacks (no caller auth on these)."""
+"""Liveness, readiness, upstream callbacks and the signed media URLs upstreams fetch (no caller auth)."""
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from litestar.response import Stream
 
 from gateway.errors import NotFound
 from gateway.service import VideoService
+
+MAX_CALLBACK_BYTES = 1 << 20  # a job record; a larger body is not read
 
 
 class HealthController(Controller):
@@ -19,11 +25,8 @@ class HealthController(Controller):
 
     @get("/readyz", operation_id="readyz", summary="The store answers and providers are configured")
     async def readyz(self, service: NamedDependency[VideoService]) -> Response[dict[str, object]]:
-        store_ok = await service.store.ping()
-        ready = store_ok and bool(service.providers)
-        return Response(
-            {"status": "ready" if ready else "not_ready", "store": store_ok, "providers": len(service.providers)}, status_code=200 if ready else 503
-        )
+        ready, store_ok, providers = await service.ready()
+        return Response({"status": "ready" if ready else "not_ready", "store": store_ok, "providers": providers}, status_code=200 if ready else 503)
 
     @post(
         "/v1/callbacks/{token:str}",
@@ -33,8 +36,26 @@ class HealthController(Controller):
         include_in_schema=False,
         opt={"log_path_template": True},
     )
-    async def callback(self, token: FromPath[str], service: NamedDependency[VideoService]) -> dict[str, bool]:
-        # The body is deliberately not read: a callback only prompts a poll of the upstream.
-        if not await service.callback(token):
+    async def callback(self, token: FromPath[str], request: Request[Any, Any, Any], service: NamedDependency[VideoService]) -> dict[str, bool]:
+        # The body is not trusted: at most it names the upstream job, which is then re-fetched.
+        declared = request.headers.get("content-length", "")
+        body = await request.body() if declared.isdigit() and int(declared) <= MAX_CALLBACK_BYTES else b""
+        if not await service.callback(token, body):
             raise NotFound("Unknown callback")
         return {"ok": True}
+
+    @get(
+        "/v1/media/{token:str}",
+        operation_id="signedMedia",
+        summary="An upload, at the signed expiring URL vidgate gave an upstream",
+        include_in_schema=False,
+        opt={"log_path_template": True},
+    )
+    async def media(self, token: FromPath[str], service: NamedDependency[VideoService]) -> Stream:
+        record, chunks = await service.signed_media(token)
+
+        async def body() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                yield chunk
+
+        return Stream(body(), media_type=record.content_type, headers={"content-length": str(record.bytes)})

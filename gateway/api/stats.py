@@ -10,9 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
 from gateway.auth import Caller
-from gateway.errors import Forbidden, InvalidRequest
 from gateway.service import VideoService
-from gateway.stats import GroupBy, GroupStats, compute
+from gateway.stats import GroupBy, GroupStats
 
 DEFAULT_WINDOW_SECONDS = 24 * 3600
 ALL_TENANTS = "*"
@@ -40,13 +39,5 @@ class StatsController(Controller):
         group_by: FromQuery[GroupBy] = "provider",
         tenant: FromQuery[str | None] = None,
     ) -> StatsObject:
-        now = service.clock()
-        if since is None:
-            since = now - DEFAULT_WINDOW_SECONDS
-        elif since < 0:
-            raise InvalidRequest("since must be a unix time in seconds", param="since")
-        scope = tenant or caller.tenant
-        if scope != caller.tenant and not caller.admin:
-            raise Forbidden("Only an admin key may read another tenant's stats", param="tenant")
-        jobs = await service.store.jobs_since(None if scope == ALL_TENANTS else scope, since)
-        return StatsObject(tenant=scope, since=since, until=now, group_by=group_by, data=compute(jobs, group_by))
+        scope, since_at, until, data = await service.stats(caller, since=since, group_by=group_by, tenant=tenant)
+        return StatsObject(tenant=scope, since=since_at, until=until, group_by=group_by, data=data)

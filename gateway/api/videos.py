@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -17,12 +16,11 @@ from litestar.response.sse import ServerSentEventMessage
 
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.jobs.model import Job
 from gateway.schema import CreateVideoBody, Video, VideoDeleted, VideoList, decode_json, from_form
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
-
-STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published locally
 
 
 class VideosController(Controller):
@@ -82,37 +80,26 @@ class VideosController(Controller):
 
         return Stream(body(), media_type=content_type)
 
+    @post("/{video_id:str}/cancel", operation_id="cancelVideo", summary="Cancel an unfinished video and keep its record", status_code=200)
+    async def cancel(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video:
+        return video_of(await service.cancel(caller, video_id))
+
     @get("/{video_id:str}/events", operation_id="videoEvents", summary="Server-sent events for each status change")
     async def events(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ServerSentEvent:
-        job = await service.get(caller, video_id)
-        hub = service.runner.hub
-        queue = hub.subscribe(job.id)
-        encoder = msgspec.json.Encoder()
+        changes = await service.watch(caller, video_id)
 
         async def stream() -> AsyncIterator[ServerSentEventMessage]:
-            try:
-                current = job
-                yield _event(current, encoder)
-                while not current.status.terminal:
-                    try:
-                        current = await asyncio.wait_for(queue.get(), timeout=STORE_CHECK_SECONDS)
-                    except TimeoutError:
-                        # Another replica may be driving this job: its changes reach us only through the store.
-                        stored = await service.store.get_job(job.id, caller.tenant)
-                        if stored is None:  # deleted meanwhile
-                            return
-                        if stored.version == current.version:
-                            continue
-                        current = stored
-                    yield _event(current, encoder)
-            finally:
-                hub.unsubscribe(job.id, queue)
+            async for job in changes:
+                yield _event(job)
 
         return ServerSentEvent(stream())
 
 
-def _event(job: Any, encoder: msgspec.json.Encoder) -> ServerSentEventMessage:
-    return ServerSentEventMessage(data=encoder.encode(video_of(job)).decode(), event=f"video.{job.status.value}", id=f"{job.id}:{job.version}")
+_encoder = msgspec.json.Encoder()
+
+
+def _event(job: Job) -> ServerSentEventMessage:
+    return ServerSentEventMessage(data=_encoder.encode(video_of(job)).decode(), event=f"video.{job.status.value}", id=f"{job.id}:{job.version}")
 
 
 def _poll_headers(status: JobStatus) -> dict[str, str]:
@@ -137,7 +124,7 @@ async def _read_create(request: Request[Any, Any, Any], caller: NamedDependency[
             if isinstance(value, UploadFile):
                 data = await value.read()
                 prints.append((name, "sha256:" + hashlib.sha256(data).hexdigest()))
-                record = await service.media.save_upload(caller.tenant, value.filename, value.content_type, data, purpose="video_input")
+                record = await service.upload_file(caller, value.filename, value.content_type, data, purpose="video_input")
                 items.append((_file_key(name), record.id))
             else:
                 items.append((name, value))

@@ -10,7 +10,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from gateway.auth import Caller
-from gateway.errors import InvalidRequest, NotFound
 from gateway.jobs.model import WebhookDelivery
 from gateway.service import VideoService
 
@@ -68,11 +67,7 @@ class WebhooksController(Controller):
 
     @get("/videos/{video_id:str}/deliveries", operation_id="listVideoDeliveries", summary="A video's webhook deliveries and every attempt")
     async def list_deliveries(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> DeliveryList:
-        job = await service.store.get_job(video_id, caller.tenant)
-        if job is None:
-            raise NotFound(f"No video found with id {video_id!r}", param="video_id")
-        deliveries = await service.store.deliveries(job.id)
-        return DeliveryList(data=[delivery_view(d) for d in deliveries if d.tenant == caller.tenant])
+        return DeliveryList(data=[delivery_view(d) for d in await service.deliveries(caller, video_id)])
 
     @post(
         "/webhooks/{delivery_id:str}/redeliver",
@@ -81,6 +76,4 @@ class WebhooksController(Controller):
         status_code=200,
     )
     async def redeliver(self, delivery_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> DeliveryView:
-        if service.webhooks is None:
-            raise InvalidRequest("Webhooks are not configured on this gateway", param="delivery_id", code="webhooks_not_configured")
-        return delivery_view(await service.webhooks.redeliver(delivery_id, caller.tenant))
+        return delivery_view(await service.redeliver(caller, delivery_id))

@@ -54,6 +54,13 @@ class SlotRef(msgspec.Struct, frozen=True):
         """How the store names the slot (counted across replicas)."""
         return f"{self.provider}/{self.account or ''}"
 
+    @classmethod
+    def parse(cls, key: str | None) -> SlotRef | None:
+        if not key:
+            return None
+        provider, _, account = key.partition("/")
+        return cls(provider, account or None)
+
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     provider: str

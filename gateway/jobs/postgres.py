@@ -38,14 +38,14 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
-from gateway.jobs.store import Lease, StaleJob
+from gateway.jobs.store import JobWrite, Lease, StaleJob
 from providers.base import JobStatus
 
 PING_TIMEOUT_SECONDS = 5.0
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
-_JOB_COLUMNS = "doc, version"
+_JOB_COLUMNS = "doc, version, slot"
 _INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
     VALUES ($1, $2, $3, $4, $5, $6)"""
 
@@ -119,7 +119,8 @@ class PostgresStore:
         if row is None:
             return None
         job = self._job.decode(row["doc"])
-        job.version = row["version"]  # the column is authoritative
+        job.version = row["version"]  # the columns are authoritative
+        job.slot = SlotRef.parse(row["slot"])
         return job
 
     def _decode_jobs(self, rows: list[asyncpg.Record]) -> list[Job]:
@@ -153,12 +154,13 @@ class PostgresStore:
             self._enc.encode(job),
             lease.owner if lease else None,
             lease.until if lease else None,
+            job.slot.key if job.slot else None,
         )
         while True:
             inserted = await self._db.fetchval(
                 """INSERT INTO jobs (id, tenant, status, provider, model, created_at, idempotency_key,
-                       request_hash, callback_token, version, doc, lease_owner, lease_until)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                       request_hash, callback_token, version, doc, lease_owner, lease_until, slot)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                    ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                    RETURNING id""",
                 *args,
@@ -202,26 +204,76 @@ class PostgresStore:
         update. Raises `StaleJob` (and inserts nothing) if the version moved on or
         the job no longer exists.
         """
-        updated = msgspec.structs.replace(job, version=job.version + 1)
-        outbox = [self._delivery_row(d) for d in deliveries]
+        [written] = await self.update_jobs([JobWrite(job, deliveries=deliveries)])
+        if written is None:
+            raise StaleJob(job.id)
+        return written
+
+    async def update_jobs(self, writes: Sequence[JobWrite]) -> list[Job | None]:
+        """Write many jobs in one transaction and one statement (a group commit), each
+        version-checked on its own: the written job (version + 1), or None where the version
+        had moved on or the job is gone, in which case its deliveries and event are not stored."""
+        if not writes:
+            return []
+        updated = [msgspec.structs.replace(w.job, version=w.job.version + 1) for w in writes]
+        columns: list[list[Any]] = [[] for _ in range(9)]
+        for w, u in zip(writes, updated, strict=True):
+            for column, value in zip(
+                columns,
+                (u.id, w.job.version, _value(u.status), u.provider, u.model, u.callback_token, u.version, u.slot.key if u.slot else None, self._enc.encode(u)),
+                strict=True,
+            ):
+                column.append(value)
         async with self._db.acquire() as conn, conn.transaction():
-            written = await conn.fetchval(
-                """UPDATE jobs SET status = $3, provider = $4, model = $5, callback_token = $6, version = $7, doc = $8
-                   WHERE id = $1 AND version = $2 RETURNING id""",
-                job.id,
-                job.version,
-                _value(updated.status),
-                updated.provider,
-                updated.model,
-                updated.callback_token,
-                updated.version,
-                self._enc.encode(updated),
+            rows = await conn.fetch(
+                """UPDATE jobs AS j SET status = u.status, provider = u.provider, model = u.model, callback_token = u.callback_token,
+                       version = u.version, slot = u.slot, doc = u.doc
+                   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[])
+                       AS u(id, expected, status, provider, model, callback_token, version, slot, doc)
+                   WHERE j.id = u.id AND j.version = u.expected
+                   RETURNING j.id""",
+                *columns,
             )
-            if written is None:
-                raise StaleJob(job.id)
+            written = {r["id"] for r in rows}
+            outbox = [self._delivery_row(d) for w in writes if w.job.id in written for d in w.deliveries]
             if outbox:
                 await conn.executemany(f"{_INSERT_DELIVERY} ON CONFLICT (id) DO NOTHING", outbox)
-        return updated
+            events = [(e.job_id, e.at, _value(e.status), e.progress, e.detail) for w in writes if w.job.id in written and (e := w.event) is not None]
+            if events:
+                await conn.executemany("INSERT INTO events (job_id, at, status, progress, detail) VALUES ($1, $2, $3, $4, $5)", events)
+        return [u if u.id in written else None for u in updated]
+
+    async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
+        """Let up to `limit` active jobs hold `slot` in all; grants it to as many of `job_ids`
+        (in order) as there is room for. A job that already holds this slot is granted again
+        without taking room. An advisory lock per slot serializes the count and the grant
+        across replicas, so N processes never exceed one account's `max_jobs`."""
+        if not job_ids:
+            return []
+        async with self._db.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('vidgate-slot:' || $1))", slot)
+            held = await conn.fetchval("SELECT count(*) FROM jobs WHERE slot = $1 AND status = ANY($2::text[])", slot, _ACTIVE)
+            rows = await conn.fetch("SELECT id, slot FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[])", list(job_ids), _ACTIVE)
+            current = {r["id"]: r["slot"] for r in rows}
+            granted: list[str] = []
+            fresh: list[str] = []
+            for job_id in job_ids:
+                if job_id not in current or current[job_id] not in (None, slot):
+                    continue
+                if current[job_id] is None:
+                    if held >= limit:
+                        continue
+                    fresh.append(job_id)
+                    held += 1
+                granted.append(job_id)
+            if fresh:
+                await conn.execute("UPDATE jobs SET slot = $1 WHERE id = ANY($2::text[])", slot, fresh)
+        return granted
+
+    async def slot_usage(self) -> dict[str, int]:
+        """How many active jobs hold each slot, across every replica."""
+        rows = await self._db.fetch("SELECT slot, count(*) AS n FROM jobs WHERE slot IS NOT NULL AND status = ANY($1::text[]) GROUP BY slot", _ACTIVE)
+        return {r["slot"]: r["n"] for r in rows}
 
     async def delete_job(self, job_id: str, tenant: str) -> bool:
         """Remove the job and its events (its webhook deliveries stay as a record)."""

@@ -7,10 +7,24 @@ order or lock on. `version` and the lease columns live only in their columns.
 
 from __future__ import annotations
 
-import asyncpg
+from collections.abc import Awaitable, Callable
 
-# Each entry moves the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+import asyncpg
+import msgspec
+
+from gateway.jobs.legacy import is_legacy, upgrade_job_doc
+
+
+async def _upgrade_requests(conn: asyncpg.Connection) -> None:
+    for row in await conn.fetch("SELECT id, doc FROM jobs"):
+        doc = msgspec.json.decode(row["doc"])
+        if is_legacy(doc):
+            await conn.execute("UPDATE jobs SET doc = $2 WHERE id = $1", row["id"], msgspec.json.encode(upgrade_job_doc(doc)))
+
+
+# Each entry moves the schema from version N-1 to N: SQL, or a function of the
+# connection for a data migration. Append, never edit.
+MIGRATIONS: tuple[tuple[str | Callable[[asyncpg.Connection], Awaitable[None]], ...], ...] = (
     (
         """CREATE TABLE jobs (
             id TEXT PRIMARY KEY,
@@ -87,6 +101,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE UNIQUE INDEX comparisons_idempotency ON comparisons (tenant, idempotency_key)
             WHERE idempotency_key IS NOT NULL""",
     ),
+    (
+        # A job holds its provider slot (`SlotRef.key`); replicas count them here.
+        "ALTER TABLE jobs ADD COLUMN slot TEXT",
+        "CREATE INDEX jobs_slot ON jobs (slot) WHERE slot IS NOT NULL",
+        _upgrade_requests,  # the typed stored request (gateway.jobs.legacy)
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -110,8 +130,11 @@ async def migrate(conn: asyncpg.Connection) -> int:
         if current > SCHEMA_VERSION:
             raise RuntimeError(f"database schema v{current} is newer than this vidgate (v{SCHEMA_VERSION})")
         for statements in MIGRATIONS[current:]:
-            for sql in statements:
-                await conn.execute(sql)
+            for step in statements:
+                if callable(step):
+                    await step(conn)
+                else:
+                    await conn.execute(step)
         if found is None:
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)
         elif current < SCHEMA_VERSION:

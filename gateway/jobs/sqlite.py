@@ -39,8 +39,9 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
-from gateway.jobs.store import Lease, StaleJob
+from gateway.jobs.legacy import is_legacy, upgrade_job_doc
+from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.store import JobWrite, Lease, StaleJob
 from providers.base import JobStatus
 
 T = TypeVar("T")
@@ -49,8 +50,18 @@ BUSY_TIMEOUT_MS = 5000
 _ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
-# Each entry moves the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+
+def _upgrade_requests(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("SELECT id, doc FROM jobs").fetchall()
+    for job_id, doc in rows:
+        decoded = msgspec.json.decode(doc)
+        if is_legacy(decoded):
+            conn.execute("UPDATE jobs SET doc = ? WHERE id = ?", (msgspec.json.encode(upgrade_job_doc(decoded)), job_id))
+
+
+# Each entry moves the schema from version N-1 to N: SQL, or a function of the
+# connection for a data migration. Append, never edit.
+MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] = (
     (
         """CREATE TABLE jobs (
             id TEXT PRIMARY KEY,
@@ -125,10 +136,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (tenant, url)
         )""",
     ),
+    (
+        # A job holds its provider slot (`SlotRef.key`); replicas count them here.
+        "ALTER TABLE jobs ADD COLUMN slot TEXT",
+        "CREATE INDEX jobs_slot ON jobs (slot) WHERE slot IS NOT NULL",
+        _upgrade_requests,  # the typed stored request (gateway.jobs.legacy)
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_JOB_COLUMNS = "doc, version"
+_JOB_COLUMNS = "doc, version, slot"
 
 
 def _value(v: Any) -> Any:
@@ -215,8 +232,11 @@ class SqliteStore:
             if current > SCHEMA_VERSION:
                 raise RuntimeError(f"database schema v{current} is newer than this vidgate (v{SCHEMA_VERSION})")
             for statements in MIGRATIONS[current:]:
-                for sql in statements:
-                    conn.execute(sql)
+                for step in statements:
+                    if callable(step):
+                        step(conn)
+                    else:
+                        conn.execute(step)
             if row is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             else:
@@ -258,11 +278,12 @@ class SqliteStore:
 
         return await self._run(tx)
 
-    def _decode_job(self, row: tuple[bytes, int] | None) -> Job | None:
+    def _decode_job(self, row: tuple[bytes, int, str | None] | None) -> Job | None:
         if row is None:
             return None
         job = self._job.decode(row[0])
-        job.version = row[1]  # the column is authoritative
+        job.version = row[1]  # the columns are authoritative
+        job.slot = SlotRef.parse(row[2])
         return job
 
     def _job_row(self, job: Job) -> dict[str, Any]:
@@ -277,6 +298,7 @@ class SqliteStore:
             "request_hash": job.request_hash,
             "callback_token": job.callback_token,
             "version": job.version,
+            "slot": job.slot.key if job.slot else None,
             "doc": self._enc.encode(job),
         }
 
@@ -300,10 +322,10 @@ class SqliteStore:
             try:
                 conn.execute(
                     """INSERT INTO jobs (id, tenant, status, provider, model, created_seq, created_at,
-                           idempotency_key, request_hash, callback_token, version, doc, lease_owner, lease_until)
+                           idempotency_key, request_hash, callback_token, version, slot, doc, lease_owner, lease_until)
                        VALUES (:id, :tenant, :status, :provider, :model,
                            (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM jobs), :created_at,
-                           :idempotency_key, :request_hash, :callback_token, :version, :doc, :lease_owner, :lease_until)""",
+                           :idempotency_key, :request_hash, :callback_token, :version, :slot, :doc, :lease_owner, :lease_until)""",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -357,28 +379,81 @@ class SqliteStore:
         skipped). The argument is not modified: keep the returned job for the next
         update. Raises `StaleJob` if the version moved on or the job no longer exists.
         """
-        updated = msgspec.structs.replace(job, version=job.version + 1)
-        row = self._job_row(updated)
-        row["expected"] = job.version
-        outbox = [self._delivery_row(d) for d in deliveries]
+        [written] = await self.update_jobs([JobWrite(job, deliveries=deliveries)])
+        if written is None:
+            raise StaleJob(job.id)
+        return written
 
-        def update(conn: sqlite3.Connection) -> Job:
-            cur = conn.execute(
-                """UPDATE jobs SET status = :status, provider = :provider, model = :model,
-                       callback_token = :callback_token, version = :version, doc = :doc
-                   WHERE id = :id AND version = :expected""",
-                row,
-            )
-            if cur.rowcount == 0:
-                raise StaleJob(job.id)
-            conn.executemany(
-                """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
-                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-                outbox,
-            )
-            return updated
+    async def update_jobs(self, writes: Sequence[JobWrite]) -> list[Job | None]:
+        """Write many jobs in one transaction (a group commit), each version-checked on its
+        own: the result holds the written job (version + 1), or None where the version had
+        moved on or the job is gone, in which case its deliveries and event are not stored."""
+        prepared = []
+        for w in writes:
+            updated = msgspec.structs.replace(w.job, version=w.job.version + 1)
+            row = self._job_row(updated)
+            row["expected"] = w.job.version
+            prepared.append((updated, row, [self._delivery_row(d) for d in w.deliveries], w.event))
+
+        def update(conn: sqlite3.Connection) -> list[Job | None]:
+            out: list[Job | None] = []
+            for updated, row, outbox, event in prepared:
+                cur = conn.execute(
+                    """UPDATE jobs SET status = :status, provider = :provider, model = :model,
+                           callback_token = :callback_token, version = :version, slot = :slot, doc = :doc
+                       WHERE id = :id AND version = :expected""",
+                    row,
+                )
+                if cur.rowcount == 0:
+                    out.append(None)
+                    continue
+                conn.executemany(
+                    """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
+                       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+                    outbox,
+                )
+                if event is not None:
+                    conn.execute(
+                        "INSERT INTO events (job_id, at, status, progress, detail) VALUES (?, ?, ?, ?, ?)",
+                        (event.job_id, event.at, _value(event.status), event.progress, event.detail),
+                    )
+                out.append(updated)
+            return out
 
         return await self._write(update)
+
+    async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
+        """Let up to `limit` active jobs hold `slot` in all: grant it to as many of `job_ids`
+        (in order) as there is room for, in one write transaction (which serializes every
+        process on this file). Returns the ids granted. A job that already holds this slot is
+        granted again without taking room; one that is no longer active or holds another
+        slot is not granted."""
+        marks = ", ".join("?" * len(_ACTIVE))
+
+        def acquire(conn: sqlite3.Connection) -> list[str]:
+            (held,) = conn.execute(f"SELECT count(*) FROM jobs WHERE slot = ? AND status IN ({marks})", (slot, *_ACTIVE)).fetchone()
+            granted: list[str] = []
+            for job_id in job_ids:
+                row = conn.execute(f"SELECT slot FROM jobs WHERE id = ? AND status IN ({marks})", (job_id, *_ACTIVE)).fetchone()
+                if row is None or (row[0] is not None and row[0] != slot):
+                    continue
+                if row[0] is None:
+                    if held >= limit:
+                        continue
+                    conn.execute("UPDATE jobs SET slot = ? WHERE id = ?", (slot, job_id))
+                    held += 1
+                granted.append(job_id)
+            return granted
+
+        return await self._write(acquire)
+
+    async def slot_usage(self) -> dict[str, int]:
+        """How many active jobs hold each slot, across every process on this store."""
+        marks = ", ".join("?" * len(_ACTIVE))
+        rows = await self._run(
+            lambda conn: conn.execute(f"SELECT slot, count(*) FROM jobs WHERE slot IS NOT NULL AND status IN ({marks}) GROUP BY slot", _ACTIVE).fetchall()
+        )
+        return {slot: n for slot, n in rows}
 
     async def delete_job(self, job_id: str, tenant: str) -> bool:
         """Remove the job and its events (its webhook deliveries stay as a record)."""

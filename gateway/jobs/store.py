@@ -28,6 +28,15 @@ class StaleJob(Exception):
     """An update lost a race: the job changed since it was read."""
 
 
+class JobWrite(msgspec.Struct, frozen=True):
+    """One job's write in a group commit: the job (version-checked), the webhook deliveries
+    that announce it (a transactional outbox) and the status event it records, if any."""
+
+    job: Job
+    deliveries: Sequence[WebhookDelivery] = ()
+    event: StatusEvent | None = None
+
+
 class Lease(msgspec.Struct, frozen=True):
     """Who holds a job (a process's instance id) and until when (epoch seconds)."""
 
@@ -69,6 +78,21 @@ class Store(Protocol):
         `deliveries` are inserted in the same transaction (a transactional outbox:
         the terminal status and its webhooks are stored together or not at all).
         A delivery whose id is already stored is skipped, not an error."""
+        ...
+
+    async def update_jobs(self, writes: Sequence[JobWrite]) -> list[Job | None]:
+        """Many `update_job`s in one transaction, each version-checked on its own: the
+        written job, or None where it lost (then nothing of that write is stored)."""
+        ...
+
+    async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
+        """Grant `slot` (`SlotRef.key`) to as many of `job_ids`, in order, as keeps the active
+        jobs holding it at most `limit`, serialized across every process on the store;
+        returns the ids granted. The slot is released by writing the job without it."""
+        ...
+
+    async def slot_usage(self) -> dict[str, int]:
+        """How many active jobs hold each slot, across every process on the store."""
         ...
 
     async def delete_job(self, job_id: str, tenant: str) -> bool: ...

@@ -15,4 +15,6 @@ DESCRIPTOR = ProviderDescriptor(
     # useapi's `maxJobs` is 1-50 per account; account ids are `REGION:email` (UPSTREAMS 1.2)
     accounts=AccountRules(id_pattern=r"(?P<region>[A-Z]{2}):[^@\s]+@[^@\s]+", max_jobs=50, example="CA:user@example.com"),
     simulator="providers.useapi.sim:simulator",
+    finds_lost_submits=True,  # GET /scheduler lists running jobs with their replyUrl (UPSTREAMS 1.7)
+    calls_back=True,  # replyUrl: the job record on submission and at its end (UPSTREAMS 1.8)
 )

@@ -34,7 +34,7 @@ from tests.integration.processes import simulators as sim_processes
 from tests.pg_server import new_database
 
 KEY = "sk-replicas"
-JOB_SECONDS = 8.0  # long enough that every job is still running upstream when a replica dies
+JOB_SECONDS = 1.0  # once released: the jobs are held in flight with job_outcome="hang" until the test lets them go
 LEASE_SECONDS = 3.0
 
 CONFIG = """\
@@ -77,10 +77,10 @@ type = "useapi"
 base_url = "{useapi}/v1/dreamina"
 secret = "user:1-test"
 poll_interval_seconds = 1.0
-# Slots are counted per process: two replicas at 25 each stay within the upstream's 50 per account.
+# Slots live in the store: both replicas together stay within the upstream's 50 per account.
 accounts = [
-  {{ id = "CA:sim@example.com", region = "CA", max_jobs = 25 }},
-  {{ id = "US:sim@example.com", region = "US", max_jobs = 25 }},
+  {{ id = "CA:sim@example.com", region = "CA", max_jobs = 50 }},
+  {{ id = "US:sim@example.com", region = "US", max_jobs = 50 }},
 ]
 
 [providers.powertokens]
@@ -215,6 +215,8 @@ def test_a_killed_replicas_jobs_finish_on_the_other_one_polled_by_one_at_a_time(
             video = response.json()
             return video["id"], replica.name, user, video["routing"]["arm"]
 
+        for url in sims.values():  # every job stays in flight upstream until released below
+            httpx.post(f"{url}/_sim/faults", json={"job_outcome": "hang"}).raise_for_status()
         with ThreadPoolExecutor(8) as pool:
             for video_id, name, user, provider in pool.map(create, range(200)):
                 created[video_id] = name
@@ -235,6 +237,9 @@ def test_a_killed_replicas_jobs_finish_on_the_other_one_polled_by_one_at_a_time(
 
         os.killpg(a.proc.popen.pid, signal.SIGKILL)
         a.proc.popen.wait(timeout=10)
+        for url in sims.values():
+            released = httpx.post(f"{url}/_sim/release").raise_for_status().json()["released"]
+            assert released == sum(1 for v in before.values() if v["provider"] == next(p for p, u in sims.items() if u == url))
 
         def all_finished() -> dict[str, dict[str, Any]] | None:
             seen = {vid: b.video(vid) for vid in created}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from gateway.jobs.model import Attempt, Comparison, ComparisonChild, ComparisonSkip, FileRecord, Job, WebhookDelivery
-from providers.base import JobStatus
+from providers.base import GenerationRequest, JobStatus, TextInput
 
 
 def make_job(n: int, *, tenant: str = "t1", **kw) -> Job:
@@ -19,7 +19,7 @@ def make_job(n: int, *, tenant: str = "t1", **kw) -> Job:
         status=JobStatus.QUEUED,
         model="seedance-2.0",
         mode="text",
-        request={"model": "seedance-2.0", "prompt": f"job {n}"},
+        request=GenerationRequest(model="seedance-2.0", input=TextInput(prompt=f"job {n}")),
         prompt=f"job {n}",
     )
     return msgspec.structs.replace(job, **kw)

@@ -11,8 +11,8 @@ import pytest
 from litestar import Litestar, get
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
-from gateway.jobs.model import FileRecord, MediaSpec
-from gateway.media import MediaLoader
+from gateway.jobs.model import FileRecord, MediaRef
+from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.urlguard import UrlGuard, UrlNotAllowed
 from providers.simkit import sample, serve_in_thread
 
@@ -75,7 +75,7 @@ async def test_data_url_image_is_stored_and_probed() -> None:
     store = FakeStore()
     spec = await _loader(store).load(_data_url(PNG), "image", "input_reference", "t1")
 
-    assert spec == MediaSpec(kind="image", file_id=spec.file_id, url=None, content_type="image/png", width=640, height=360)
+    assert spec == MediaRef(kind="image", file_id=spec.file_id, url=None, content_type="image/png", bytes=len(PNG), width=640, height=360)
     assert spec.file_id.startswith("file_") and len(spec.file_id) == 5 + 24
     record = store.records[spec.file_id]
     assert (record.tenant, record.kind, record.bytes, record.created_at) == ("t1", "image", len(PNG), 1234.5)
@@ -160,9 +160,9 @@ async def test_https_url_is_kept_for_upstreams_that_fetch_themselves() -> None:
     spec = await loader.load({"image_url": url}, "image", "input_reference", "t1")
     assert spec.url == url and spec.content_type == "image/png"
 
-    as_url = await loader.to_media(spec, want="url")
+    as_url = await loader.media_for(spec, delivery="url", inline={"image": None})
     assert (as_url.url, as_url.data, as_url.width, as_url.height) == (url, None, 640, 360)
-    as_bytes = await loader.to_media(spec, want="bytes")
+    as_bytes = await loader.media_for(spec, delivery="bytes", inline={})
     assert (as_bytes.url, as_bytes.data, as_bytes.content_type, as_bytes.kind) == (None, PNG, "image/png", "image")
 
 
@@ -259,7 +259,7 @@ async def test_file_id_must_exist_for_the_tenant_and_be_the_right_kind() -> None
     with pytest.raises(InvalidRequest, match="expected a video, got image/png"):
         await loader.load({"file_id": record.id}, "video", "references.videos[0]", "t1")
 
-    media = await loader.to_media(spec, want="url")  # no remote URL: bytes even when URL preferred
+    media = await loader.media_for(spec, delivery="url", inline={"image": None})  # no remote URL: inline bytes where allowed
     assert media.data == PNG and media.url is None
 
 
@@ -318,3 +318,35 @@ async def test_declared_response_type_does_not_matter_for_kind() -> None:
     assert spec.kind == "audio"
     with pytest.raises(InvalidRequest, match="expected an image, got audio/wav"):
         await _loader(handler=handler).load("https://93.184.216.34/a.wav", "image", "image", "t1")
+
+
+# ---------------------------------------------------------------------------
+# URL-taking upstreams: inline limits and signed vidgate URLs
+# ---------------------------------------------------------------------------
+
+
+async def test_an_upload_too_big_to_go_inline_reaches_a_url_upstream_as_a_signed_expiring_url() -> None:
+    store = FakeStore()
+    urls = SignedMediaUrls("https://vidgate.example", "secret", ttl=60)
+    loader = MediaLoader(store, httpx.AsyncClient(), UrlGuard(), max_bytes=10**6, clock=lambda: 1000.0, urls=urls)
+    spec = await loader.load(_data_url(PNG), "image", "first_frame", "t1")
+
+    small_enough = await loader.media_for(spec, delivery="url", inline={"image": len(PNG)})
+    assert small_enough.data == PNG
+    signed = await loader.media_for(spec, delivery="url", inline={"image": len(PNG) - 1})
+    assert signed.data is None and signed.url is not None and signed.url.startswith("https://vidgate.example/v1/media/")
+    token = signed.url.rsplit("/", 1)[1]
+    assert urls.file_of(token, 1000.0) == spec.file_id
+    assert urls.file_of(token, 1061.0) is None  # expired
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert urls.file_of(forged, 1000.0) is None
+    assert urls.file_of(token.replace(spec.file_id, "file_other"), 1000.0) is None
+    assert SignedMediaUrls("https://vidgate.example", "another secret", ttl=60).file_of(token, 1000.0) is None
+
+
+async def test_without_a_public_url_an_upload_that_cannot_go_inline_is_refused() -> None:
+    store = FakeStore()
+    loader = _loader(store)
+    spec = await loader.load(_data_url(PNG), "image", "first_frame", "t1")
+    with pytest.raises(ValueError, match="no public_url"):
+        await loader.media_for(spec, delivery="url", inline={})

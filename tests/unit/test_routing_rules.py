@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gateway.catalog import ModelCatalog
 from gateway.routing import ModelRoute, Plan, ProviderFacts, RouteContext, route
 from gateway.settings import ConfigError, RouteSettings, describe, parse_settings
 from providers.base import GenerationRequest, Keyframe, KeyframesInput, Media, TextInput
@@ -78,6 +79,11 @@ def req(model: str = "seedance-2.0", **kw: Any) -> GenerationRequest:
     return GenerationRequest(model=model, input=kw.pop("input", TextInput(prompt="a cat")), **kw)
 
 
+def plan_for(request: GenerationRequest, providers: list[ProviderFacts], models: dict[str, ModelRoute], **kw: Any) -> Plan:
+    """route() with the catalog built from these providers and model routes, as the runtime builds it."""
+    return route(request, providers, ModelCatalog(models, {p.name: p for p in providers}), **kw)
+
+
 def free(user: str | None, **kw: Any) -> RouteContext:
     metadata = {"tier": "free"} if user is None else {"tier": "free", "user": user}
     return RouteContext(metadata=metadata, **kw)
@@ -96,11 +102,11 @@ def usable(plan: Plan) -> list[str]:
 
 def test_first_matching_rule_wins() -> None:
     # seedance-2-ab and default both match a free-tier request; the earlier one decides
-    plan = route(req(), PROVIDERS, MODELS, rules=RULES, context=free("u1"))
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free("u1"))
     assert plan.trace.rule == "seedance-2-ab"
     assert plan.trace.arm in ("useapi", "powertokens")
 
-    plan = route(req(), PROVIDERS, MODELS, rules=RULES, context=RouteContext(metadata={"tier": "pro"}))
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=RouteContext(metadata={"tier": "pro"}))
     assert plan.trace.rule == "default"
     assert plan.trace.arm is None
     assert names(plan) == ["powertokens", "useapi"]
@@ -108,19 +114,19 @@ def test_first_matching_rule_wins() -> None:
 
 def test_no_rule_matches_uses_the_model_order() -> None:
     rules = load_routes('[[routes]]\nname = "hd"\nwhen = { resolution = "1080p" }\nuse = "powertokens"\n')
-    plan = route(req(), PROVIDERS, MODELS, rules=rules)
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=rules)
     assert plan.trace.rule == "models.seedance-2.0"
     assert names(plan) == ["useapi", "powertokens"]
-    assert route(req("sora2"), PROVIDERS, MODELS, rules=rules).trace.rule == "catalog"
+    assert plan_for(req("sora2"), PROVIDERS, MODELS, rules=rules).trace.rule == "catalog"
 
 
 def test_no_rules_is_the_old_behaviour() -> None:
-    assert route(req(), PROVIDERS, MODELS) == route(req(), PROVIDERS, MODELS, rules=[], context=RouteContext())
+    assert plan_for(req(), PROVIDERS, MODELS) == plan_for(req(), PROVIDERS, MODELS, rules=[], context=RouteContext())
 
 
 def test_keyframes_rule_routes_to_useapi() -> None:
     keyframes = KeyframesInput(frames=tuple(Keyframe(image=Media(kind="image", url=f"https://x/{i}.png")) for i in range(2)))
-    plan = route(req("seedance-1.0-fast", input=keyframes), PROVIDERS, MODELS, rules=RULES)
+    plan = plan_for(req("seedance-1.0-fast", input=keyframes), PROVIDERS, MODELS, rules=RULES)
     assert plan.trace.rule == "keyframes-need-useapi"
     assert names(plan) == ["useapi"]
     assert plan.trace.candidates[0].model_id == "seedance-1.0-fast"
@@ -129,16 +135,16 @@ def test_keyframes_rule_routes_to_useapi() -> None:
 
 def test_rule_matching_on_caller_key_and_header() -> None:
     rules = load_routes('[[routes]]\nname = "app-beta"\nwhen = { key = "app", "header.X-Route" = "beta" }\nuse = "powertokens"\n')
-    hit = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name="app", headers={"x-route": "beta"}))
+    hit = plan_for(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name="app", headers={"x-route": "beta"}))
     assert hit.trace.rule == "app-beta" and names(hit) == ["powertokens"]
-    miss = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name="app"))
+    miss = plan_for(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name="app"))
     assert miss.trace.rule == "models.seedance-2.0"
 
 
 def test_deadline_is_carried_on_the_plan() -> None:
     rules = load_routes('[[routes]]\nname = "slow"\nuse = "useapi"\ndeadline_seconds = 900\n')
-    assert route(req(), PROVIDERS, MODELS, rules=rules).deadline_seconds == 900
-    assert route(req(), PROVIDERS, MODELS, rules=RULES).deadline_seconds is None
+    assert plan_for(req(), PROVIDERS, MODELS, rules=rules).deadline_seconds == 900
+    assert plan_for(req(), PROVIDERS, MODELS, rules=RULES).deadline_seconds is None
 
 
 # -- sticky splits --------------------------------------------------------------
@@ -146,21 +152,21 @@ def test_deadline_is_carried_on_the_plan() -> None:
 
 def test_sticky_split_is_weighted_and_stable() -> None:
     users = [f"user-{i}" for i in range(1000)]
-    arms = {u: route(req(), PROVIDERS, MODELS, rules=RULES, context=free(u)).trace.arm for u in users}
+    arms = {u: plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free(u)).trace.arm for u in users}
     counts = Counter(arms.values())
     assert 650 <= counts["useapi"] <= 750, counts
     assert counts["useapi"] + counts["powertokens"] == 1000
 
     fresh = load_routes(ISSUE_ROUTES)  # as after a restart, or on another replica
     for u in users[:200]:
-        assert route(req(), PROVIDERS, MODELS, rules=RULES, context=free(u)).trace.arm == arms[u]
-        assert route(req(), PROVIDERS, MODELS, rules=fresh, context=free(u, request_key=f"vid_{u}")).trace.arm == arms[u]
+        assert plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free(u)).trace.arm == arms[u]
+        assert plan_for(req(), PROVIDERS, MODELS, rules=fresh, context=free(u, request_key=f"vid_{u}")).trace.arm == arms[u]
 
 
 def test_split_candidates_are_the_arm_then_the_fallback_order() -> None:
     seen: dict[str, list[str]] = {}
     for i in range(50):
-        plan = route(req(), PROVIDERS, MODELS, rules=RULES, context=free(f"u{i}"))
+        plan = plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free(f"u{i}"))
         assert plan.trace.arm is not None
         seen[plan.trace.arm] = names(plan)
     assert seen == {"useapi": ["useapi", "powertokens"], "powertokens": ["powertokens", "useapi"]}
@@ -169,21 +175,21 @@ def test_split_candidates_are_the_arm_then_the_fallback_order() -> None:
 def test_split_without_fallback_uses_only_the_arm() -> None:
     rules = load_routes('[[routes]]\nname = "ab"\nsplit = { useapi = 1, powertokens = 1 }\nsticky = "key"\n')
     for key in ("a", "b", "c", "d", "e", "f"):
-        plan = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name=key))
+        plan = plan_for(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(key_name=key))
         assert names(plan) == [plan.trace.arm]
 
 
 def test_fallback_that_omits_providers_does_not_try_them() -> None:
     rules = load_routes('[[routes]]\nname = "ab"\nsplit = { useapi = 1, powertokens = 0 }\nfallback = ["useapi"]\n')
-    plan = route(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(request_key="vid_1"))
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=rules, context=RouteContext(request_key="vid_1"))
     assert plan.trace.arm == "useapi"
     assert names(plan) == ["useapi"]
 
 
 def test_missing_sticky_value_falls_back_to_the_request_key() -> None:
-    arms = {route(req(), PROVIDERS, MODELS, rules=RULES, context=free(None, request_key=f"vid_{i}")).trace.arm for i in range(100)}
+    arms = {plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free(None, request_key=f"vid_{i}")).trace.arm for i in range(100)}
     assert arms == {"useapi", "powertokens"}
-    again = [route(req(), PROVIDERS, MODELS, rules=RULES, context=free(None, request_key="vid_7")).trace.arm for _ in range(5)]
+    again = [plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free(None, request_key="vid_7")).trace.arm for _ in range(5)]
     assert len(set(again)) == 1
 
 
@@ -193,7 +199,7 @@ def test_missing_sticky_value_falls_back_to_the_request_key() -> None:
 def test_capability_skipped_arm_is_on_the_trace_and_the_fallback_serves() -> None:
     # useapi can't generate audio; whichever arm a user lands on, PowerTokens serves
     for i in range(20):
-        plan = route(req(generate_audio=True), PROVIDERS, MODELS, rules=RULES, context=free(f"u{i}"))
+        plan = plan_for(req(generate_audio=True), PROVIDERS, MODELS, rules=RULES, context=free(f"u{i}"))
         assert usable(plan) == ["powertokens"]
         skipped = next(c for c in plan.trace.candidates if c.provider == "useapi")
         assert skipped.model_id == "seedance-2.0"
@@ -202,7 +208,7 @@ def test_capability_skipped_arm_is_on_the_trace_and_the_fallback_serves() -> Non
 
 
 def test_rule_provider_that_does_not_serve_the_model_is_skipped() -> None:
-    plan = route(req("sora2"), PROVIDERS, MODELS, rules=RULES)  # default: powertokens first; it has no sora2
+    plan = plan_for(req("sora2"), PROVIDERS, MODELS, rules=RULES)  # default: powertokens first; it has no sora2
     assert plan.trace.rule == "default"
     assert plan.trace.candidates[0].provider == "powertokens"
     assert plan.trace.candidates[0].skipped == "model: provider 'powertokens' does not serve model 'sora2'"
@@ -210,25 +216,25 @@ def test_rule_provider_that_does_not_serve_the_model_is_skipped() -> None:
 
 
 def test_pin_overrides_rules() -> None:
-    plan = route(req(), PROVIDERS, MODELS, rules=RULES, context=free("u1"), pin="powertokens")
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=free("u1"), pin="powertokens")
     assert plan.trace.rule == "pin"
     assert plan.trace.arm is None
     assert names(plan) == ["powertokens"]
 
 
 def test_request_order_reorders_within_the_rule() -> None:
-    plan = route(req(), PROVIDERS, MODELS, rules=RULES, context=RouteContext(), order=["useapi"])
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=RULES, context=RouteContext(), order=["useapi"])
     assert plan.trace.rule == "default"
     assert names(plan) == ["useapi", "powertokens"]
 
     only_useapi = load_routes('[[routes]]\nname = "u"\nuse = "useapi"\n')
-    plan = route(req(), PROVIDERS, MODELS, rules=only_useapi, order=["powertokens"], allow_fallbacks=False)
+    plan = plan_for(req(), PROVIDERS, MODELS, rules=only_useapi, order=["powertokens"], allow_fallbacks=False)
     assert usable(plan) == []
     assert plan.trace.candidates[0].skipped == "provider: route 'u' does not send to provider 'powertokens'"
 
 
 def test_unavailable_provider_is_skipped_with_the_reason() -> None:
-    plan = route(req(), PROVIDERS, MODELS, unavailable={"useapi": "cooling down after 5 failed jobs"})
+    plan = plan_for(req(), PROVIDERS, MODELS, unavailable={"useapi": "cooling down after 5 failed jobs"})
     assert usable(plan) == ["powertokens"]
     assert plan.trace.candidates[0].skipped == "provider: provider 'useapi' is unavailable: cooling down after 5 failed jobs"
     assert [r.field for r in plan.reasons["useapi"]] == ["provider"]
@@ -236,12 +242,12 @@ def test_unavailable_provider_is_skipped_with_the_reason() -> None:
 
 def test_when_every_capable_candidate_is_unavailable_they_are_all_kept() -> None:
     cooling = {"useapi": "cooling down", "powertokens": "cooling down"}
-    plan = route(req(), PROVIDERS, MODELS, unavailable=cooling)
+    plan = plan_for(req(), PROVIDERS, MODELS, unavailable=cooling)
     assert usable(plan) == ["useapi", "powertokens"]
     assert plan.reasons == {}
 
     # the only other candidate can't serve (audio): the unavailable one is still kept
-    plan = route(req(generate_audio=True), PROVIDERS, MODELS, unavailable={"powertokens": "cooling down"})
+    plan = plan_for(req(generate_audio=True), PROVIDERS, MODELS, unavailable={"powertokens": "cooling down"})
     assert usable(plan) == ["powertokens"]
     assert list(plan.reasons) == ["useapi"]
 
@@ -284,7 +290,7 @@ def test_sticky_header_path_is_normalized() -> None:
     assert rule.sticky == "header.x-user"
     for user in ("u1", "u2", "u3"):
         arms = {
-            route(req(), PROVIDERS, MODELS, rules=[rule], context=RouteContext(headers={name: user}, request_key=f"vid_{i}")).trace.arm
+            plan_for(req(), PROVIDERS, MODELS, rules=[rule], context=RouteContext(headers={name: user}, request_key=f"vid_{i}")).trace.arm
             for i, name in enumerate(["X-User", "x-user", "X-USER"] * 5)
         }
         assert len(arms) == 1  # the header's value decides, whatever the request key or header case

@@ -166,7 +166,7 @@ def test_unknown_top_level_section() -> None:
 
 def test_wrong_type_and_limit_name_their_path() -> None:
     err = error_of(MINIMAL.replace('region = "CA"', 'region = "CA"\nmax_jobs = 51'))
-    assert err.problems == ["providers.useapi.accounts[0].max_jobs: Expected `int` <= 50"]
+    assert err.problems == ["providers.useapi.accounts[0].max_jobs: useapi allows at most 50 jobs per account"]
     err = error_of(MINIMAL + '[models."seedance-2.0"]\nproviders = { useapi = 2 }\n')
     assert err.problems == ['models."seedance-2.0".providers.useapi: Expected `str`, got `int`']
 
@@ -207,7 +207,7 @@ def test_account_id_must_match_region() -> None:
     err = error_of(MINIMAL.replace('region = "CA"', 'region = "US"'))
     assert err.problems[0].startswith("providers.useapi.accounts[0]: ")
     assert "differs" in err.problems[0]
-    assert "REGION:email" in str(error_of(MINIMAL.replace('"CA:user@example.com"', '"user@example.com"')))
+    assert "account id must look like CA:user@example.com" in str(error_of(MINIMAL.replace('"CA:user@example.com"', '"user@example.com"')))
 
 
 def test_model_order_must_list_its_providers() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.jobs.model import Attempt, Job, RoutingTrace
 from gateway.stats import compute, percentile, summarize
-from providers.base import Cost, ErrorClass, ErrorInfo, JobStatus, VideoResult
+from providers.base import Cost, ErrorClass, ErrorInfo, GenerationRequest, JobStatus, TextInput, VideoResult
 
 
 def job(
@@ -34,7 +34,7 @@ def job(
         status=status,
         model=model,
         mode="text",
-        request={},
+        request=GenerationRequest(model="seedance-2.0", input=TextInput(prompt="p")),
         seconds=seconds,
         completed_at=1000.0 + took if took is not None and status.terminal else None,
         error=ErrorInfo.of(error, "boom") if error else None,

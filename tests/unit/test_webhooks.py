@@ -34,7 +34,7 @@ from gateway.webhooks import (
     sign,
     signature_header,
 )
-from providers.base import JobStatus
+from providers.base import GenerationRequest, JobStatus, TextInput
 from providers.simkit import serve_in_thread
 
 VIDEO = {"id": "video_123", "object": "video", "status": "completed", "model": "seedance-2.0"}
@@ -103,7 +103,7 @@ def _job(job_id: str = "video_1", *, tenant: str = "acme", key_name: str = "app"
         status=JobStatus.COMPLETED,
         model="seedance-2.0",
         mode="text",
-        request={},
+        request=GenerationRequest(model="seedance-2.0", input=TextInput(prompt="p")),
         webhook_url=webhook_url,
     )
 

@@ -304,7 +304,7 @@ def create_app(config: SimConfig | None = None, *, clock: Callable[[], float] = 
             cancel_video,
             video_file,
             last_frame_file,
-            control_router(sim.box, sim.store.list_jobs, sim.store.reset),
+            control_router(sim.box, sim.store.list_jobs, sim.store.reset, lambda: sim.store.release(sim.clock())),
         ],
         middleware=[DefineMiddleware(FaultMiddleware, box=sim.box)],
         request_max_body_size=MAX_BODY_BYTES,

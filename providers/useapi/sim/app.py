@@ -255,7 +255,7 @@ def create_app(
     submits = Router(path="/v1/dreamina", route_handlers=[create_video])
     own = Router(path="/_sim", route_handlers=[files, replies], include_in_schema=False)
     app = Litestar(
-        route_handlers=[guarded, submits, own, control_router(box, lambda: list(state.submits), reset)],
+        route_handlers=[guarded, submits, own, control_router(box, lambda: list(state.submits), reset, state.release)],
         exception_handlers={UseapiError: lambda _request, exc: _error(exc)},
         middleware=[DefineMiddleware(FaultMiddleware, box=box)],
         on_shutdown=[replier.aclose],
