@@ -505,6 +505,9 @@ class JobEngine:
             return lc.PrepareFailed(exc.info)
         except (KeyError, ValueError) as exc:  # a stored file is gone, or the adapter can't take the request
             return lc.PrepareFailed(ErrorInfo.of(ErrorClass.INVALID_REQUEST, f"could not prepare the request: {exc}"))
+        except Exception as exc:  # nothing was paid for: this provider is unwell, the next may do
+            log.exception("job.prepare_crashed", job_id=job.id)
+            return lc.PrepareFailed(ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, f"uploads failed: {type(exc).__name__}", retryable=True))
         self._prepared[job.id] = (request, refs, ctx)
         return lc.Prepared()
 
@@ -523,6 +526,9 @@ class JobEngine:
             if exc.ambiguous:
                 log.warning("job.submit_ambiguous", job_id=job.id, provider=att.provider, error=str(exc))
             return lc.SubmitFailed(exc.info, exc.ambiguous)
+        except Exception as exc:  # an error nobody classified: the request may have left, so it is an unknown outcome
+            log.exception("job.submit_ambiguous", job_id=job.id, provider=att.provider)
+            return lc.SubmitFailed(ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, f"submit failed: {type(exc).__name__}"), True)
         log.info("job.submitted", job_id=job.id, provider=att.provider, upstream_id=upstream.upstream_id, account=upstream.account or att.account)
         return lc.Submitted(upstream)
 
@@ -532,12 +538,15 @@ class JobEngine:
         except UpstreamError as exc:
             log.info("job.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
             return lc.PollFailed(exc.info)
+        except Exception as exc:
+            log.exception("job.poll_failed", job_id=job.id, failures=job.poll_failures + 1)
+            return lc.PollFailed(ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, f"poll failed: {type(exc).__name__}"))
 
     async def _find(self, job: Job, provider: str) -> lc.Event:
         att = job.attempt
         try:
             found = await self._rt(provider).client.find(self._context(job, att.account if att else None))
-        except UpstreamError as exc:
+        except Exception as exc:  # a lookup that fails finds nothing; the next one may
             log.info("job.find_failed", job_id=job.id, error=str(exc))
             return lc.Found(None)
         if found is not None:

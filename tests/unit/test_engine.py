@@ -1,0 +1,224 @@
+"""The job engine end to end on a fake clock: vidgate and both simulators in one event loop,
+talking over ASGI, time moving only when the test says. Each test is one defect the old
+runner had, or one promise of the new centre."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from gateway.jobs.model import Job
+from gateway.jobs.sqlite import SqliteStore
+from gateway.jobs.store import JobWrite, Lease
+from providers.powertokens.sim import SimConfig as PtConfig
+from providers.powertokens.sim import create_app as pt_app
+from providers.useapi.sim import SimAccount
+from providers.useapi.sim import SimConfig as UaConfig
+from providers.useapi.sim import create_app as ua_app
+from tests.harness import FakeClock, Harness, settings_for
+
+UA = {"model": "seedance-2.0", "prompt": "a paper boat", "seconds": 5, "provider": "useapi"}
+
+
+async def test_a_job_runs_to_completion_on_simulated_time(tmp_path: Path) -> None:
+    async with Harness.start(settings_for(tmp_path), job_seconds=10) as h:
+        video = await h.create(UA)
+        assert video["status"] == "queued"
+        await h.advance(3)
+        running = await h.video(video["id"])
+        assert running["status"] == "in_progress" and running["upstream"]["id"]
+        await h.advance(10)
+        done = await h.video(video["id"])
+        assert done["status"] == "completed" and done["progress"] == 100
+        assert (await h.providers())["useapi"]["in_flight"] == 0
+
+
+class SlowRenewals(SqliteStore):
+    """A store whose lease renewal is held up (a lock held elsewhere) while the clock runs on,
+    so the renewed lease has already lapsed when it is written: the old runner then claimed
+    its own jobs again and counted their slot twice."""
+
+    clock: FakeClock
+    stall: float = 0.0
+
+    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
+        kept = await super().renew_leases(lease, job_ids)
+        if self.stall:
+            self.clock.advance(self.stall)
+            self.stall = 0.0
+        return kept
+
+
+async def test_a_late_lease_renewal_reclaims_nothing_and_leaks_no_slot(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settings = settings_for(tmp_path, useapi_max_jobs=1)
+    store = SlowRenewals(tmp_path / "vidgate.db")
+    store.clock = clock
+    async with Harness.start(settings, clock=clock, job_seconds=30, store=store) as h:
+        first = await h.create(UA)
+        second = await h.create({**UA, "prompt": "waits for the slot"})
+        await h.advance(3)
+        assert (await h.video(first["id"]))["status"] == "in_progress"
+        assert (await h.providers())["useapi"]["in_flight"] == 1
+
+        store.stall = 15.0  # the next renewal commits a lease that lapsed 5 s ago
+        await h.advance(2)
+        await h.advance(1)  # the claim that follows sees the job's lease lapsed: it is ours
+        assert (await h.providers())["useapi"]["in_flight"] == 1
+        assert h.service.engine.driving == 2  # type: ignore[attr-defined]
+
+        await h.advance(40)
+        assert (await h.video(first["id"]))["status"] == "completed"
+        await h.advance(40)
+        assert (await h.video(second["id"]))["status"] == "completed"
+        assert (await h.providers())["useapi"]["in_flight"] == 0
+
+
+async def test_a_garbled_submit_answer_reconciles_through_the_callback_and_completes_with_one_upstream_job(tmp_path: Path) -> None:
+    async with Harness.start(settings_for(tmp_path), job_seconds=10) as h:
+        await h.faults("useapi", malformed_count=1)  # the job is created upstream; only its answer is garbled
+        with capture_logs() as logs:
+            video = await h.create(UA)
+            await h.advance(15)
+        done = await h.video(video["id"])
+        submits = await h.sim("useapi", "/_sim/jobs")
+    assert done["status"] == "completed", done
+    assert len(submits) == 1
+    [attempt] = done["attempts"]
+    assert attempt["provider"] == "useapi" and attempt["upstream_id"] == done["upstream"]["id"] and attempt["upstream_id"]
+    assert any(e["event"] == "job.submit_ambiguous" for e in logs)
+
+
+async def test_a_garbled_submit_is_found_in_the_scheduler_listing_without_a_callback(tmp_path: Path) -> None:
+    async with Harness.start(settings_for(tmp_path), job_seconds=20, callbacks_reach_us=False) as h:
+        await h.faults("useapi", malformed_count=1)
+        video = await h.create(UA)
+        await h.advance(3)
+        found = await h.video(video["id"])
+        assert found["status"] == "in_progress" and found["upstream"]["id"], found
+        await h.advance(25)
+        done = await h.video(video["id"])
+        submits = await h.sim("useapi", "/_sim/jobs")
+    assert done["status"] == "completed" and len(submits) == 1
+
+
+async def test_a_provider_that_cannot_reconcile_fails_an_unknown_outcome_without_resending(tmp_path: Path) -> None:
+    async with Harness.start(settings_for(tmp_path), job_seconds=10) as h:
+        await h.faults("powertokens", drop_count=1)  # the connection drops mid-answer
+        video = await h.create({**UA, "provider": "powertokens"})
+        await h.advance(3)
+        failed = await h.video(video["id"])
+        submits = await h.sim("powertokens", "/_sim/jobs")
+    assert failed["status"] == "failed" and failed["error"]["code"] == "submit_outcome_unknown", failed
+    assert [a["status"] for a in failed["attempts"]] == ["unknown"]
+    assert len(submits) <= 1  # never resent
+
+
+async def test_a_job_that_never_finishes_ends_at_the_providers_max_age_with_its_slot_free(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, useapi_max_jobs=1, useapi_extra="max_job_age_seconds = 60")
+    async with Harness.start(settings, job_seconds=10) as h:
+        await h.faults("useapi", job_outcome="hang")
+        video = await h.create({**UA, "provider": None, "routing": {"order": ["useapi"], "allow_fallbacks": False}})
+        await h.advance(30)
+        assert (await h.video(video["id"]))["status"] == "in_progress"
+        assert (await h.providers())["useapi"]["in_flight"] == 1
+        await h.advance(35)
+        ended = await h.video(video["id"])
+        cancels = [r for r in await h.sim("useapi", "/_sim/requests") if r["method"] == "DELETE"]
+        usage = (await h.providers())["useapi"]
+    assert ended["status"] == "failed" and ended["error"]["code"] == "upstream_timeout", ended
+    assert len(cancels) == 1 and cancels[0]["path"].startswith("/v1/dreamina/scheduler/")
+    assert usage["in_flight"] == 0
+
+
+async def test_max_age_fails_over_to_the_next_provider_under_the_same_video(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, useapi_extra="max_job_age_seconds = 60")
+    async with Harness.start(settings, job_seconds=10) as h:
+        await h.faults("useapi", job_outcome="hang")
+        video = await h.create({k: v for k, v in UA.items() if k != "provider"})
+        await h.advance(90)
+        done = await h.video(video["id"])
+    assert done["status"] == "completed" and [a["provider"] for a in done["attempts"]] == ["useapi", "powertokens"]
+    assert done["attempts"][0]["error"]["code"] == "upstream_timeout"
+
+
+class SlowFinalWrites(SqliteStore):
+    """Holds the write of a terminal status until released, so a lease renewal runs meanwhile."""
+
+    gate: asyncio.Event | None = None
+
+    async def update_jobs(self, writes: Sequence[JobWrite]) -> list[Job | None]:
+        if self.gate is not None and any(w.job.status.terminal for w in writes):
+            written = await super().update_jobs(writes)  # committed: the renewal now misses this job
+            await self.gate.wait()
+            return written
+        return await super().update_jobs(writes)
+
+
+async def test_a_renewal_racing_the_final_write_neither_loses_the_job_nor_skips_its_event(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SlowFinalWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), clock=clock, job_seconds=5, store=store) as h:
+        video = await h.create(UA)
+        await h.advance(3)
+        store.gate = asyncio.Event()
+        published: list[str] = []
+        original = h.service.notifier.published
+        h.service.notifier.published = lambda job, detail: (published.append(detail), original(job, detail))  # type: ignore[method-assign]
+        with capture_logs() as logs:
+            clock.advance(4)  # the job completes upstream; its final write is held at the store
+            await asyncio.sleep(0.05)
+            await h.service.engine.renew()  # type: ignore[attr-defined]
+            store.gate.set()
+            await h.settle()
+        events = await store.events(video["id"])
+        deliveries = await store.deliveries(video["id"])
+    assert (await asyncio.sleep(0)) is None
+    assert "completed" in published
+    assert events[-1].status == "completed"
+    assert not [e for e in logs if e["event"] == "job.lease_lost"]
+    assert [d.event_type for d in deliveries] == []  # no webhook configured for this key; the write carried none
+
+
+async def test_models_advertise_exactly_what_a_create_can_get(tmp_path: Path) -> None:
+    only_useapi = '[models."seedance-2.0-fast"]\nproviders = { useapi = "seedance-2.0-fast" }\n'
+    async with Harness.start(settings_for(tmp_path, extra=only_useapi)) as h:
+        models = {m["id"]: [p["provider"] for p in m["providers"]] for m in (await h.client.get("/v1/models")).json()["data"]}
+        assert models["seedance-2.0-fast"] == ["useapi"]  # powertokens' catalog has it, but the config says who serves it
+        refused = await h.client.post("/v1/videos", json={"model": "seedance-2.0-fast", "prompt": "p", "provider": "powertokens"})
+        assert refused.status_code == 422
+        for name, providers in models.items():
+            for provider in providers:
+                # whatever else a text request may lack for this model, who serves it is never the reason
+                response = await h.client.post("/v1/videos", json={"model": name, "prompt": "p", "provider": provider})
+                assert response.status_code == 200 or response.json()["error"]["param"] not in ("model", "provider"), (name, provider, response.text)
+
+
+async def test_two_replicas_on_one_postgresql_never_exceed_an_accounts_max_jobs(tmp_path: Path, postgres_database: str) -> None:
+    clock = FakeClock()
+    useapi = ua_app(UaConfig(job_seconds=5, accounts=[SimAccount(account="CA:sim@example.com", region="CA", max_jobs=50)]), clock=clock.now)
+    powertokens = pt_app(PtConfig(job_seconds=5), clock=clock.now)
+    settings = [settings_for(tmp_path, instance=f"replica-{i}", store_url=postgres_database, useapi_max_jobs=2) for i in range(2)]
+    async with (
+        Harness.start(settings[0], clock=clock, sims=(useapi, powertokens)) as a,
+        Harness.start(settings[1], clock=clock, sims=(useapi, powertokens)) as b,
+    ):
+        ids = [(await (a, b)[n % 2].create({**UA, "prompt": f"take {n}"}))["id"] for n in range(20)]
+        most = 0
+        videos: list[dict[str, Any]] = []
+        for _ in range(300):
+            await a.settle()
+            await b.settle()
+            running = (await a.sim("useapi", "/v1/dreamina/scheduler", headers={"Authorization": "Bearer user:1-test"}))["total"]
+            most = max(most, running)
+            videos = [await a.video(i) for i in ids]
+            if all(v["status"] == "completed" for v in videos):
+                break
+            clock.advance(1)
+    assert [v["status"] for v in videos] == ["completed"] * 20
+    assert most == 2  # both replicas together kept the account at its max_jobs, and used all of it
+    assert {v["attempts"][0]["account"] for v in videos} == {"CA:sim@example.com"}
