@@ -220,10 +220,10 @@ class Harness:
     async def settle(self) -> None:
         """Let everything that can happen at this instant happen."""
         engine = self.service.engine
-        for _ in range(50):
+        for _ in range(50):  # callbacks and webhooks arrive through other tasks: let them land, then settle again
             await engine.settle()  # type: ignore[attr-defined]
-            await asyncio.sleep(0.01)
-            if not engine._draining:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.005)
+            if engine.quiet:  # type: ignore[attr-defined]
                 return
 
     async def advance(self, seconds: float, step: float = 1.0) -> None:

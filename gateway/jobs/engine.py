@@ -150,6 +150,7 @@ class JobEngine:
         self._renewed = asyncio.Event()  # set after every lease renewal
         self._prepared: dict[str, tuple[GenerationRequest[Media], dict[str, str], SubmitContext]] = {}
         self._wanted: dict[str, str] = {}  # job id -> the model id its pending slot request is for
+        self._parked: set[str] = set()  # jobs waiting for a lease renewal before their next upstream call
 
     # -- what the service calls ------------------------------------------------------
 
@@ -232,15 +233,22 @@ class JobEngine:
             heapq.heappop(self._timers)
         return self._timers[0][0] if self._timers else None
 
+    @property
+    def quiet(self) -> bool:
+        """No job has anything to do until time passes (every busy mailbox waits for a lease renewal)."""
+        return all(job_id in self._parked for job_id in self._draining)
+
     async def settle(self) -> None:
-        """Wait until no job has anything left to do right now (tests, shutdown)."""
+        """Wait until the engine is `quiet`. For tests, which move time themselves."""
         while True:
             await self.slots.settle()
-            if not self._draining:
+            busy = [task for job_id, task in self._draining.items() if job_id not in self._parked]
+            if not busy:
                 await asyncio.sleep(0)
-                if not self._draining:
+                if self.quiet:
                     return
-            await asyncio.gather(*list(self._draining.values()), return_exceptions=True)
+                continue
+            await asyncio.wait(busy, timeout=0.05)
 
     async def claim(self) -> int:
         """Lease jobs nobody holds (a restart's own, or a dead replica's) and drive them."""
@@ -481,7 +489,11 @@ class JobEngine:
         while not self.leases.holds(job_id):
             if job_id not in self._jobs:
                 return False
-            await self._renewed.wait()
+            self._parked.add(job_id)
+            try:
+                await self._renewed.wait()
+            finally:
+                self._parked.discard(job_id)
         return job_id in self._jobs
 
     def _rt(self, provider: str) -> ProviderRuntime:
