@@ -171,7 +171,7 @@ class MediaLoader:
     async def _store_bytes(self, data: bytes, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str) -> FileRecord:
         if not data:
             raise InvalidRequest(f"{field}: the media is empty", param=field, code="invalid_media")
-        facts = probe(data)
+        facts = await asyncio.to_thread(probe, data)  # pure CPU on up to max_bytes: keep it off the loop
         sniffed = facts.content_type
         found = kind_of(sniffed)
         if found is None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from litestar import Litestar, get
 
+import gateway.media
 from gateway.errors import InvalidRequest, PayloadTooLarge
 from gateway.jobs.model import FileRecord, MediaRef
 from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.urlguard import UrlGuard, UrlNotAllowed
+from providers.media_probe import Probe, probe
 from providers.simkit import sample, serve_in_thread
 
 PNG = sample("image.png")  # 640x360
@@ -350,3 +353,19 @@ async def test_without_a_public_url_an_upload_that_cannot_go_inline_is_refused()
     spec = await loader.load(_data_url(PNG), "image", "first_frame", "t1")
     with pytest.raises(ValueError, match="no public_url"):
         await loader.media_for(spec, delivery="url", inline={})
+
+
+async def test_probing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Probing is pure CPU over up to max_bytes; on the loop it would stall every other request.
+    threads: list[int] = []
+
+    def recording_probe(data: bytes) -> Probe:
+        threads.append(threading.get_ident())
+        return probe(data)
+
+    monkeypatch.setattr(gateway.media, "probe", recording_probe)
+    loader = _loader()
+    await loader.save_upload("t1", "cat.png", "image/png", PNG, purpose="video_input")
+    await loader.load(_data_url(WAV), "audio", "audio", "t1")
+    assert len(threads) == 2
+    assert threading.get_ident() not in threads
