@@ -206,10 +206,12 @@ class UrlGuard:
         checked: CheckedUrl,
         **kwargs: Any,
     ) -> httpx.Request:
-        """A request for `checked`. When private addresses are refused, the connection
-        is pinned to the checked address (Host header and TLS SNI keep the name), so a
-        DNS answer that changes after the check cannot redirect it."""
-        if self.allow_private or _ip_literal(checked.host) is not None:
+        """A request for `checked`, its connection pinned to the checked address (Host
+        header and TLS SNI keep the name), so a DNS answer that changes after the check
+        cannot redirect it. This holds with `allow_private` too: the metadata addresses
+        are refused in that mode as well, and only the pin keeps a rebinding answer from
+        reaching one."""
+        if _ip_literal(checked.host) is not None:
             return client.build_request(method, checked.url, **kwargs)
         netloc = checked.url.netloc.decode("ascii")
         headers = httpx.Headers(kwargs.pop("headers", None))

@@ -187,3 +187,75 @@ async def test_open_pins_the_connection_to_the_checked_address() -> None:
     assert request.url == "https://93.184.216.34:8443/v.mp4"  # IPv4 first
     assert request.headers["host"] == "cdn.example:8443"
     assert request.extensions["sni_hostname"] == "cdn.example"
+
+
+# ---------------------------------------------------------------------------
+# DNS rebinding: the connection goes to the address that was checked
+# ---------------------------------------------------------------------------
+
+
+def _rebinding_resolver(first: str, later: str, lookups: list[str]):
+    """Answers `first` to the first lookup of a name and `later` to every one after."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return [first if len(lookups) == 1 else later]
+
+    return resolve
+
+
+def _connecting_transport(resolve, connected: list[str]) -> httpx.MockTransport:
+    """A transport that, like a real one, resolves a hostname when it connects (with the
+    same resolver as the guard) and records the address it reached."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        address = host if _is_literal(host) else (await resolve(host, request.url.port or 443))[0]
+        connected.append(address)
+        return httpx.Response(200, content=b"ok")
+
+    return httpx.MockTransport(handler)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("allow_private", "first"),
+    [(False, "93.184.216.34"), (True, "93.184.216.34"), (True, "10.0.0.8"), (True, "127.0.0.1")],
+)
+async def test_a_rebinding_answer_after_the_check_cannot_reach_metadata(allow_private: bool, first: str) -> None:
+    lookups: list[str] = []
+    connected: list[str] = []
+    resolve = _rebinding_resolver(first, "169.254.169.254", lookups)
+    guard = UrlGuard(allow_private=allow_private, resolver=resolve)
+    async with httpx.AsyncClient(transport=_connecting_transport(resolve, connected)) as client:
+        response = await guard.open(client, "GET", "https://rebind.example/media.png", field="image")
+        await response.aread()
+        request = response.request
+    assert connected == [first]  # the checked address, not the second answer
+    assert lookups == ["rebind.example"]  # no second lookup happened at all
+    assert request.headers["host"] == "rebind.example"
+    assert request.extensions["sni_hostname"] == "rebind.example"
+
+
+async def test_allow_private_pins_each_redirect_hop_too() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/a":
+            return httpx.Response(302, headers={"location": "http://internal.example:8080/b"})
+        return httpx.Response(200, content=b"ok")
+
+    guard = UrlGuard(allow_private=True, resolver=_resolver({"media.example": ["10.0.0.1"], "internal.example": ["::1", "127.0.0.1"]}))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        response = await guard.open(client, "GET", "http://media.example/a", field="image")
+        await response.aread()
+    assert [str(r.url) for r in seen] == ["http://10.0.0.1/a", "http://127.0.0.1:8080/b"]
+    assert [r.headers["host"] for r in seen] == ["media.example", "internal.example:8080"]
