@@ -34,6 +34,10 @@ Ratio = Literal["21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "adaptive"]
 Resolution = Literal["480p", "720p", "1080p", "4k"]
 MAX_PROMPT = 5000
 
+# Limits on the shape of what callers send, checked before anything recurses or converts.
+# No duration needs more digits; int() of thousands of them raises (or is slow).
+MAX_SECONDS_DIGITS = 9
+
 
 class MediaObject(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """`{"url": …}`, `{"file_id": …}`, or OpenAI's `{"image_url": …}` (same as url)."""
@@ -354,12 +358,16 @@ def _mode_input(body: CreateVideoBody, media: MediaResolver[M]) -> ModeInput[M]:
 
 
 _PLACEHOLDER = re.compile(r"@(image|video|audio)(\d+)")
+_MAX_PLACEHOLDER_DIGITS = 2  # references hold at most 9 images, 3 videos, 3 audios
 
 
 def _check_placeholders(prompt: str, refs: ReferencesBody) -> None:
     counts = {"image": len(refs.images), "video": len(refs.videos), "audio": len(refs.audios)}
     for kind, number in _PLACEHOLDER.findall(prompt):
-        n = int(number)
+        digits = number.lstrip("0") or "0"
+        if len(digits) > _MAX_PLACEHOLDER_DIGITS:  # never int() a hostile run of digits
+            raise InvalidRequest(f"prompt names @{kind}{_shorten(number)} but references.{kind}s has {counts[kind]} item(s)", param="prompt")
+        n = int(digits)
         if not 1 <= n <= counts[kind]:
             raise InvalidRequest(f"prompt names @{kind}{n} but references.{kind}s has {counts[kind]} item(s)", param="prompt")
 
@@ -386,11 +394,19 @@ def _one_seconds(name: str, value: int | str) -> int | Literal["auto"]:
         if text == "auto":
             return "auto"
         if not (text.isascii() and text.isdigit()):
-            raise InvalidRequest(f'{name} must be a whole number of seconds or "auto", got {value!r}', param=name)
-        value = int(text)
+            raise InvalidRequest(f'{name} must be a whole number of seconds or "auto", got {_shorten(value)!r}', param=name)
+        digits = text.lstrip("0") or "0"
+        if len(digits) > MAX_SECONDS_DIGITS:
+            raise InvalidRequest(f"{name} must be a whole number of seconds; {len(digits)} digits is not a duration", param=name)
+        value = int(digits)
     if value <= 0:
         raise InvalidRequest(f"{name} must be positive, got {value}", param=name)
     return value
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """`text` as an error message may quote it: hostile values can be megabytes long."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _ratio_resolution(body: CreateVideoBody) -> tuple[str | None, str | None]:
