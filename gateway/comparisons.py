@@ -23,7 +23,7 @@ import msgspec
 from gateway.auth import Caller
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
 from gateway.jobs.model import Comparison, ComparisonChild, ComparisonSkip, Job
-from gateway.schema import CostInfo, CreateVideoBody, VideoError, decode_json
+from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_depth, decode_json
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
@@ -77,6 +77,7 @@ _request_decoder = msgspec.json.Decoder(ComparisonRequest)
 
 def decode_comparison(raw: bytes) -> tuple[ComparisonRequest, CreateVideoBody]:
     """The outer body and the video request inside it; errors name the field (`request.seconds`)."""
+    check_json_depth(raw)  # skipping `request` as Raw recurses too
     try:
         outer = _request_decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -86,7 +87,7 @@ def decode_comparison(raw: bytes) -> tuple[ComparisonRequest, CreateVideoBody]:
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from exc
     try:
-        body = decode_json(outer.request)
+        body = decode_json(bytes(outer.request))
     except InvalidRequest as exc:
         message = exc.message.replace(" at $", " at $.request", 1) if " at $" in exc.message else f"Invalid request at $.request: {exc.message}"
         raise InvalidRequest(message, param=f"request.{exc.param}" if exc.param else "request") from exc

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
+from gateway.bounds import json_depth_exceeds
 from gateway.errors import InvalidRequest
 from providers.base import (
     FirstFrameInput,
@@ -35,6 +36,10 @@ Resolution = Literal["480p", "720p", "1080p", "4k"]
 MAX_PROMPT = 5000
 
 # Limits on the shape of what callers send, checked before anything recurses or converts.
+# The deepest valid create body nests 4 (`keyframes[].image.url`), a comparison 5.
+MAX_JSON_DEPTH = 16
+# The SDK's keys go 3 brackets deep (`keyframes[][image][url]`).
+MAX_FORM_KEY_DEPTH = 8
 # No duration needs more digits; int() of thousands of them raises (or is slow).
 MAX_SECONDS_DIGITS = 9
 
@@ -100,6 +105,7 @@ _decoder = msgspec.json.Decoder(CreateVideoBody)
 
 
 def decode_json(raw: bytes) -> CreateVideoBody:
+    check_json_depth(raw)
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -108,20 +114,32 @@ def decode_json(raw: bytes) -> CreateVideoBody:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}", param=None) from exc
 
 
+def check_json_depth(raw: bytes, *, what: str = "Request body", param: str | None = None) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH before a parser recurses into it."""
+    if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"{what} nests arrays or objects more than {MAX_JSON_DEPTH} levels deep", param=param)
+
+
 def from_form(items: Iterable[tuple[str, Any]]) -> CreateVideoBody:
     """Build the body from multipart/url-encoded fields as the `openai` SDK sends them."""
     tree = unflatten_form(items)
     for name in _JSON_FORM_FIELDS:
         value = tree.get(name)
         if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-            try:
-                tree[name] = msgspec.json.decode(value)
-            except msgspec.DecodeError as exc:
-                raise InvalidRequest(f"Form field {name} is not valid JSON: {exc}", param=name) from exc
+            tree[name] = _json_form_field(name, value)
     try:
         return msgspec.convert(tree, CreateVideoBody, strict=False)
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from exc
+
+
+def _json_form_field(name: str, value: str) -> Any:
+    raw = value.encode()
+    check_json_depth(raw, what=f"Form field {name}", param=name)
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Form field {name} is not valid JSON: {exc}", param=name) from exc
 
 
 _JSON_FORM_FIELDS = ("keyframes", "references", "metadata", "routing")
@@ -142,8 +160,13 @@ def unflatten_form(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in items:
         match = _KEY.match(key)
         if not match:
-            raise InvalidRequest(f"Form field name {key!r} is not a valid bracketed key", param=key)
-        parsed.append(([match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))], value, key))
+            raise InvalidRequest(f"Form field name {_shorten(key)!r} is not a valid bracketed key", param=key)
+        brackets = re.findall(r"\[([^\[\]]*)\]", match.group(2))
+        if len(brackets) > MAX_FORM_KEY_DEPTH:
+            # Name the key only as far as the limit: the rest may be thousands of brackets.
+            shown = match.group(1) + "".join(f"[{b}]" for b in brackets[: MAX_FORM_KEY_DEPTH + 1])
+            raise InvalidRequest(f"Form field name {_shorten(shown)!r}… nests more than {MAX_FORM_KEY_DEPTH} brackets deep", param=shown)
+        parsed.append(([match.group(1), *brackets], value, key))
     grouped = _grouped_lists(parts for parts, _, _ in parsed)
     root: dict[str, Any] = {}
     for parts, value, key in parsed:

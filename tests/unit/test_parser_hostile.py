@@ -8,12 +8,16 @@ from typing import Any
 import msgspec
 import pytest
 
+from gateway.comparisons import decode_comparison
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.schema import (
+    MAX_FORM_KEY_DEPTH,
+    MAX_JSON_DEPTH,
     CreateVideoBody,
     build_request,
     decode_json,
     from_form,
+    unflatten_form,
 )
 from providers.base import Media
 
@@ -99,3 +103,73 @@ def test_a_placeholder_with_thousands_of_digits_is_a_422_naming_prompt() -> None
 def test_placeholders_with_leading_zeros_still_name_their_reference() -> None:
     body = decode_json(b'{"prompt":"@image01 then @image' + b"0" * 4400 + b'1","references":{"images":["a"]}}')
     assert build(body).input.prompt.startswith("@image01")
+
+
+# ---------------------------------------------------------------------------
+# nesting
+# ---------------------------------------------------------------------------
+
+
+def test_form_keys_nested_thousands_of_brackets_deep() -> None:
+    key = "metadata" + "[a]" * 2000
+    for fn in (unflatten_form, from_form):
+        err = refused(fn, [("prompt", "p"), (key, "v")])
+        assert isinstance(err, InvalidRequest)
+        assert err.param == "metadata" + "[a]" * (MAX_FORM_KEY_DEPTH + 1)
+        assert f"more than {MAX_FORM_KEY_DEPTH} brackets deep" in err.message
+
+
+def test_form_keys_up_to_the_depth_limit_still_unflatten() -> None:
+    expected: Any = "v"
+    for _ in range(MAX_FORM_KEY_DEPTH):
+        expected = {"a": expected}
+    assert unflatten_form([("x" + "[a]" * MAX_FORM_KEY_DEPTH, "v")]) == {"x": expected}
+
+
+@pytest.mark.parametrize("name", ["keyframes", "references", "metadata", "routing"])
+@pytest.mark.parametrize("nest", [nested_array, nested_object])
+@pytest.mark.parametrize("depth", [5_000, DEEP])
+def test_json_form_fields_nested_thousands_deep(name: str, nest: Callable[[int], str], depth: int) -> None:
+    err = refused(from_form, [("prompt", "p"), (name, nest(depth))])
+    assert isinstance(err, InvalidRequest)
+    assert err.param == name
+    assert f"more than {MAX_JSON_DEPTH} levels deep" in err.message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        nested_array(DEEP).encode(),
+        nested_object(DEEP).encode(),
+        b'{"keyframes":' + nested_array(DEEP).encode() + b"}",
+        b'{"colour":' + nested_object(DEEP).encode() + b"}",
+    ],
+)
+def test_json_bodies_nested_thousands_deep(raw: bytes) -> None:
+    err = refused(decode_json, raw)
+    assert isinstance(err, InvalidRequest)
+    assert err.param is None
+    assert f"Request body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep" == err.message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"request":' + nested_array(DEEP).encode() + b"}",
+        b'{"request":' + nested_object(DEEP).encode() + b"}",
+        b'{"request":{"prompt":"p"},"providers":' + nested_array(DEEP).encode() + b"}",
+        b'{"extra":' + nested_array(DEEP).encode() + b',"request":{}}',
+    ],
+)
+def test_comparison_bodies_nested_thousands_deep(raw: bytes) -> None:
+    err = refused(decode_comparison, raw)
+    assert isinstance(err, InvalidRequest)
+    assert err.param is None
+    assert f"more than {MAX_JSON_DEPTH} levels deep" in err.message
+
+
+def test_valid_bodies_at_their_deepest_still_decode() -> None:
+    body = decode_json(b'{"keyframes":[{"image":{"url":"https://x/1.png"}},{"image":{"file_id":"file_1"}}]}')
+    assert body.keyframes is not None and len(body.keyframes) == 2
+    _, inner = decode_comparison(b'{"request":{"keyframes":[{"image":{"url":"a"}},{"image":"b"}]},"providers":["p"]}')
+    assert inner.keyframes is not None
