@@ -23,7 +23,7 @@ import msgspec
 from gateway.auth import Caller
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
 from gateway.jobs.model import Comparison, ComparisonChild, ComparisonSkip, Job
-from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_depth, decode_json
+from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_depth, decode_json, not_utf8
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
@@ -86,6 +86,8 @@ def decode_comparison(raw: bytes) -> tuple[ComparisonRequest, CreateVideoBody]:
         raise InvalidRequest(f"Invalid comparison request: {text}", param=param) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise not_utf8() from exc
     try:
         body = decode_json(bytes(outer.request))
     except InvalidRequest as exc:

@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from gateway.bounds import json_depth_exceeds
-from gateway.errors import InvalidRequest
+from gateway.errors import BadRequest, InvalidRequest
 from providers.base import (
     FirstFrameInput,
     FirstLastFrameInput,
@@ -112,12 +112,18 @@ def decode_json(raw: bytes) -> CreateVideoBody:
         raise _invalid(exc) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}", param=None) from exc
+    except UnicodeDecodeError as exc:  # what msgspec raises for bad UTF-8 inside a string
+        raise not_utf8() from exc
 
 
 def check_json_depth(raw: bytes, *, what: str = "Request body", param: str | None = None) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH before a parser recurses into it."""
     if json_depth_exceeds(raw, MAX_JSON_DEPTH):
         raise InvalidRequest(f"{what} nests arrays or objects more than {MAX_JSON_DEPTH} levels deep", param=param)
+
+
+def not_utf8() -> BadRequest:
+    return BadRequest("Request body is not valid JSON/UTF-8: it holds bytes that are not UTF-8")
 
 
 def from_form(items: Iterable[tuple[str, Any]]) -> CreateVideoBody:
@@ -134,7 +140,7 @@ def from_form(items: Iterable[tuple[str, Any]]) -> CreateVideoBody:
 
 
 def _json_form_field(name: str, value: str) -> Any:
-    raw = value.encode()
+    raw = value.encode()  # unflatten_form refused text that is not UTF-8
     check_json_depth(raw, what=f"Form field {name}", param=name)
     try:
         return msgspec.json.decode(raw)
@@ -158,6 +164,10 @@ def unflatten_form(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """
     parsed: list[tuple[list[str], Any, str]] = []
     for key, value in items:
+        if not _utf8(key):
+            raise InvalidRequest(f"Form field name {_shorten(_printable(key))!r} is not valid UTF-8 text", param=_printable(key))
+        if isinstance(value, str) and not _utf8(value):
+            raise InvalidRequest(f"Form field {_shorten(key)!r} is not valid UTF-8 text", param=key)
         match = _KEY.match(key)
         if not match:
             raise InvalidRequest(f"Form field name {_shorten(key)!r} is not a valid bracketed key", param=key)
@@ -220,6 +230,22 @@ def _insert(node: Any, parts: list[str], value: Any, key: str, grouped: set[tupl
     if not isinstance(child, dict):
         raise InvalidRequest(f"Form field {key!r} mixes an object with a single value", param=key)
     _insert(child, rest, value, key, grouped, here)
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (a part decoded with an odd charset can
+    hold lone surrogates, which every JSON encoder downstream refuses)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode(errors="replace").decode()
 
 
 def _occupied(node: dict[str, Any], path: list[str]) -> bool:

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from gateway.comparisons import decode_comparison
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import BadRequest, GatewayError, InvalidRequest
 from gateway.schema import (
     MAX_FORM_KEY_DEPTH,
     MAX_JSON_DEPTH,
@@ -173,3 +173,35 @@ def test_valid_bodies_at_their_deepest_still_decode() -> None:
     assert body.keyframes is not None and len(body.keyframes) == 2
     _, inner = decode_comparison(b'{"request":{"keyframes":[{"image":{"url":"a"}},{"image":"b"}]},"providers":["p"]}')
     assert inner.keyframes is not None
+
+
+# ---------------------------------------------------------------------------
+# text that is not UTF-8
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fn", "raw"),
+    [
+        (decode_json, b'{"prompt":"\xff"}'),
+        (decode_json, b'{"metadata":{"\xc3\x28":"v"}}'),
+        (decode_comparison, b'{"request":{"prompt":"\xff"}}'),
+        (decode_comparison, b'{"request":{"prompt":"p"},"providers":["\xed\xa0\x80"]}'),
+    ],
+)
+def test_invalid_utf8_in_a_json_body_is_a_400(fn: Callable[[bytes], Any], raw: bytes) -> None:
+    err = refused(fn, raw)
+    assert isinstance(err, BadRequest)
+    assert err.status == 400
+    assert err.param is None
+    assert err.message.startswith("Request body is not valid JSON/UTF-8")
+
+
+def test_form_text_with_lone_surrogates_is_refused_before_anything_echoes_it() -> None:
+    # A multipart part decoded with an odd charset (unicode_escape) can carry them.
+    err = refused(from_form, [("prompt", "a\ud800b")])
+    assert err.param == "prompt"
+    err = refused(from_form, [("prompt\udc80", "p")])
+    assert err.param == "prompt?"
+    err = refused(from_form, [("metadata", '{"k":"\ud800"}')])
+    assert err.param == "metadata"
