@@ -40,6 +40,8 @@ MAX_PROMPT = 5000
 MAX_JSON_DEPTH = 16
 # The SDK's keys go 3 brackets deep (`keyframes[][image][url]`).
 MAX_FORM_KEY_DEPTH = 8
+# A full request (10 keyframes of 3 fields, 15 references, 16 metadata keys) is ~100 fields.
+MAX_FORM_FIELDS = 256
 # No duration needs more digits; int() of thousands of them raises (or is slow).
 MAX_SECONDS_DIGITS = 9
 
@@ -163,7 +165,9 @@ def unflatten_form(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     `references`, `metadata` and `routing` may also be sent as one JSON form field.
     """
     parsed: list[tuple[list[str], Any, str]] = []
-    for key, value in items:
+    for count, (key, value) in enumerate(items, 1):
+        if count > MAX_FORM_FIELDS:
+            raise InvalidRequest(f"The form has more than {MAX_FORM_FIELDS} fields", param=None)
         if not _utf8(key):
             raise InvalidRequest(f"Form field name {_shorten(_printable(key))!r} is not valid UTF-8 text", param=_printable(key))
         if isinstance(value, str) and not _utf8(value):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -11,6 +11,7 @@ import pytest
 from gateway.comparisons import decode_comparison
 from gateway.errors import BadRequest, GatewayError, InvalidRequest
 from gateway.schema import (
+    MAX_FORM_FIELDS,
     MAX_FORM_KEY_DEPTH,
     MAX_JSON_DEPTH,
     CreateVideoBody,
@@ -205,3 +206,29 @@ def test_form_text_with_lone_surrogates_is_refused_before_anything_echoes_it() -
     assert err.param == "prompt?"
     err = refused(from_form, [("metadata", '{"k":"\ud800"}')])
     assert err.param == "metadata"
+
+
+# ---------------------------------------------------------------------------
+# many fields
+# ---------------------------------------------------------------------------
+
+
+def test_a_form_with_too_many_fields_is_refused_before_they_are_all_read() -> None:
+    # Grouped list fields cost O(n) each to place, so an unbounded count is quadratic.
+    read = 0
+
+    def items() -> Iterator[tuple[str, str]]:
+        nonlocal read
+        for _ in range(4 * MAX_FORM_FIELDS):
+            read += 1
+            yield "keyframes[][image]", "https://x/a.png"
+
+    err = refused(unflatten_form, items())
+    assert isinstance(err, InvalidRequest)
+    assert f"more than {MAX_FORM_FIELDS} fields" in err.message
+    assert read == MAX_FORM_FIELDS + 1
+
+
+def test_a_form_at_the_field_limit_is_fine() -> None:
+    items = [("prompt", "p")] + [(f"metadata[k{i}]", "v") for i in range(MAX_FORM_FIELDS - 1)]
+    assert len(unflatten_form(items)["metadata"]) == MAX_FORM_FIELDS - 1
