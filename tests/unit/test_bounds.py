@@ -73,7 +73,7 @@ _JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(_JSON_VALUES, st.booleans())
 def test_agrees_with_the_reference_on_json_documents(value: object, ascii_only: bool) -> None:
     raw = json.dumps(value, ensure_ascii=ascii_only).encode()
@@ -86,7 +86,7 @@ def test_agrees_with_the_reference_on_json_documents(value: object, ascii_only: 
 _SOUP = st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b"\\\\", b'\\"', b"a", b",", b":", b'{"k":', b"\xff"]), max_size=80).map(b"".join)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(_SOUP)
 def test_agrees_with_the_reference_on_malformed_text_without_stray_backslashes(raw: bytes) -> None:
     depth, clean = reference(raw)

@@ -214,7 +214,7 @@ MAGICS = [
     b"ID3",
 ]
 REAL = [(SAMPLES / name).read_bytes() for name in ("image.png", "video.mp4", "audio.wav")]
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def assert_bounded(data: bytes) -> None:
