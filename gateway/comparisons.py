@@ -23,7 +23,7 @@ import msgspec
 from gateway.auth import Caller
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
 from gateway.jobs.model import Comparison, ComparisonChild, ComparisonSkip, Job
-from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_depth, decode_json, not_utf8
+from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_shape, decode_json, not_utf8
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
@@ -77,7 +77,7 @@ _request_decoder = msgspec.json.Decoder(ComparisonRequest)
 
 def decode_comparison(raw: bytes) -> tuple[ComparisonRequest, CreateVideoBody]:
     """The outer body and the video request inside it; errors name the field (`request.seconds`)."""
-    check_json_depth(raw)  # skipping `request` as Raw recurses too
+    check_json_shape(raw)  # skipping `request` as Raw recurses too
     try:
         outer = _request_decoder.decode(raw)
     except msgspec.ValidationError as exc:

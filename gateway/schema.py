@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
-from gateway.bounds import json_depth_exceeds
+from gateway.bounds import json_depth_exceeds, json_tokens_exceed
 from gateway.errors import BadRequest, InvalidRequest
 from providers.base import (
     FirstFrameInput,
@@ -38,6 +38,11 @@ MAX_PROMPT = 5000
 # Limits on the shape of what callers send, checked before anything recurses or converts.
 # The deepest valid create body nests 4 (`keyframes[].image.url`), a comparison 5.
 MAX_JSON_DEPTH = 16
+# Strings, arrays and objects in a JSON body, counted as an upper bound (quotes and brackets
+# inside strings count too). A valid create body made of brackets wherever text may go (10
+# keyframe prompts, 10 URLs of 8192 characters, metadata, webhook) stays under 150,000.
+# Past this no per-token work is done, however large the body.
+MAX_JSON_TOKENS = 2**18
 # The SDK's keys go 3 brackets deep (`keyframes[][image][url]`).
 MAX_FORM_KEY_DEPTH = 8
 # A full request (10 keyframes of 3 fields, 15 references, 16 metadata keys) is ~100 fields.
@@ -107,7 +112,7 @@ _decoder = msgspec.json.Decoder(CreateVideoBody)
 
 
 def decode_json(raw: bytes) -> CreateVideoBody:
-    check_json_depth(raw)
+    check_json_shape(raw)
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -118,8 +123,11 @@ def decode_json(raw: bytes) -> CreateVideoBody:
         raise not_utf8() from exc
 
 
-def check_json_depth(raw: bytes, *, what: str = "Request body", param: str | None = None) -> None:
-    """Refuse JSON nested deeper than MAX_JSON_DEPTH before a parser recurses into it."""
+def check_json_shape(raw: bytes, *, what: str = "Request body", param: str | None = None) -> None:
+    """Refuse JSON with too many values, or nested deeper than MAX_JSON_DEPTH, before a
+    parser builds or recurses into it."""
+    if json_tokens_exceed(raw, MAX_JSON_TOKENS):
+        raise InvalidRequest(f"{what} holds more than {MAX_JSON_TOKENS} strings, arrays and objects", param=param)
     if json_depth_exceeds(raw, MAX_JSON_DEPTH):
         raise InvalidRequest(f"{what} nests arrays or objects more than {MAX_JSON_DEPTH} levels deep", param=param)
 
@@ -143,7 +151,7 @@ def from_form(items: Iterable[tuple[str, Any]]) -> CreateVideoBody:
 
 def _json_form_field(name: str, value: str) -> Any:
     raw = value.encode()  # unflatten_form refused text that is not UTF-8
-    check_json_depth(raw, what=f"Form field {name}", param=name)
+    check_json_shape(raw, what=f"Form field {name}", param=name)
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.bounds import json_depth_exceeds
+from gateway.bounds import json_depth_exceeds, json_tokens_exceed
 
 
 def reference(raw: bytes) -> tuple[int, bool]:
@@ -63,6 +63,20 @@ def test_examples(raw: bytes, depth: int) -> None:
 def test_deep_input_is_caught_early_at_any_size() -> None:
     assert json_depth_exceeds(b'{"request":' + b"[" * 10_000 + b"]" * 10_000 + b"}", 16)
     assert json_depth_exceeds(b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 16)
+
+
+@pytest.mark.parametrize(
+    ("raw", "at_most"),
+    [
+        (b"", 0),
+        (b'{"a":[1,2,{"b":null}]}', 5),  # 2 strings, 1 array, 2 objects
+        (b'["[{", "\\"q\\""]', 6),  # brackets and escaped quotes inside strings count too
+        (b"[]" * 1000, 1000),
+    ],
+)
+def test_token_bound(raw: bytes, at_most: int) -> None:
+    assert not json_tokens_exceed(raw, at_most)
+    assert json_tokens_exceed(raw, at_most - 1)
 
 
 _TRICKY_TEXT = st.lists(st.sampled_from(['"', "\\", "\\\\", '\\"', "[", "]", "{", "}", "a", "é", "\n", "\\u0022"]), max_size=12).map("".join)

@@ -8,12 +8,14 @@ from typing import Any
 import msgspec
 import pytest
 
+import gateway.schema
 from gateway.comparisons import decode_comparison
 from gateway.errors import BadRequest, GatewayError, InvalidRequest
 from gateway.schema import (
     MAX_FORM_FIELDS,
     MAX_FORM_KEY_DEPTH,
     MAX_JSON_DEPTH,
+    MAX_JSON_TOKENS,
     CreateVideoBody,
     build_request,
     decode_json,
@@ -167,6 +169,42 @@ def test_comparison_bodies_nested_thousands_deep(raw: bytes) -> None:
     assert isinstance(err, InvalidRequest)
     assert err.param is None
     assert f"more than {MAX_JSON_DEPTH} levels deep" in err.message
+
+
+@pytest.mark.parametrize(
+    ("fn", "raw"),
+    [
+        (decode_json, b"[]" * (MAX_JSON_TOKENS + 1)),
+        (decode_json, b'{"routing":{"order":[' + b'"a",' * MAX_JSON_TOKENS + b'"a"]}}'),
+        (decode_comparison, b'{"request":{},"providers":[' + b"[]," * MAX_JSON_TOKENS + b"[]]}"),
+    ],
+)
+def test_bodies_with_too_many_values_are_refused_before_any_per_token_scan(fn: Callable[[bytes], Any], raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_scan(raw: bytes, limit: int) -> bool:
+        raise AssertionError("the depth scan ran")
+
+    monkeypatch.setattr(gateway.schema, "json_depth_exceeds", no_scan)
+    err = refused(fn, raw)
+    assert isinstance(err, InvalidRequest)
+    assert err.param is None
+    assert err.message == f"Request body holds more than {MAX_JSON_TOKENS} strings, arrays and objects"
+
+
+def test_a_json_form_field_with_too_many_values() -> None:
+    err = refused(from_form, [("prompt", "p"), ("keyframes", "[" + "{}," * MAX_JSON_TOKENS + "{}]")])
+    assert err.param == "keyframes"
+    assert "more than" in err.message
+
+
+def test_the_largest_valid_body_is_under_the_token_cap() -> None:
+    # Brackets wherever text may go: keyframe prompts, URLs (up to the guard's 8192), metadata, webhook.
+    url = "https://x/a.png?q=" + "[]" * 4087
+    frames = [{"image": url, "prompt": "[" * 5000} for _ in range(10)]
+    metadata = {"{" * 60 + str(i): "[" * 512 for i in range(16)}
+    raw = msgspec.json.encode({"keyframes": frames, "metadata": metadata, "webhook_url": "https://x/" + "[" * 2030})
+    body = decode_json(raw)
+    assert body.keyframes is not None and len(body.keyframes) == 10
+    assert len(build(body).input.frames) == 10
 
 
 def test_valid_bodies_at_their_deepest_still_decode() -> None:
