@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from providers import powertokens, useapi
+from providers import modelark, powertokens, useapi
 from providers.descriptor import ProviderDescriptor
 
 DESCRIPTORS: Mapping[str, ProviderDescriptor] = MappingProxyType(
@@ -18,6 +18,7 @@ DESCRIPTORS: Mapping[str, ProviderDescriptor] = MappingProxyType(
         for d in (
             useapi.DESCRIPTOR,
             powertokens.DESCRIPTOR,
+            modelark.DESCRIPTOR,
         )
     }
 )
