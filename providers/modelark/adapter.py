@@ -17,6 +17,7 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from typing import ClassVar, Literal
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -83,11 +84,11 @@ def safety_identifier(end_user: str) -> str:
     return hashlib.sha256(end_user.encode()).hexdigest()
 
 
-def safe_task_id(upstream_id: str) -> str:
-    """`upstream_id` if it is path-safe; ValueError before any path is built."""
+def task_path(upstream_id: str) -> str:
+    """`…/tasks/{id}` with the id as one percent-encoded segment; ValueError for a blank id."""
     if not isinstance(upstream_id, str) or not TASK_ID.fullmatch(upstream_id):
         raise ValueError(f"not a ModelArk task id: {upstream_id!r}")
-    return upstream_id
+    return f"{TASKS}/{quote(upstream_id, safe='')}"
 
 
 def media_url(media: Media, kind: MediaKind, inline: Mapping[MediaKind, int | None]) -> str:
@@ -203,7 +204,7 @@ class ModelArkAdapter(AdapterDefaults):
         return parse_created(response)
 
     def build_poll(self, upstream_id: str) -> HttpCall:
-        return HttpCall(method="GET", path=f"{TASKS}/{safe_task_id(upstream_id)}")
+        return HttpCall(method="GET", path=task_path(upstream_id))
 
     def parse_poll(self, response: httpx.Response) -> UpstreamJob:
         return parse_task_response(response, "poll")
@@ -211,7 +212,7 @@ class ModelArkAdapter(AdapterDefaults):
     def build_cancel(self, upstream_id: str) -> HttpCall | None:
         # §6.2: cancels a queued task; a running one is refused (parse_cancel raises). On a
         # finished task the same call deletes its record, which the gateway never asks for.
-        return HttpCall(method="DELETE", path=f"{TASKS}/{safe_task_id(upstream_id)}")
+        return HttpCall(method="DELETE", path=task_path(upstream_id))
 
     def parse_cancel(self, response: httpx.Response) -> None:
         if not response.is_success:
@@ -243,4 +244,4 @@ class ModelArkAdapter(AdapterDefaults):
         return task_id if task_id and TASK_ID.fullmatch(task_id) else None
 
 
-__all__ = ["ModelArkAdapter", "build_body", "content_items", "media_url", "safe_task_id", "safety_identifier"]
+__all__ = ["ModelArkAdapter", "build_body", "content_items", "media_url", "safety_identifier", "task_path"]

@@ -89,7 +89,7 @@ def _checked_id(upstream_id: str | None, response: httpx.Response | None) -> str
     if not upstream_id:
         raise malformed("ModelArk answer carries no task id", response)
     if not TASK_ID.fullmatch(upstream_id):
-        raise malformed(f"ModelArk task id {upstream_id!r} is not path-safe", response)
+        raise malformed(f"ModelArk task id {upstream_id!r} is blank or over 200 characters", response)
     return upstream_id
 
 

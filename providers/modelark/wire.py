@@ -147,8 +147,8 @@ class ErrorEnvelope(msgspec.Struct, frozen=True):
 
 
 # `cgt-` + a UTC-ish timestamp + `-` + 5 characters in every example (§2), but the contract
-# says to treat it as opaque: anything path-safe is accepted.
-TASK_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+# says to treat it as opaque: any non-blank string; paths percent-encode it.
+TASK_ID = re.compile(r"\S{1,200}")
 
 task_id_decoder = msgspec.json.Decoder(TaskId, strict=False)
 task_decoder = msgspec.json.Decoder(Task, strict=False)
