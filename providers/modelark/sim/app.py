@@ -34,7 +34,7 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 
-from providers.modelark.sim.errors import CODES, ArkError, RequestIdMiddleware
+from providers.modelark.sim.errors import CODES, ArkError, RequestIdMiddleware, add_request_id
 from providers.modelark.sim.simulator import API, MAX_BODY_BYTES, ErrorSwitch, SimConfig, Simulator, with_capacity
 from providers.simkit import FaultMiddleware, control_router
 
@@ -132,6 +132,7 @@ def create_app(
         ],
         exception_handlers={ArkError: lambda _request, exc: exc.response(), HTTPException: _http_exception},
         middleware=[DefineMiddleware(RequestIdMiddleware), DefineMiddleware(FaultMiddleware, box=sim.box)],
+        before_send=[add_request_id],
         on_startup=[start_ticker],
         on_shutdown=[stop],
         request_max_body_size=MAX_BODY_BYTES,
