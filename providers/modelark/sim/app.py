@@ -87,6 +87,8 @@ def create_app(
             raise HTTPException(status_code=400, detail=str(exc)) from exc
         if switch.code not in CODES:
             raise HTTPException(status_code=400, detail=f"unknown code {switch.code!r}; see GET /_sim/errors")
+        if switch.count == 0:
+            raise HTTPException(status_code=400, detail="count must be positive, or -1 for until reset")
         sim.switches[switch.route] = switch
         return msgspec.to_builtins(switch)
 

@@ -4,7 +4,6 @@ says what the simulator does and which [UNKNOWN] choices it makes)."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -88,8 +87,7 @@ class Simulator:
             if url and change.status != "cancelled":
                 body = msgspec.json.encode(render(change.task, change.status, change.at))
                 self.callbacks.enqueue(change.task.id, url, change.status, body, now)
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing to send with
-            self.callbacks.pump(now)
+        self.callbacks.pump(now)
         return now
 
     def authorize(self, request: Request) -> None:
@@ -290,13 +288,19 @@ class Simulator:
 
     def media(self, name: str) -> Response[bytes]:
         now = self.tick()
-        task_id, kind = (name[: -len(".mp4")], "video.mp4") if name.endswith(".mp4") else (name[: -len("-last-frame.png")], "last_frame.png")
-        task = self.board.find(task_id, now) if name.endswith((".mp4", "-last-frame.png")) else None
+        kind: Literal["video.mp4", "last_frame.png"]
+        if name.endswith(".mp4"):
+            task_id, kind = name.removesuffix(".mp4"), "video.mp4"
+        elif name.endswith("-last-frame.png"):
+            task_id, kind = name.removesuffix("-last-frame.png"), "last_frame.png"
+        else:
+            task_id, kind = "", "video.mp4"
+        task = self.board.find(task_id, now)
         if task is None or task.status != "succeeded" or (kind == "last_frame.png" and not task.request.return_last_frame):
             return Response(b"<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="application/xml")
         if task.ended is not None and now - task.ended >= MEDIA_TTL_SECONDS:
             return Response(b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>", status_code=403, media_type="application/xml")
-        return Response(sample(kind), status_code=200, media_type="video/mp4" if kind == "video.mp4" else "image/png")  # type: ignore[arg-type]
+        return Response(sample(kind), status_code=200, media_type="video/mp4" if kind == "video.mp4" else "image/png")
 
 
 def _json(payload: Any) -> Response[bytes]:

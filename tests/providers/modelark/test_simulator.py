@@ -299,6 +299,7 @@ async def test_media_urls_live_24_hours_and_tasks_7_days() -> None:
         assert "X-Tos-Expires=86400" in content["video_url"]
         video, frame = await s.control.get(content["video_url"]), await s.control.get(content["last_frame_url"])
         no_frame = await s.control.get(content["last_frame_url"].replace(task_id, plain))
+        assert (await s.control.get(f"/tos/{task_id}.txt")).status_code == 404
         s.clock.advance(86400)
         expired = await s.control.get(content["video_url"])
         kept = await s.api("GET", f"{TASKS}/{task_id}")
@@ -439,11 +440,12 @@ async def test_reset_and_error_switch_listing() -> None:
         assert (await create(s, {"model": V20, "content": [TEXT]})).status_code == 429
         assert (await create(s, {"model": V20, "content": [TEXT]})).status_code == 429  # until reset
         unknown = await s.control.post("/_sim/errors", json={"code": "NoSuchCode"})
+        never = await s.control.post("/_sim/errors", json={"code": "ServerOverloaded", "count": 0})
         (await s.control.post("/_sim/reset")).raise_for_status()
         assert (await create(s, {"model": V20, "content": [TEXT]})).status_code == 200
         jobs = (await s.control.get("/_sim/jobs")).json()
     assert listing["codes"]["ServerOverloaded"] == 429 and listing["armed"][0]["count"] == -1
-    assert unknown.status_code == 400 and len(jobs) == 1 and len(s.state.board.tasks) == 1
+    assert unknown.status_code == never.status_code == 400 and len(jobs) == 1 and len(s.state.board.tasks) == 1
 
 
 async def test_the_descriptor_factory_splits_job_seconds_and_raises_the_caps() -> None:
