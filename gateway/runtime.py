@@ -51,7 +51,7 @@ class ProviderRuntime:
     def accounts(self) -> tuple[AccountSlots, ...]:
         if self.settings.accounts:
             return tuple(AccountSlots(account=a.id, region=a.region, limit=a.max_jobs) for a in self.settings.accounts)
-        return (AccountSlots(account=None, region=None, limit=self.settings.max_concurrency),)
+        return (AccountSlots(account=None, region=None, limit=self.settings.max_concurrency or self.descriptor.default_max_concurrency),)
 
     @property
     def max_age(self) -> float:

@@ -227,7 +227,7 @@ class ProviderSettings(_Config):
     secret: str  # the upstream API token; write it as ${ENV_VAR}
     timeout_seconds: Positive = 30.0
     connect_timeout_seconds: Positive = 5.0
-    max_concurrency: Count = 20  # jobs it runs at once (its slots), for providers without accounts
+    max_concurrency: Count | None = None  # jobs it runs at once (its slots), for providers without accounts; default: the provider's own
     max_connections: Count = 32  # upstream HTTP calls in flight at once, whatever the slots
     accounts: list[AccountSettings] = []  # for providers whose work runs on accounts
     poll_interval_seconds: Positive = 5.0

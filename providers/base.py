@@ -335,6 +335,9 @@ class SubmitContext(msgspec.Struct, frozen=True, kw_only=True):
     account: str | None = None  # upstream account to pin the job to, if the upstream has accounts
     callback_url: str | None = None  # where the upstream should POST status changes
     callback_ref: str | None = None
+    # how long vidgate will wait for the job before giving up on it (the provider's max job
+    # age): an upstream that can expire a job itself may be told to stop billing after it
+    max_age_seconds: float | None = None
 
 
 class Adapter(Protocol):

@@ -58,6 +58,8 @@ class ProviderDescriptor:
     accounts: AccountRules | None = None  # None: one pool sized by the provider's concurrency
     simulator: str  # "package.module:function", a SimulatorFactory; imported only by demo, tests and the CLI
     max_age_seconds: float = 1800.0  # a job still unfinished upstream after this is cancelled and moved on
+    # jobs in flight at once (its slots) unless `max_concurrency` says otherwise; for providers without accounts
+    default_max_concurrency: int = 20
     # Reconciling a submit whose answer was lost: the adapter can look the job up in a
     # listing (`build_find`), and/or the upstream calls back with the job's id.
     finds_lost_submits: bool = False

@@ -501,9 +501,9 @@ class JobEngine:
         assert rt is not None, "checked by _upstream"
         return rt
 
-    def _context(self, job: Job, account: str | None) -> SubmitContext:
+    def _context(self, job: Job, account: str | None, rt: ProviderRuntime) -> SubmitContext:
         callback = f"{self._config.public_url.rstrip('/')}/v1/callbacks/{job.callback_token}" if job.callback_token else None
-        return SubmitContext(account=account, callback_url=callback, callback_ref=job.id)
+        return SubmitContext(account=account, callback_url=callback, callback_ref=job.id, max_age_seconds=rt.max_age)
 
     async def _prepare(self, job: Job, provider: str, account: str | None) -> lc.Event:
         rt = self._rt(provider)
@@ -511,7 +511,7 @@ class JobEngine:
         try:
             media = [await self._media.media_for(ref, delivery=adapter.media_delivery, inline=adapter.inline_media) for _, _, ref in media_items(job.request)]
             request = adapter_request(job.request, media)
-            ctx = self._context(job, account)
+            ctx = self._context(job, account, rt)
             refs = await call_with_retries(lambda: rt.client.upload_all(request, ctx), policy=CALL_POLICY, submit=False, sleep=self._clock.sleep, what="upload")
         except UpstreamError as exc:
             return lc.PrepareFailed(exc.info)
@@ -557,7 +557,8 @@ class JobEngine:
     async def _find(self, job: Job, provider: str) -> lc.Event:
         att = job.attempt
         try:
-            found = await self._rt(provider).client.find(self._context(job, att.account if att else None))
+            rt = self._rt(provider)
+            found = await rt.client.find(self._context(job, att.account if att else None, rt))
         except Exception as exc:  # a lookup that fails finds nothing; the next one may
             log.info("job.find_failed", job_id=job.id, error=str(exc))
             return lc.Found(None)

@@ -13,8 +13,9 @@ DESCRIPTOR = ProviderDescriptor(
     models=models.MODELS,
     catalog=models.CATALOG,
     # The 120-tasks-in-`queued` cap per account (MODELARK.md §10) is capacity, not an error
-    # path, but the descriptor has no concurrency field: operators set
-    # `max_concurrency = 120` on the provider (config/example.toml).
+    # path: vidgate never has more than that many jobs there, the rest wait in its queue.
+    default_max_concurrency=120,
+    calls_back=True,  # callback_url: the task object on every status change (§7)
     simulator="providers.modelark.sim:simulator",
     docs={
         "create": "https://docs.byteplus.com/en/docs/ModelArk/1520757",

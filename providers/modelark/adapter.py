@@ -170,7 +170,19 @@ def build_body(request: GenerationRequest, model_id: str, ctx: SubmitContext, in
         resolution=request.resolution,
         ratio=request.ratio,
         duration=_duration(request),
+        execution_expires_after=_expires_after(ctx.max_age_seconds),
     )
+
+
+EXPIRES_AFTER_RANGE = (3600, 259200)  # seconds (§2)
+
+
+def _expires_after(max_age: float | None) -> int | None:
+    """The gateway's give-up time as the task's own expiry, within the range the upstream takes."""
+    if max_age is None:
+        return None
+    low, high = EXPIRES_AFTER_RANGE
+    return max(low, min(high, int(max_age)))
 
 
 class ModelArkAdapter(AdapterDefaults):

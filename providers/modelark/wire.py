@@ -7,8 +7,10 @@ object, not inside it (§3.1).
 
 Fields of the create body vidgate has no input for are not modelled and never sent:
 `priority`, `draft`, `camera_fixed`, `frames`, `omni_reference_task_type`, `output_format`,
-`tools` (never on BytePlus, §2), `service_tier` and `execution_expires_after` (no field on
-`GenerationRequest`; the upstream defaults `default` and 48 h apply).
+`tools` (never on BytePlus, §2) and `service_tier` (no field on `GenerationRequest`; the
+upstream default `default` applies). `execution_expires_after` follows vidgate's own
+maximum job age for the provider (`SubmitContext.max_age_seconds`), so a task vidgate
+gave up on stops billing instead of running on for the 48 h default.
 
 Responses (§5, §6.1, §8.1) are decoded leniently: unknown fields are ignored, numbers may
 arrive as strings (`strict=False`), and fields vidgate does not interpret accept any JSON
@@ -69,6 +71,7 @@ class CreateTask(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     resolution: str | None = None
     ratio: str | None = None
     duration: int | None = None
+    execution_expires_after: int | None = None  # seconds, in [3600, 259200] (§2)
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import httpx
 from gateway.app import create_app
 from gateway.cli import demo_settings
 from gateway.settings import AccountSettings, Settings
+from providers.modelark.sim import simulator as ark_simulator
 from providers.powertokens.sim import SimConfig as PtConfig
 from providers.powertokens.sim import create_app as pt_app
 from providers.simkit import free_port, sample, serve_in_thread
@@ -25,8 +26,12 @@ IMAGE = "data:image/png;base64," + base64.b64encode(sample("image.png")).decode(
 
 @contextlib.contextmanager
 def stack_with(tmp_path, *, ua: UaConfig | None = None, tweak: Callable[[Settings], None] | None = None, job_seconds: float = 0.5) -> Iterator[Stack]:
-    with serve_in_thread(ua_app(ua or UaConfig(job_seconds=job_seconds))) as ua_url, serve_in_thread(pt_app(PtConfig(job_seconds=job_seconds))) as pt_url:
-        sims = {"useapi": ua_url, "powertokens": pt_url}
+    with (
+        serve_in_thread(ua_app(ua or UaConfig(job_seconds=job_seconds))) as ua_url,
+        serve_in_thread(pt_app(PtConfig(job_seconds=job_seconds))) as pt_url,
+        serve_in_thread(ark_simulator(job_seconds=job_seconds)) as ark_url,
+    ):
+        sims = {"useapi": ua_url, "powertokens": pt_url, "modelark": ark_url}
         port = free_port()
         settings = demo_settings(port=port, urls=sims, data_dir=str(tmp_path), job_seconds=job_seconds)
         if tweak is not None:

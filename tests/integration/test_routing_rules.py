@@ -29,8 +29,7 @@ def write_config(path: Path, stack: Stack, port: int, data: Path, ua: int, pt: i
     for name, value in {
         "${VIDGATE_DEMO_PORT}": str(port),
         "${VIDGATE_DEMO_DB}": str(data / "vidgate.db"),
-        "${VIDGATE_DEMO_USEAPI_URL}": stack.sims["useapi"],
-        "${VIDGATE_DEMO_POWERTOKENS_URL}": stack.sims["powertokens"],
+        **{f"${{VIDGATE_DEMO_{name.upper()}_URL}}": url for name, url in stack.sims.items()},
         "${VIDGATE_DEMO_POLL}": "0.2",
     }.items():
         text = text.replace(name, value)

@@ -251,3 +251,9 @@ def test_auth_header_and_no_uploads() -> None:
     assert ADAPTER.auth_headers("k-1") == {"Authorization": "Bearer k-1"}
     assert ADAPTER.uploads(req(FirstFrameInput(first_frame=IMAGE_DATA)), SubmitContext()) == []
     assert ADAPTER.content_call("cgt-1", None) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("max_age", "sent"), [(None, None), (1800.0, 3600), (7200.5, 7200), (10**7, 259200)])
+def test_the_task_expires_when_vidgate_would_give_up_on_it_within_the_upstreams_range(max_age: float | None, sent: int | None) -> None:
+    got = body(req(TextInput(prompt="p")), ctx=SubmitContext(max_age_seconds=max_age))
+    assert got.get("execution_expires_after") == sent
