@@ -225,48 +225,57 @@ class SlotBoard:
 
     async def _dispatch(self, provider: str) -> None:
         pool = self._pools[provider]
-        # the least loaded account first, so work spreads across accounts
-        for account in sorted(pool.accounts.values(), key=lambda a: len(a.held) / a.slots.limit):
-            while account.free and pool.queued:
-                waiters = self._take(pool, account, account.free)
-                if not waiters:
-                    break
-                slot = SlotRef(provider, account.slots.account)
-                granted = set(await self._store.acquire_slots(slot.key, account.slots.limit, [w.job_id for w in waiters]))
-                for waiter in reversed(waiters):
-                    if waiter.job_id in granted:
-                        self._grant(provider, account, waiter, slot)
-                    elif waiter.active:
-                        self._requeue(pool, waiter)
-                if len(granted) < len(waiters):
-                    account.blocked = True  # full across replicas: wait for a release or a poke
-                    break
+        for account, waiters in self._plan(pool).items():
+            slot = SlotRef(provider, account.slots.account)
+            granted = set(await self._store.acquire_slots(slot.key, account.slots.limit, [w.job_id for w in waiters]))
+            for waiter in waiters:
+                if waiter.job_id in granted:
+                    self._grant(provider, account, waiter, slot)
+            for waiter in reversed(waiters):
+                if waiter.job_id not in granted and waiter.active:
+                    self._requeue(pool, waiter)
+            if len(granted) < len(waiters):
+                account.blocked = True  # full across replicas: wait for a release or a poke
 
-    def _take(self, pool: _Pool, account: _Account, n: int) -> list[_Waiter]:
-        """Up to `n` waiters this account can serve, taking tenants in turn, oldest first."""
-        groups = [g for g in pool.waiting if account.fits(g)]
-        taken: list[_Waiter] = []
-        while len(taken) < n:
-            best: tuple[int, Regions, str] | None = None
-            for group in groups:
-                tenants = pool.waiting.get(group)
-                while tenants:
-                    tenant, queue = next(iter(tenants.items()))
-                    while queue and not queue[0].active:
-                        queue.popleft()
-                    if queue:
-                        if best is None or queue[0].seq < best[0]:
-                            best = (queue[0].seq, group, tenant)
-                        break
-                    del tenants[tenant]
-            if best is None:
-                break
-            _, group, tenant = best
-            tenants = pool.waiting[group]
-            waiter = tenants[tenant].popleft()
-            tenants.move_to_end(tenant)  # the next pick in this group is another tenant's
-            taken.append(waiter)
-        return taken
+    def _plan(self, pool: _Pool) -> dict[_Account, list[_Waiter]]:
+        """Who goes where now: waiters in turn (tenants alternate, oldest first), each to the
+        least loaded account that can serve it. O(accounts + region groups) per waiter placed."""
+        planned: dict[_Account, list[_Waiter]] = {}
+
+        def room(a: _Account) -> int:
+            return a.free - len(planned.get(a, ()))
+
+        while True:
+            open_accounts = [a for a in pool.accounts.values() if room(a) > 0]
+            waiter = self._next(pool, open_accounts) if open_accounts else None
+            if waiter is None:
+                return planned
+            best = min((a for a in open_accounts if a.fits(waiter.regions)), key=lambda a: (len(a.held) + len(planned.get(a, ()))) / a.slots.limit)
+            planned.setdefault(best, []).append(waiter)
+
+    def _next(self, pool: _Pool, accounts: list[_Account]) -> _Waiter | None:
+        """The next waiter one of `accounts` can serve: the oldest at the head of its group's
+        tenant rotation, across the region groups those accounts fit."""
+        best: tuple[int, Regions, str] | None = None
+        for group, tenants in pool.waiting.items():
+            if not any(a.fits(group) for a in accounts):
+                continue
+            while tenants:
+                tenant, queue = next(iter(tenants.items()))
+                while queue and not queue[0].active:
+                    queue.popleft()
+                if queue:
+                    if best is None or queue[0].seq < best[0]:
+                        best = (queue[0].seq, group, tenant)
+                    break
+                del tenants[tenant]
+        if best is None:
+            return None
+        _, group, tenant = best
+        tenants = pool.waiting[group]
+        waiter = tenants[tenant].popleft()
+        tenants.move_to_end(tenant)  # the next pick in this group is another tenant's
+        return waiter
 
     def _grant(self, provider: str, account: _Account, waiter: _Waiter, slot: SlotRef) -> None:
         self._pools[provider].queued -= 1 if waiter.active else 0
