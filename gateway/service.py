@@ -13,7 +13,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import httpx
 import msgspec
@@ -254,11 +254,21 @@ class VideoService:
             raise NotFound(f"No video with id {video_id!r}", param="video_id")
         return job
 
-    async def list_videos(self, caller: Caller, **query: Any) -> tuple[list[Job], bool]:
+    async def list_videos(
+        self,
+        caller: Caller,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        status: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> tuple[list[Job], bool]:
         try:
-            return await self.store.list_jobs(caller.tenant, **query)
+            return await self.store.list_jobs(caller.tenant, after=after, limit=limit, order=order, status=status, provider=provider, model=model)
         except KeyError as exc:
-            raise NotFound(f"No video with id {query.get('after')!r} to page after", param="after") from exc
+            raise NotFound(f"No video with id {after!r} to page after", param="after") from exc
 
     async def watch(self, caller: Caller, video_id: str) -> AsyncIterator[Job]:
         """The job now, then each change until it ends. Changes made here arrive at once;
@@ -494,6 +504,6 @@ def _is_retry(headers: Mapping[str, str] | None) -> bool:
     return value.isascii() and value.isdigit() and len(value) <= 6 and int(value) > 0
 
 
-def fingerprint_of(parts: list[tuple[str, Any]]) -> str:
+def fingerprint_of(parts: list[tuple[str, object]]) -> str:
     """A canonical hash of a request (form items or JSON builtins) for Idempotency-Key."""
     return hashlib.sha256(msgspec.json.encode(parts, order="sorted")).hexdigest()

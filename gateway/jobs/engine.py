@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import structlog
 
@@ -259,6 +259,9 @@ class JobEngine:
         claimed = await self._store.claim_jobs(lease, self._clock.now(), room)
         self.leases.hold((j.id for j in claimed), lease.until)
         fresh = [j for j in claimed if j.id not in self._jobs]  # already driven here: the lease is all that changed
+        if len(fresh) < len(claimed):
+            # our own leases had lapsed (a renewal came late, e.g. the store was held up): nothing else changes
+            log.warning("jobs.leases_lapsed_here", jobs=len(claimed) - len(fresh))
         for job in fresh:
             if job.slot is not None:
                 self.slots.hold(job.id, job.slot)
@@ -471,7 +474,7 @@ class JobEngine:
 
     # -- upstream calls (each ends in one event posted to the job) -----------------------------------
 
-    async def _upstream(self, job: Job, provider: str, call: Coroutine[Any, Any, lc.Event], *, leased: bool = True) -> None:
+    async def _upstream(self, job: Job, provider: str, call: Coroutine[object, None, lc.Event], *, leased: bool = True) -> None:
         rt = self._runtime.current.provider(provider)
         if rt is None:
             call.close()

@@ -25,7 +25,7 @@ from tests.integration.processes import gateway_ready, running, wait_for
 from tests.integration.processes import simulators as sim_processes
 
 KEY = "sk-test"
-JOB_SECONDS = 4.0  # long enough that jobs are still running upstream when the gateway dies
+JOB_SECONDS = 0.5  # once released: jobs are held in flight (job_outcome="hang") until the first gateway is dead
 JOBS = [("useapi", i) for i in range(3)] + [("powertokens", i) for i in range(3)]
 
 CONFIG = """\
@@ -109,6 +109,8 @@ def test_sigkilled_gateway_resumes_every_job_without_resubmitting(tmp_path: Path
         # -- first life: submit, and wait until every job is running upstream --------
         with running("gateway (first)", serve, tmp_path / "gateway-1.log") as first:
             wait_for("the first gateway to serve", lambda: gateway_ready(base), [first])
+            for url in simulators.values():
+                httpx.post(f"{url}/_sim/faults", json={"job_outcome": "hang"}).raise_for_status()
             ids: dict[str, str] = {}
             for provider, n in JOBS:
                 body = {
@@ -140,9 +142,12 @@ def test_sigkilled_gateway_resumes_every_job_without_resubmitting(tmp_path: Path
             first.popen.wait(timeout=10)
             assert first.popen.returncode == -signal.SIGKILL
 
-        # The kill landed while the jobs were still running upstream (the sim takes JOB_SECONDS).
+        # The kill landed while the jobs were still running upstream: only now may they finish.
         with pytest.raises(httpx.TransportError):
             client.get("/healthz")
+        for provider, url in simulators.items():
+            released = httpx.post(f"{url}/_sim/release").raise_for_status().json()["released"]
+            assert released == sum(1 for p in ids.values() if p == provider)
 
         # -- second life: same database, same port (useapi calls back to public_url) ------
         with running("gateway (second)", serve, tmp_path / "gateway-2.log") as second:
