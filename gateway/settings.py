@@ -606,7 +606,13 @@ def describe(settings: Settings) -> str:
     lines.append("providers:")
     for name, p in settings.providers.items():
         state = "" if p.enabled else " (disabled)"
-        lines.append(f"  {name}{state}: type={p.type} base_url={redact_url(p.base_url)} max_concurrency={p.max_concurrency} timeout={p.timeout_seconds:g}s")
+        desc = DESCRIPTORS.get(p.type)
+        slots = sum(a.max_jobs for a in p.accounts) if p.accounts else p.max_concurrency or (desc.default_max_concurrency if desc else None)
+        max_age = p.max_job_age_seconds or (desc.max_age_seconds if desc else None)
+        lines.append(
+            f"  {name}{state}: type={p.type} base_url={redact_url(p.base_url)} slots={slots} connections={p.max_connections} "
+            f"timeout={p.timeout_seconds:g}s max_job_age={max_age:g}s"
+        )
         for a in p.accounts:
             lines.append(f"    account {a.id} region={a.region} max_jobs={a.max_jobs}")
     lines.append(f"models (default {settings.jobs.default_model}):" if settings.models else "models: none configured")

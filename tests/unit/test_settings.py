@@ -64,7 +64,8 @@ def error_of(text: str, env: dict[str, str] | None = None) -> ConfigError:
 def test_example_config_loads_with_its_env_vars() -> None:
     settings = load_settings(EXAMPLE, env=ENV)
 
-    assert set(settings.providers) == {"useapi", "powertokens"}
+    assert set(settings.providers) == {"useapi", "powertokens", "modelark"}
+    assert settings.providers["modelark"].enabled is False  # ships disabled until ARK_API_KEY is set
     useapi = settings.providers["useapi"]
     assert useapi.type == "useapi"
     assert useapi.secret == ENV["USEAPI_TOKEN"]
@@ -355,7 +356,7 @@ def test_store_password_is_masked() -> None:
 def test_describe_lists_providers_models_in_order_keys_and_store() -> None:
     text = describe(load_settings(EXAMPLE, env=ENV))
     assert "store: sqlite:///vidgate.db" in text
-    assert "useapi: type=useapi base_url=https://api.useapi.net/v1/dreamina max_concurrency=20" in text
+    assert "useapi: type=useapi base_url=https://api.useapi.net/v1/dreamina slots=15 connections=32" in text  # its two accounts: 10 + 5
     assert "account CA:first@example.com region=CA max_jobs=10" in text
     assert "seedance-1.5-pro -> powertokens: seedance-1-5-pro-251215, useapi: seedance-1.5-pro" in text
     assert "app: tenant=acme admin=no providers=all" in text
