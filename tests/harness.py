@@ -23,6 +23,8 @@ from litestar import Litestar
 from gateway.app import create_app
 from gateway.service import VideoService
 from gateway.settings import Settings, parse_settings
+from providers.modelark.sim import SimConfig as ArkConfig
+from providers.modelark.sim import create_app as ark_app
 from providers.powertokens.sim import SimConfig as PtConfig
 from providers.powertokens.sim import create_app as pt_app
 from providers.useapi.sim import SimAccount
@@ -79,6 +81,13 @@ secret = "pt-test"
 poll_interval_seconds = 2.0
 max_concurrency = {powertokens_max}
 {powertokens_extra}
+
+[providers.modelark]
+type = "modelark"
+base_url = "http://modelark.sim/api/v3"
+secret = "ark-test"
+poll_interval_seconds = 2.0
+{modelark_extra}
 
 [models."seedance-2.0"]
 providers = {{ useapi = "seedance-2.0", powertokens = "dreamina-seedance-2-0-260128" }}
@@ -140,6 +149,7 @@ def settings_for(
         powertokens_max=powertokens_max,
         useapi_extra=sections.get("useapi_extra", ""),
         powertokens_extra=sections.get("powertokens_extra", ""),
+        modelark_extra=sections.get("modelark_extra", ""),
     )
     return parse_settings(text + extra, env={}, source="harness")
 
@@ -164,11 +174,10 @@ async def running_lifespan(app: Litestar) -> AsyncIterator[None]:
 
 
 class Harness:
-    def __init__(self, client: httpx.AsyncClient, clock: FakeClock, useapi: Litestar, powertokens: Litestar, app: Litestar) -> None:
+    def __init__(self, client: httpx.AsyncClient, clock: FakeClock, sims: dict[str, Litestar], app: Litestar) -> None:
         self.client = client
         self.clock = clock
-        self.useapi = useapi
-        self.powertokens = powertokens
+        self.sims = sims
         self.app = app
 
     @classmethod
@@ -180,7 +189,7 @@ class Harness:
         clock: FakeClock | None = None,
         job_seconds: float = 10.0,
         useapi_capacity: int = 50,
-        sims: tuple[Litestar, Litestar] | None = None,
+        sims: dict[str, Litestar] | None = None,
         store: Any = None,
         callbacks_reach_us: bool = True,
     ) -> AsyncIterator[Harness]:
@@ -189,17 +198,20 @@ class Harness:
         late = LateApp()
         callbacks: httpx.AsyncBaseTransport = late if callbacks_reach_us else httpx.MockTransport(lambda request: httpx.Response(200))
         if sims is None:
-            useapi = ua_app(
-                UaConfig(job_seconds=job_seconds, accounts=[SimAccount(account="CA:sim@example.com", region="CA", max_jobs=useapi_capacity)]),
-                clock=clock.now,
-                reply_transport=callbacks,
-            )
-            powertokens = pt_app(PtConfig(job_seconds=job_seconds, max_concurrent=500), clock=clock.now)
-        else:
-            useapi, powertokens = sims
+            sims = {
+                "useapi": ua_app(
+                    UaConfig(job_seconds=job_seconds, accounts=[SimAccount(account="CA:sim@example.com", region="CA", max_jobs=useapi_capacity)]),
+                    clock=clock.now,
+                    reply_transport=callbacks,
+                ),
+                "powertokens": pt_app(PtConfig(job_seconds=job_seconds, max_concurrent=500), clock=clock.now),
+                "modelark": ark_app(
+                    ArkConfig(queue_seconds=job_seconds * 0.2, run_seconds=job_seconds * 0.8, tick_seconds=None), clock=clock.now, callback_transport=callbacks
+                ),
+            }
         app = create_app(
             settings,
-            transports={"useapi": httpx.ASGITransport(app=useapi), "powertokens": httpx.ASGITransport(app=powertokens)},
+            transports={name: httpx.ASGITransport(app=sim) for name, sim in sims.items()},
             clock=clock,
             store=store,
         )
@@ -208,7 +220,7 @@ class Harness:
             running_lifespan(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vidgate.test", headers={"Authorization": f"Bearer {KEY}"}) as client,
         ):
-            harness = cls(client, clock, useapi, powertokens, app)
+            harness = cls(client, clock, sims, app)
             await harness.settle()
             yield harness
 
@@ -249,7 +261,7 @@ class Harness:
         return video
 
     async def sim(self, provider: str, path: str, method: str = "GET", **kw: Any) -> Any:
-        app = self.useapi if provider == "useapi" else self.powertokens
+        app = self.sims[provider]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{provider}.sim") as http:
             response = await http.request(method, path, **kw)
             response.raise_for_status()

@@ -14,6 +14,8 @@ from structlog.testing import capture_logs
 from gateway.jobs.model import Job
 from gateway.jobs.sqlite import SqliteStore
 from gateway.jobs.store import JobWrite, Lease
+from providers.modelark.sim import SimConfig as ArkConfig
+from providers.modelark.sim import create_app as ark_app
 from providers.powertokens.sim import SimConfig as PtConfig
 from providers.powertokens.sim import create_app as pt_app
 from providers.useapi.sim import SimAccount
@@ -201,11 +203,11 @@ async def test_models_advertise_exactly_what_a_create_can_get(tmp_path: Path) ->
 async def test_two_replicas_on_one_postgresql_never_exceed_an_accounts_max_jobs(tmp_path: Path, postgres_database: str) -> None:
     clock = FakeClock()
     useapi = ua_app(UaConfig(job_seconds=5, accounts=[SimAccount(account="CA:sim@example.com", region="CA", max_jobs=50)]), clock=clock.now)
-    powertokens = pt_app(PtConfig(job_seconds=5), clock=clock.now)
+    sims = {"useapi": useapi, "powertokens": pt_app(PtConfig(job_seconds=5), clock=clock.now), "modelark": ark_app(clock=clock.now)}
     settings = [settings_for(tmp_path, instance=f"replica-{i}", store_url=postgres_database, useapi_max_jobs=2) for i in range(2)]
     async with (
-        Harness.start(settings[0], clock=clock, sims=(useapi, powertokens)) as a,
-        Harness.start(settings[1], clock=clock, sims=(useapi, powertokens)) as b,
+        Harness.start(settings[0], clock=clock, sims=sims) as a,
+        Harness.start(settings[1], clock=clock, sims=sims) as b,
     ):
         ids = [(await (a, b)[n % 2].create({**UA, "prompt": f"take {n}"}))["id"] for n in range(20)]
         most = 0
@@ -222,3 +224,42 @@ async def test_two_replicas_on_one_postgresql_never_exceed_an_accounts_max_jobs(
     assert [v["status"] for v in videos] == ["completed"] * 20
     assert most == 2  # both replicas together kept the account at its max_jobs, and used all of it
     assert {v["attempts"][0]["account"] for v in videos} == {"CA:sim@example.com"}
+
+
+ARK = {"model": "seedance-2.0-ark", "prompt": "a paper boat", "seconds": 5}
+
+
+async def test_a_task_expired_upstream_fails_over_under_the_same_video(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sims = {
+        "useapi": ua_app(clock=clock.now),
+        "powertokens": pt_app(PtConfig(job_seconds=10), clock=clock.now),
+        # a queue that never drains: the task ends `expired` after 120 s, long before vidgate's max age
+        "modelark": ark_app(ArkConfig(queue_seconds=1e9, run_seconds=8, tick_seconds=None, expire_after=120), clock=clock.now),
+    }
+    async with Harness.start(settings_for(tmp_path, extra=ARK_MODEL), clock=clock, sims=sims) as h:
+        video = await h.create(ARK)
+        await h.advance(60, step=5)
+        assert (await h.video(video["id"]))["upstream"]["status"] == "queued"
+        await h.advance(90, step=5)
+        done = await h.video(video["id"])
+    assert done["status"] == "completed", done
+    assert [a["provider"] for a in done["attempts"]] == ["modelark", "powertokens"]
+    first = done["attempts"][0]
+    assert first["error_class"] == "timeout" and "expire" in first["error"]["message"], first
+
+
+async def test_a_moderation_refusal_ends_the_job_without_failover(tmp_path: Path) -> None:
+    async with Harness.start(settings_for(tmp_path, extra=ARK_MODEL), job_seconds=10) as h:
+        await h.sim("modelark", "/_sim/errors", "POST", json={"code": "OutputVideoSensitiveContentDetected", "route": "task", "count": 1})
+        video = await h.create(ARK)
+        await h.advance(15)
+        done = await h.video(video["id"])
+    assert done["status"] == "failed" and done["error"]["code"] == "content_rejected", done
+    assert [a["provider"] for a in done["attempts"]] == ["modelark"]
+
+
+ARK_MODEL = """
+[models."seedance-2.0-ark"]
+providers = { modelark = "dreamina-seedance-2-0-260128", powertokens = "dreamina-seedance-2-0-260128" }
+"""

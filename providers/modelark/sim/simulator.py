@@ -41,6 +41,7 @@ class SimConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     callback_timeout: float = 5.0  # §7: no 2xx within 5 s is a failed delivery
     callback_retry_after: tuple[float, ...] = (5.0, 10.0, 20.0)  # §7: 3 more times
     tick_seconds: float | None = 0.5  # when served: how often the clock is replayed for callbacks
+    expire_after: float | None = None  # tests: tasks expire after at most this long, whatever they asked for
     seed: int | None = None  # ids and random seeds
     faults: Faults = msgspec.field(default_factory=Faults)
 
@@ -146,6 +147,8 @@ class Simulator:
         except msgspec.DecodeError:
             raise invalid("", "The request body is not valid JSON.") from None
         accepted = validate(body, self.config.endpoints)
+        if self.config.expire_after is not None:  # an upstream whose queue never drains in time
+            accepted = msgspec.structs.replace(accepted, execution_expires_after=min(accepted.execution_expires_after, int(self.config.expire_after)))
         if accepted.draft_task_id is not None:
             accepted = self._from_draft(accepted, now)
         self._limit_rate(accepted, body.get("model", ""), now)
