@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 import httpx
@@ -17,6 +18,7 @@ import httpx
 from gateway.auth import KeyRing
 from gateway.catalog import ModelCatalog
 from gateway.http import make_client
+from gateway.pricing import Pricer
 from gateway.routing import ProviderFacts
 from gateway.settings import ProviderSettings, Settings
 from providers.base import Adapter
@@ -52,6 +54,10 @@ class ProviderRuntime:
         if self.settings.accounts:
             return tuple(AccountSlots(account=a.id, region=a.region, limit=a.max_jobs) for a in self.settings.accounts)
         return (AccountSlots(account=None, region=None, limit=self.settings.max_concurrency or self.descriptor.default_max_concurrency),)
+
+    @cached_property
+    def pricer(self) -> Pricer:
+        return Pricer.of(self.settings, self.descriptor, self.adapter)
 
     @property
     def max_age(self) -> float:

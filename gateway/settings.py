@@ -43,6 +43,7 @@ __all__ = [
     "KeySettings",
     "ModelSettings",
     "OutputSettings",
+    "PriceSettings",
     "ProviderSettings",
     "RouteSettings",
     "SecuritySettings",
@@ -218,6 +219,18 @@ class AccountSettings(_Config):
     max_jobs: Count = 10
 
 
+class PriceSettings(_Config):
+    """Your price for one upstream model, over the provider's published one: USD per output
+    second or per million billed tokens, either flat or by resolution (`{"720p" = 0.12}`)."""
+
+    usd_per_second: Positive | dict[str, Positive] | None = None
+    usd_per_million_tokens: Positive | dict[str, Positive] | None = None
+
+    def __post_init__(self) -> None:
+        if self.usd_per_second is None and self.usd_per_million_tokens is None:
+            raise ValueError("give usd_per_second or usd_per_million_tokens")
+
+
 class ProviderSettings(_Config):
     __secret_fields__: ClassVar[frozenset[str]] = frozenset({"secret"})
     __url_fields__: ClassVar[frozenset[str]] = frozenset({"base_url"})
@@ -233,6 +246,11 @@ class ProviderSettings(_Config):
     poll_interval_seconds: Positive = 5.0
     max_job_age_seconds: Positive | None = None  # default: the provider's own (its descriptor)
     enabled: bool = True
+    # Costs in USD (`gateway.pricing`): what one upstream credit costs under your plan (for
+    # providers that bill credits, e.g. useapi), and your prices per upstream model id where
+    # they differ from the published ones the provider package knows (or where none is published).
+    usd_per_credit: Positive | None = None
+    prices: dict[str, PriceSettings] = {}
 
     def __post_init__(self) -> None:
         _check_http_url(self.base_url, "base_url")
@@ -519,6 +537,9 @@ def validate(settings: Settings) -> list[str]:
                     problems.append(f"{at}.accounts[{i}].max_jobs: {p.type} allows at most {rules.max_jobs} jobs per account")
         elif rules is not None:
             problems.append(f"{at}.accounts: a {p.type} provider needs at least one account")
+        for model_id in p.prices:
+            if model_id not in desc.models:
+                problems.append(f"{at}.prices: {model_id!r} is not a {p.type} model id (known: {', '.join(desc.models)})")
     for model, m in settings.models.items():
         at = _format_path(("models", model))
         for name in m.providers:

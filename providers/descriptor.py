@@ -64,6 +64,10 @@ class ProviderDescriptor:
     # listing (`build_find`), and/or the upstream calls back with the job's id.
     finds_lost_submits: bool = False
     calls_back: bool = False
+    # What one of the upstream's own credits costs in USD, for providers that report a job's cost
+    # in credits; None where no price is published (then `[providers.x] usd_per_credit` sets it).
+    # USD-per-second and per-token prices live in the adapter's own table (`estimate_cost`).
+    usd_per_credit: float | None = None
     docs: Mapping[str, str] = field(default_factory=dict)  # where the contract came from, for check-config
 
     def load_simulator(self) -> SimulatorFactory:

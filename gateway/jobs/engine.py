@@ -26,6 +26,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import msgspec
 import structlog
 
 from gateway.clock import Clock
@@ -39,6 +40,7 @@ from gateway.jobs.slots import PoolUsage, SlotBoard, SlotStore
 from gateway.jobs.store import JobWrite, Lease
 from gateway.jobs.writer import JobWriter
 from gateway.logging import bind_job_context
+from gateway.pricing import output_seconds
 from gateway.runtime import ProviderRuntime, Runtime
 from providers.base import ErrorClass, ErrorInfo, GenerationRequest, Media, MediaKind, SubmitContext, UpstreamError, UpstreamJob, media_items
 from providers.capabilities import ModelCaps
@@ -545,17 +547,19 @@ class JobEngine:
             log.exception("job.submit_ambiguous", job_id=job.id, provider=att.provider)
             return lc.SubmitFailed(ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, f"submit failed: {type(exc).__name__}"), True)
         log.info("job.submitted", job_id=job.id, provider=att.provider, upstream_id=upstream.upstream_id, account=upstream.account or att.account)
-        return lc.Submitted(upstream)
+        return lc.Submitted(self._priced(job, rt, att.model_id, upstream))
 
     async def _poll(self, job: Job, provider: str, upstream_id: str) -> lc.Event:
         try:
-            return lc.Polled(await self._rt(provider).client.poll(upstream_id), provider)
+            rt = self._rt(provider)
+            polled = await rt.client.poll(upstream_id)
         except UpstreamError as exc:
             log.info("job.poll_failed", job_id=job.id, error=str(exc), failures=job.poll_failures + 1)
             return lc.PollFailed(exc.info)
         except Exception as exc:
             log.exception("job.poll_failed", job_id=job.id, failures=job.poll_failures + 1)
             return lc.PollFailed(ErrorInfo.of(ErrorClass.UPSTREAM_UNAVAILABLE, f"poll failed: {type(exc).__name__}"))
+        return lc.Polled(self._priced(job, rt, _model_id(job, provider, polled), polled), provider)
 
     async def _find(self, job: Job, provider: str) -> lc.Event:
         att = job.attempt
@@ -565,9 +569,21 @@ class JobEngine:
         except Exception as exc:  # a lookup that fails finds nothing; the next one may
             log.info("job.find_failed", job_id=job.id, error=str(exc))
             return lc.Found(None)
-        if found is not None:
-            log.info("job.reconciled", job_id=job.id, provider=provider, upstream_id=found.upstream_id)
-        return lc.Found(found)
+        if found is None:
+            return lc.Found(None)
+        log.info("job.reconciled", job_id=job.id, provider=provider, upstream_id=found.upstream_id)
+        return lc.Found(self._priced(job, rt, _model_id(job, provider, found), found))
+
+    @staticmethod
+    def _priced(job: Job, rt: ProviderRuntime, model_id: str, up: UpstreamJob) -> UpstreamJob:
+        """The answer with its cost in USD where a price is known (`gateway.pricing`)."""
+        seconds, known = output_seconds(job.seconds, up.result.duration if up.result is not None else None)
+        try:
+            cost = rt.pricer.price(up.cost, model_id=model_id, resolution=job.resolution, seconds=seconds, seconds_known=known)
+        except Exception:  # a price table's bug must not cost a job its answer
+            log.exception("job.pricing_failed", job_id=job.id, provider=rt.name)
+            return up
+        return up if cost == up.cost else msgspec.structs.replace(up, cost=cost)
 
     async def _cancel_upstream(self, job: Job, provider: str, upstream_id: str) -> None:
         rt = self._runtime.current.provider(provider)
@@ -607,6 +623,12 @@ class JobEngine:
         self.leases.drop(job_id)
         self.slots.withdraw(job_id)
         self.slots.release(job_id)
+
+
+def _model_id(job: Job, provider: str, up: UpstreamJob) -> str:
+    """The upstream model id the job runs on at `provider`: its attempt there, else the answer's."""
+    att = next((a for a in reversed(job.attempts) if a.provider == provider), None)
+    return att.model_id if att is not None else (up.model or "")
 
 
 def _lost_provider(job: Job, provider: str) -> lc.Event:

@@ -17,4 +17,5 @@ DESCRIPTOR = ProviderDescriptor(
     simulator="providers.useapi.sim:simulator",
     finds_lost_submits=True,  # GET /scheduler lists running jobs with their replyUrl (UPSTREAMS 1.7)
     calls_back=True,  # replyUrl: the job record on submission and at its end (UPSTREAMS 1.8)
+    usd_per_credit=models.USD_PER_CREDIT,
 )

@@ -165,6 +165,11 @@ MODELS: dict[str, ModelCaps] = {
     ),
 }
 
+# USD per Dreamina credit (a job's `forecastCost` unit): none published. useapi itself is a flat
+# $15/month (UPSTREAMS 1.9) and a credit's worth depends on the Dreamina plan it was bought
+# with, so the operator sets it (`[providers.x] usd_per_credit`).
+USD_PER_CREDIT: float | None = None
+
 # vidgate logical model name -> useapi model id.
 CATALOG: dict[str, str] = {
     "seedance-2.0": "seedance-2.0",

@@ -67,6 +67,24 @@ def test_a_comparison_runs_both_providers_side_by_side(fresh: Stack) -> None:
     assert len(accepted(fresh.sim_jobs("useapi"))) == 1 and len(accepted(fresh.sim_jobs("powertokens"))) == 1
 
 
+def test_every_demo_provider_prices_its_videos_in_usd(fresh: Stack) -> None:
+    """Credits (useapi), a configured per-second price (PowerTokens' 2.0 standard) and a
+    published per-token price (ModelArk) all end up as one USD figure, in the job and in stats."""
+    since = time.time()
+    with fresh.client() as client:
+        created = client.post("/v1/comparisons", json={"request": {"prompt": "prices", "seconds": 5}})
+        assert created.status_code == 200, created.text
+        done = wait_comparison(client, created.json()["id"])
+        costs = {r["provider"]: r["cost"] for r in done["results"]}
+        assert set(costs) == {"useapi", "powertokens", "modelark"}
+        assert costs["useapi"] == {"amount": 125.0, "unit": "credits", "usd_estimate": 0.1875}  # 125 x the demo's $0.0015
+        assert costs["powertokens"]["usd_estimate"] == 0.75  # 5 s x the demo's $0.15/s
+        assert costs["modelark"] == {"amount": 108900.0, "unit": "tokens", "usd_estimate": 0.7623}  # at $7 per 1M tokens
+        groups = {g["group"]: g for g in client.get("/v1/stats", params={"since": since}).json()["data"]}
+        per_second = {name: groups[name]["cost_per_video_second_usd"] for name in costs}
+        assert per_second == pytest.approx({"useapi": 0.0375, "powertokens": 0.15, "modelark": 0.15246})
+
+
 def test_a_provider_that_cannot_serve_is_skipped_with_its_reason(fresh: Stack) -> None:
     with fresh.client() as client:
         created = client.post("/v1/comparisons", json={"request": {"model": "seedance-1.0-mini", "prompt": "waves"}, "providers": "all"})
