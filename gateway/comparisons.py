@@ -6,6 +6,12 @@ through `VideoService.create` with `provider` pinned and tagged with metadata
 deletion) is the video job's; the comparison only remembers which jobs it made
 and which providers it skipped, and reads the jobs back to report.
 
+Blind comparisons and votes: `blind` shuffles the order in which the children are labelled
+A, B, ... (`Comparison.shown`); the console shows labels instead of providers until a
+person votes. The API always names the providers (each child is an ordinary video the key
+can read anyway). A vote names the better provider, or a tie, among the completed videos;
+the first vote stays, and `/v1/stats` turns votes into win rates.
+
 Idempotency-Key: the comparison keeps the key and a fingerprint of its body, so a
 replay returns the stored comparison and a different body under the same key is
 a 409. Each child is also created with a key derived from the caller's key and
@@ -22,7 +28,7 @@ import msgspec
 
 from gateway.auth import Caller
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
-from gateway.jobs.model import Comparison, ComparisonChild, ComparisonSkip, Job
+from gateway.jobs.model import Comparison, ComparisonChild, ComparisonSkip, ComparisonVote, Job
 from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_shape, decode_json, not_utf8
 from gateway.service import VideoService, fingerprint_of
 from gateway.views import video_of
@@ -44,9 +50,18 @@ class ComparisonRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 
     request: msgspec.Raw
     providers: list[str] | Literal["all"] = "all"
+    blind: bool = False  # label the videos A, B, ... in a shuffled order until someone votes (the console)
+
+
+class VoteRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`POST /v1/comparisons/{id}/vote`: the provider whose video was better, or `tie: true`."""
+
+    winner: str | None = None
+    tie: bool = False
 
 
 class ComparisonResult(msgspec.Struct, kw_only=True):
+    label: str  # "A", "B", ...: how a blind comparison shows this result
     provider: str
     video_id: str
     status: str  # a video status, or "deleted" once the caller deleted the child
@@ -62,14 +77,23 @@ class SkippedProvider(msgspec.Struct, kw_only=True):
     reason: str
 
 
+class VoteObject(msgspec.Struct, kw_only=True):
+    winner: str | None  # the better video's provider; None for a tie
+    winner_label: str | None
+    tie: bool
+    voted_at: int
+
+
 class ComparisonObject(msgspec.Struct, kw_only=True):
     id: str
     object: Literal["comparison"] = "comparison"
     created_at: int
     model: str
     status: Literal["in_progress", "completed"]
-    results: list[ComparisonResult]
+    blind: bool
+    results: list[ComparisonResult]  # in the order they are labelled A, B, ...
     skipped: list[SkippedProvider]
+    vote: VoteObject | None
 
 
 _request_decoder = msgspec.json.Decoder(ComparisonRequest)
@@ -158,6 +182,9 @@ class ComparisonService:
             children.append(ComparisonChild(provider=name, video_id=job.id))
         if not children:
             raise _none_can_serve(skipped, reasons)
+        shown = [c.provider for c in children]
+        if outer.blind:
+            _shuffle(shown)
         comparison = Comparison(
             id=comparison_id,
             tenant=caller.tenant,
@@ -167,6 +194,8 @@ class ComparisonService:
             skipped=skipped,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
+            blind=outer.blind,
+            shown=shown,
         )
         return await self.store.put_comparison(comparison)
 
@@ -207,20 +236,57 @@ class ComparisonService:
             raise NotFound(f"No comparison with id {comparison_id!r}", param="comparison_id")
         return comparison
 
+    async def jobs(self, comparison: Comparison) -> dict[str, Job | None]:
+        """Each child's job by video id (None where the caller deleted it)."""
+        return {child.video_id: await self.store.get_job(child.video_id, comparison.tenant) for child in comparison.children}
+
     async def view(self, comparison: Comparison) -> ComparisonObject:
-        results = []
-        for child in comparison.children:
-            job = await self.store.get_job(child.video_id, comparison.tenant)
-            results.append(result_of(child, job))
+        jobs = await self.jobs(comparison)
+        results = [result_of(child, jobs[child.video_id], label) for label, child in comparison.labelled()]
         done = all(r.status not in (JobStatus.QUEUED.value, JobStatus.IN_PROGRESS.value) for r in results)
         return ComparisonObject(
             id=comparison.id,
             created_at=int(comparison.created_at),
             model=comparison.model,
             status="completed" if done else "in_progress",
+            blind=comparison.blind,
             results=results,
             skipped=[SkippedProvider(provider=s.provider, reason=s.reason) for s in comparison.skipped],
+            vote=vote_of(comparison),
         )
+
+    async def vote(self, caller: Caller, comparison_id: str, raw: bytes) -> Comparison:
+        """Record a person's verdict; the first one stays (the same verdict again is a no-op)."""
+        try:
+            body = _vote_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"Invalid vote: {exc}", param=_unknown_field(str(exc)) or "winner") from exc
+        except msgspec.DecodeError as exc:
+            raise InvalidRequest(f"Request body is not valid JSON: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise not_utf8() from exc
+        if (body.winner is None) != body.tie:
+            raise InvalidRequest('Give the better video\'s provider as `winner`, or `"tie": true`', param="winner")
+        return await self.cast(caller, comparison_id, body.winner)
+
+    async def cast(self, caller: Caller, comparison_id: str, winner: str | None) -> Comparison:
+        """The vote itself: `winner` is a provider of this comparison, None for a tie."""
+        comparison = await self.get(caller, comparison_id)
+        jobs = await self.jobs(comparison)
+        completed = [c.provider for c in comparison.children if (job := jobs[c.video_id]) is not None and job.status is JobStatus.COMPLETED]
+        if winner is not None and winner not in {c.provider for c in comparison.children}:
+            raise InvalidRequest(f"{winner!r} is not a provider of this comparison", param="winner")
+        if winner is not None and winner not in completed:
+            raise InvalidRequest(f"{winner!r} has no completed video to vote for", param="winner", code="video_not_completed")
+        if len(completed) < 2:
+            raise InvalidRequest("A vote compares at least two completed videos", param="winner", code="not_enough_videos")
+        vote = ComparisonVote(winner=winner, at=self.videos.clock(), key_name=caller.key_name)
+        stored = await self.store.vote_comparison(comparison.id, caller.tenant, vote)
+        if stored is None:
+            raise NotFound(f"No comparison with id {comparison_id!r}", param="comparison_id")
+        if stored.vote is not None and stored.vote.winner != winner:
+            raise Conflict("This comparison already has a different vote", param="winner", code="already_voted")
+        return stored
 
 
 class _ChildPlan:
@@ -241,9 +307,26 @@ def _reused_key() -> Conflict:
     return Conflict("Idempotency-Key was already used with a different request body", param="Idempotency-Key", code="idempotency_key_reused")
 
 
-def result_of(child: ComparisonChild, job: Job | None) -> ComparisonResult:
+_vote_decoder = msgspec.json.Decoder(VoteRequest)
+
+
+def _shuffle(providers: list[str]) -> None:
+    """An unpredictable order, so a blind "A" says nothing about who made it."""
+    secrets.SystemRandom().shuffle(providers)
+
+
+def vote_of(comparison: Comparison) -> VoteObject | None:
+    vote = comparison.vote
+    if vote is None:
+        return None
+    label = next((label for label, child in comparison.labelled() if child.provider == vote.winner), None)
+    return VoteObject(winner=vote.winner, winner_label=label, tie=vote.winner is None, voted_at=int(vote.at))
+
+
+def result_of(child: ComparisonChild, job: Job | None, label: str) -> ComparisonResult:
     if job is None:  # the caller deleted this finished child
         return ComparisonResult(
+            label=label,
             provider=child.provider,
             video_id=child.video_id,
             status="deleted",
@@ -256,6 +339,7 @@ def result_of(child: ComparisonChild, job: Job | None) -> ComparisonResult:
     video = video_of(job)
     completed = job.status is JobStatus.COMPLETED
     return ComparisonResult(
+        label=label,
         provider=child.provider,
         video_id=job.id,
         status=video.status,

@@ -34,7 +34,7 @@ from gateway.routing import RouteContext, route
 from gateway.runtime import ProviderRuntime, Runtime
 from gateway.schema import CreateVideoBody, MediaValue, build_request
 from gateway.settings import Settings
-from gateway.stats import GroupBy, GroupStats, compute
+from gateway.stats import GroupBy, GroupStats, compute, verdicts
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
 from providers.base import JobStatus, MediaKind, UpstreamError, UpstreamJob, map_media, media_items
@@ -476,8 +476,10 @@ class VideoService:
         scope = tenant or caller.tenant
         if scope != caller.tenant and not caller.admin:
             raise Forbidden("Only an admin key may read another tenant's stats", param="tenant")
-        jobs = await self.store.jobs_since(None if scope == ALL_TENANTS else scope, since)
-        return scope, since, now, compute(jobs, group_by)
+        tenant_filter = None if scope == ALL_TENANTS else scope
+        jobs = await self.store.jobs_since(tenant_filter, since)
+        judged = verdicts(await self.store.comparisons_since(tenant_filter, since), {job.id: job for job in jobs})
+        return scope, since, now, compute(jobs, group_by, judged)
 
     async def ready(self) -> tuple[bool, bool, int]:
         """(ready, the store answers, providers configured)."""

@@ -11,21 +11,25 @@ Pure: jobs in, numbers out. No store, no clock, no HTTP.
 - `cost_per_video_second_usd` is the sum of the USD estimates over the sum of the
   seconds, taken over completed jobs that have both an estimate and a known length
   (the requested seconds; the delivered duration when the request said "auto").
+- Win rate comes from people's votes on comparisons (`verdicts`): every completed video of
+  a voted comparison took part; the winner's won, the others lost, a tie ties them all.
+  `win_rate` is (wins + ties / 2) / votes; null while the group has no votes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 import msgspec
 
-from gateway.jobs.model import Job
+from gateway.jobs.model import Comparison, Job
 from providers.base import JobStatus
 
 GroupBy = Literal["provider", "model", "rule", "arm"]
+Verdict = Literal["win", "loss", "tie"]
 NONE = "none"
 
 _KEYS: dict[str, Callable[[Job], str]] = {
@@ -48,6 +52,10 @@ class GroupStats(msgspec.Struct, kw_only=True):
     p50_time_to_video_seconds: float | None
     p95_time_to_video_seconds: float | None
     cost_per_video_second_usd: float | None
+    votes: int = 0  # videos of this group that took part in a voted comparison
+    wins: int = 0
+    ties: int = 0
+    win_rate: float | None = None
 
 
 def group_key(job: Job, group_by: GroupBy) -> str:
@@ -85,7 +93,25 @@ def video_seconds(job: Job) -> float | None:
     return float(duration) if duration else None
 
 
-def summarize(group: str, jobs: Iterable[Job]) -> GroupStats:
+def verdicts(comparisons: Iterable[Comparison], jobs: Mapping[str, Job]) -> dict[str, Verdict]:
+    """The verdict on each video (by id) that took part in a voted comparison: its completed
+    children among `jobs`, when there are at least two of them to compare."""
+    out: dict[str, Verdict] = {}
+    for comparison in comparisons:
+        vote = comparison.vote
+        if vote is None:
+            continue
+        shown = [c for c in comparison.children if (job := jobs.get(c.video_id)) is not None and job.status is JobStatus.COMPLETED]
+        if len(shown) < 2:
+            continue
+        for child in shown:
+            out[child.video_id] = "tie" if vote.winner is None else "win" if child.provider == vote.winner else "loss"
+    return out
+
+
+def summarize(group: str, jobs: Iterable[Job], judged: Mapping[str, Verdict] | None = None) -> GroupStats:
+    judged = judged or {}
+    verdict_counts: Counter[Verdict] = Counter()
     counts: Counter[JobStatus] = Counter()
     failed_by_class: Counter[str] = Counter()
     times: list[float] = []
@@ -94,6 +120,8 @@ def summarize(group: str, jobs: Iterable[Job]) -> GroupStats:
     for job in jobs:
         total += 1
         counts[job.status] += 1
+        if job.id in judged:
+            verdict_counts[judged[job.id]] += 1
         if job.status is JobStatus.FAILED:
             failed_by_class[job.error.error_class.value if job.error else "unknown"] += 1
         elapsed = time_to_video(job)
@@ -105,6 +133,7 @@ def summarize(group: str, jobs: Iterable[Job]) -> GroupStats:
             seconds += length
     completed, failed, cancelled = counts[JobStatus.COMPLETED], counts[JobStatus.FAILED], counts[JobStatus.CANCELLED]
     terminal = completed + failed + cancelled
+    votes = sum(verdict_counts.values())
     return GroupStats(
         group=group,
         jobs=total,
@@ -117,12 +146,16 @@ def summarize(group: str, jobs: Iterable[Job]) -> GroupStats:
         p50_time_to_video_seconds=percentile(times, 50),
         p95_time_to_video_seconds=percentile(times, 95),
         cost_per_video_second_usd=usd / seconds if seconds else None,
+        votes=votes,
+        wins=verdict_counts["win"],
+        ties=verdict_counts["tie"],
+        win_rate=(verdict_counts["win"] + verdict_counts["tie"] / 2) / votes if votes else None,
     )
 
 
-def compute(jobs: Iterable[Job], group_by: GroupBy) -> list[GroupStats]:
-    """One entry per group that has jobs, ordered by group name."""
+def compute(jobs: Iterable[Job], group_by: GroupBy, judged: Mapping[str, Verdict] | None = None) -> list[GroupStats]:
+    """One entry per group that has jobs, ordered by group name; `judged` from `verdicts`."""
     groups: dict[str, list[Job]] = {}
     for job in jobs:
         groups.setdefault(group_key(job, group_by), []).append(job)
-    return [summarize(name, members) for name, members in sorted(groups.items())]
+    return [summarize(name, members, judged) for name, members in sorted(groups.items())]

@@ -1,4 +1,4 @@
-"""`/v1/comparisons`: one request fanned out to several providers, results side by side."""
+"""`/v1/comparisons`: one request fanned out to several providers, results side by side, and a person's vote."""
 
 from __future__ import annotations
 
@@ -32,3 +32,15 @@ class ComparisonsController(Controller):
     async def retrieve(self, comparison_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ComparisonObject:
         comparisons = ComparisonService(service)
         return await comparisons.view(await comparisons.get(caller, comparison_id))
+
+    @post(
+        "/{comparison_id:str}/vote",
+        operation_id="voteComparison",
+        summary="Record which provider's video was better, or a tie (the first vote stays)",
+        status_code=200,
+    )
+    async def vote(
+        self, comparison_id: FromPath[str], request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]
+    ) -> ComparisonObject:
+        comparisons = ComparisonService(service)
+        return await comparisons.view(await comparisons.vote(caller, comparison_id, await request.body()))

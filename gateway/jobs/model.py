@@ -206,8 +206,19 @@ class ComparisonSkip(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
+class ComparisonVote(msgspec.Struct, frozen=True, kw_only=True):
+    """A person's verdict on a comparison: the provider whose video was better, or a tie."""
+
+    winner: str | None  # a child's provider; None = a tie
+    at: float
+    key_name: str  # the key that voted (through the API or a console session)
+
+
 class Comparison(msgspec.Struct, kw_only=True):
-    """One request fanned out to several providers: a child job per provider that could serve it."""
+    """One request fanned out to several providers: a child job per provider that could serve it.
+
+    A blind comparison is shown with its children labelled A, B, ... in `shown` order (shuffled
+    at creation, so "A" says nothing about who made it) until someone votes."""
 
     id: str
     tenant: str
@@ -217,3 +228,21 @@ class Comparison(msgspec.Struct, kw_only=True):
     skipped: list[ComparisonSkip] = []
     idempotency_key: str | None = None
     request_hash: str | None = None
+    blind: bool = False
+    shown: list[str] = []  # providers in the order they are labelled A, B, ...; empty = `children` order
+    vote: ComparisonVote | None = None
+
+    def labelled(self) -> list[tuple[str, ComparisonChild]]:
+        """Each child with its label ("A", "B", ...), in the order they are shown."""
+        by_provider = {c.provider: c for c in self.children}
+        order = [by_provider[p] for p in self.shown if p in by_provider] or self.children
+        return [(_label(i), child) for i, child in enumerate(order)]
+
+
+def _label(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters

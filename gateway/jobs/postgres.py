@@ -38,7 +38,7 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, ComparisonVote, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
 from gateway.jobs.store import JobWrite, Lease, StaleJob
 from providers.base import JobStatus
@@ -560,3 +560,21 @@ class PostgresStore:
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
         doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key)
         return self._comparison.decode(doc) if doc is not None else None
+
+    async def vote_comparison(self, comparison_id: str, tenant: str, vote: ComparisonVote) -> Comparison | None:
+        """Set the vote if there is none yet (the row locked between read and write); the stored comparison."""
+        async with self._db.acquire() as conn, conn.transaction():
+            doc = await conn.fetchval("SELECT doc FROM comparisons WHERE id = $1 AND tenant = $2 FOR UPDATE", comparison_id, tenant)
+            if doc is None:
+                return None
+            stored = self._comparison.decode(doc)
+            if stored.vote is None:
+                stored.vote = vote
+                await conn.execute("UPDATE comparisons SET doc = $2 WHERE id = $1", comparison_id, self._enc.encode(stored))
+            return stored
+
+    async def comparisons_since(self, tenant: str | None, since: float) -> list[Comparison]:
+        rows = await self._db.fetch(
+            "SELECT doc FROM comparisons WHERE ($1::text IS NULL OR tenant = $1) AND created_at >= $2 ORDER BY created_at, id", tenant, since
+        )
+        return [self._comparison.decode(r["doc"]) for r in rows]

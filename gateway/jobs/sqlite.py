@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from gateway.jobs.legacy import is_legacy, upgrade_job_doc
-from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, ComparisonVote, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.store import JobWrite, Lease, StaleJob
 from providers.base import JobStatus
 
@@ -785,6 +785,26 @@ class SqliteStore:
             lambda conn: conn.execute("SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)).fetchone()
         )
         return self._comparison.decode(row[0]) if row else None
+
+    async def vote_comparison(self, comparison_id: str, tenant: str, vote: ComparisonVote) -> Comparison | None:
+        """Set the vote if there is none yet (read and write in one transaction); the stored comparison."""
+
+        def set_vote(conn: sqlite3.Connection) -> Comparison | None:
+            row = conn.execute("SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)).fetchone()
+            if row is None:
+                return None
+            stored = self._comparison.decode(row[0])
+            if stored.vote is None:
+                stored.vote = vote
+                conn.execute("UPDATE comparisons SET doc = ? WHERE id = ?", (self._enc.encode(stored), comparison_id))
+            return stored
+
+        return await self._write(set_vote)
+
+    async def comparisons_since(self, tenant: str | None, since: float) -> list[Comparison]:
+        where, args = ("created_at >= ?", (since,)) if tenant is None else ("tenant = ? AND created_at >= ?", (tenant, since))
+        rows = await self._run(lambda conn: conn.execute(f"SELECT doc FROM comparisons WHERE {where} ORDER BY created_at, id", args).fetchall())
+        return [self._comparison.decode(r[0]) for r in rows]
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, ComparisonVote, FileRecord, Job, StatusEvent, WebhookDelivery
 
 
 class StaleJob(Exception):
@@ -192,4 +192,13 @@ class Store(Protocol):
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
         """The tenant's comparison created with this idempotency key, if any."""
+        ...
+
+    async def vote_comparison(self, comparison_id: str, tenant: str, vote: ComparisonVote) -> Comparison | None:
+        """Record `vote` on the tenant's comparison unless it already has one (the first vote
+        stays); returns the comparison as stored, or None if the tenant has no such comparison."""
+        ...
+
+    async def comparisons_since(self, tenant: str | None, since: float) -> list[Comparison]:
+        """Every comparison created at or after `since`, oldest first; `tenant=None` means all tenants."""
         ...

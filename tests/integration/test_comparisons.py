@@ -85,6 +85,38 @@ def test_every_demo_provider_prices_its_videos_in_usd(fresh: Stack) -> None:
         assert per_second == pytest.approx({"useapi": 0.0375, "powertokens": 0.15, "modelark": 0.15246})
 
 
+def test_a_blind_comparison_takes_one_vote_which_stats_count_as_win_rates(fresh: Stack) -> None:
+    since = time.time()
+    with fresh.client() as client:
+        created = client.post("/v1/comparisons", json={"request": {"prompt": "blind", "seconds": 5}, "providers": ["useapi", "powertokens"], "blind": True})
+        assert created.status_code == 200, created.text
+        body = created.json()
+        assert body["blind"] is True and body["vote"] is None
+        assert [r["label"] for r in body["results"]] == ["A", "B"]
+        assert sorted(r["provider"] for r in body["results"]) == ["powertokens", "useapi"]
+        done = wait_comparison(client, body["id"])
+        assert [r["label"] for r in done["results"]] == ["A", "B"] and [r["provider"] for r in done["results"]] == [r["provider"] for r in body["results"]]
+
+        vote_url = f"/v1/comparisons/{body['id']}/vote"
+        for bad, param in (({"winner": "modelark"}, "winner"), ({}, "winner"), ({"winner": "useapi", "tie": True}, "winner"), ({"colour": "red"}, "colour")):
+            refused = client.post(vote_url, json=bad)
+            assert refused.status_code == 422 and refused.json()["error"]["param"] == param, refused.text
+        voted = client.post(vote_url, json={"winner": "useapi"})
+        assert voted.status_code == 200, voted.text
+        label = next(r["label"] for r in done["results"] if r["provider"] == "useapi")
+        assert voted.json()["vote"] | {"voted_at": 0} == {"winner": "useapi", "winner_label": label, "tie": False, "voted_at": 0}
+        assert client.post(vote_url, json={"winner": "useapi"}).status_code == 200  # the same verdict again changes nothing
+        changed = client.post(vote_url, json={"tie": True})
+        assert changed.status_code == 409 and changed.json()["error"]["code"] == "already_voted"
+        assert client.get(f"/v1/comparisons/{body['id']}").json()["vote"]["winner"] == "useapi"
+
+        groups = {g["group"]: g for g in client.get("/v1/stats", params={"since": since}).json()["data"]}
+        assert (groups["useapi"]["votes"], groups["useapi"]["wins"], groups["useapi"]["win_rate"]) == (1, 1, 1.0)
+        assert (groups["powertokens"]["votes"], groups["powertokens"]["win_rate"]) == (1, 0.0)
+    with fresh.client("sk-demo-other") as other:
+        assert other.post(vote_url, json={"tie": True}).status_code == 404
+
+
 def test_a_provider_that_cannot_serve_is_skipped_with_its_reason(fresh: Stack) -> None:
     with fresh.client() as client:
         created = client.post("/v1/comparisons", json={"request": {"model": "seedance-1.0-mini", "prompt": "waves"}, "providers": "all"})

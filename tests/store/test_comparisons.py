@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from gateway.jobs.model import ComparisonVote
 from gateway.jobs.store import Store
 from tests.store.records import comparison
 
@@ -30,3 +31,28 @@ async def test_an_idempotency_key_names_one_comparison_per_tenant(store: Store) 
     assert await store.put_comparison(other_tenant) == other_tenant
     unkeyed = [comparison(cid=f"cmp_{n}") for n in (4, 5)]
     assert [await store.put_comparison(c) for c in unkeyed] == unkeyed  # no key, no clash
+
+
+async def test_the_first_vote_stays_and_only_the_tenant_can_cast_it(store: Store) -> None:
+    blind = msgspec.structs.replace(comparison(), blind=True, shown=["useapi"])
+    await store.put_comparison(blind)
+    first = ComparisonVote(winner="useapi", at=6.0, key_name="k")
+    assert await store.vote_comparison("cmp_1", "t2", first) is None
+    assert (await store.get_comparison("cmp_1", "t1")).vote is None  # type: ignore[union-attr]
+    voted = await store.vote_comparison("cmp_1", "t1", first)
+    assert voted == msgspec.structs.replace(blind, vote=first)
+    again = await store.vote_comparison("cmp_1", "t1", ComparisonVote(winner=None, at=7.0, key_name="k2"))
+    assert again is not None and again.vote == first
+    assert await store.get_comparison("cmp_1", "t1") == voted
+    assert await store.vote_comparison("cmp_nope", "t1", first) is None
+
+
+async def test_comparisons_since_reads_a_window_per_tenant_or_for_all(store: Store) -> None:
+    made = [
+        msgspec.structs.replace(comparison(cid=f"cmp_{n}", tenant=tenant), created_at=at) for n, tenant, at in ((1, "t1", 5.0), (2, "t2", 6.0), (3, "t1", 9.0))
+    ]
+    for c in made:
+        await store.put_comparison(c)
+    assert [c.id for c in await store.comparisons_since("t1", 0)] == ["cmp_1", "cmp_3"]
+    assert [c.id for c in await store.comparisons_since("t1", 6)] == ["cmp_3"]
+    assert [c.id for c in await store.comparisons_since(None, 5.5)] == ["cmp_2", "cmp_3"]

@@ -115,3 +115,52 @@ def test_grouping_by_model_rule_and_arm() -> None:
     assert [(g.group, g.jobs) for g in compute(jobs, "rule")] == [("ab", 2), ("none", 1)]
     assert [(g.group, g.jobs) for g in compute(jobs, "arm")] == [("a", 1), ("b", 1), ("none", 1)]
     assert compute([], "provider") == []
+
+
+def test_votes_become_win_rates_per_group_counting_a_tie_as_half() -> None:
+    import msgspec
+
+    from gateway.jobs.model import Comparison, ComparisonChild, ComparisonVote
+    from gateway.stats import verdicts
+
+    def child(video_id: str, provider: str, status: JobStatus = JobStatus.COMPLETED, model: str = "seedance-2.0") -> Job:
+        return msgspec.structs.replace(job(status, provider=provider, model=model), id=video_id)
+
+    def compared(cid: str, winner: str | None, *kids: Job, voted: bool = True) -> Comparison:
+        return Comparison(
+            id=cid,
+            tenant="t",
+            created_at=1000.0,
+            model="seedance-2.0",
+            children=[ComparisonChild(provider=k.attempts[-1].provider, video_id=k.id) for k in kids],
+            vote=ComparisonVote(winner=winner, at=1010.0, key_name="k") if voted else None,
+        )
+
+    kids = {
+        "1u": child("1u", "useapi"),
+        "1p": child("1p", "powertokens"),
+        "2u": child("2u", "useapi"),
+        "2p": child("2p", "powertokens"),
+        "2m": child("2m", "modelark", JobStatus.FAILED),  # failed: it took no part in the vote
+        "3u": child("3u", "useapi"),
+        "3p": child("3p", "powertokens"),
+        "4u": child("4u", "useapi"),
+        "4p": child("4p", "powertokens", JobStatus.FAILED),  # one video alone: nothing was compared
+        "5u": child("5u", "useapi"),
+        "5p": child("5p", "powertokens"),
+    }
+    comparisons = [
+        compared("c1", "useapi", kids["1u"], kids["1p"]),
+        compared("c2", "powertokens", kids["2u"], kids["2p"], kids["2m"]),
+        compared("c3", None, kids["3u"], kids["3p"]),
+        compared("c4", "useapi", kids["4u"], kids["4p"]),
+        compared("c5", "useapi", kids["5u"], kids["5p"], voted=False),
+    ]
+    judged = verdicts(comparisons, kids)
+    assert judged == {"1u": "win", "1p": "loss", "2u": "loss", "2p": "win", "3u": "tie", "3p": "tie"}
+    groups = {g.group: g for g in compute(kids.values(), "provider", judged)}
+    assert (groups["useapi"].votes, groups["useapi"].wins, groups["useapi"].ties) == (3, 1, 1)
+    assert groups["useapi"].win_rate == pytest.approx(0.5) and groups["powertokens"].win_rate == pytest.approx(0.5)
+    assert groups["modelark"].votes == 0 and groups["modelark"].win_rate is None
+    [by_model] = compute(kids.values(), "model", judged)
+    assert by_model.win_rate == pytest.approx(0.5)
