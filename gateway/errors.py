@@ -81,6 +81,14 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class RangeNotSatisfiable(GatewayError):
+    """A byte range past the end of the content (416, with `Content-Range: bytes */<size>`)."""
+
+    status = 416
+    type = "invalid_request_error"
+    code = "range_not_satisfiable"
+
+
 class Unserviceable(GatewayError):
     """No configured provider can serve the request; `details` lists each one's reasons."""
 

@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from gateway.auth import Caller
-from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable, Unserviceable
 from gateway.events import EventHub, JobNotifier
 from gateway.health import HealthBoard, HealthState
 from gateway.jobs import lifecycle as lc
@@ -30,6 +30,7 @@ from gateway.jobs.slots import PoolUsage
 from gateway.jobs.store import Lease, StaleJob, Store
 from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.outputs import OutputStorage
+from gateway.ranges import ByteRange, Unsatisfiable, parse_range
 from gateway.routing import RouteContext, route
 from gateway.runtime import ProviderRuntime, Runtime
 from gateway.schema import CreateVideoBody, MediaValue, build_request
@@ -90,6 +91,16 @@ class ProviderState:
     health: HealthState
     usage: PoolUsage | None
     models: list[str]
+
+
+@dataclass(frozen=True)
+class Content:
+    """A video's bytes on their way out: the whole of them, or the byte range asked for."""
+
+    content_type: str
+    chunks: AsyncIterator[bytes]
+    size: int | None = None  # the whole object's, when known (vidgate's own copy)
+    range: ByteRange | None = None  # the part these chunks are; None = everything
 
 
 @dataclass(frozen=True)
@@ -363,7 +374,9 @@ class VideoService:
     # -- content -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def content(self, caller: Caller, video_id: str, variant: Variant) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+    async def content(self, caller: Caller, video_id: str, variant: Variant, *, byte_range: str | None = None) -> AsyncIterator[Content]:
+        """The bytes of a finished video. `byte_range` (a `Range` header) is honoured for vidgate's
+        own copy, so a browser can seek; an upstream link is streamed whole."""
         job = await self.get(caller, video_id)
         if job.status is not JobStatus.COMPLETED or job.result is None:
             raise NotFound(f"Video {video_id} has no content yet (status {job.status.value})", param="video_id", code="content_not_ready")
@@ -373,19 +386,26 @@ class VideoService:
         if copy is not None and self.output_storage is not None:
             try:
                 stored = await self.output_storage.open(copy.key)
+                part = _range_of(byte_range, stored.size)
+                if part is not None:
+                    await stored.aclose()
+                    stored = await self.output_storage.open(copy.key, start=part.start, length=part.length)
             except KeyError:  # swept, or the volume was replaced: fall back to the upstream link
                 log.warning("content.copy_missing", job_id=job.id, key=copy.key)
+            except RangeNotSatisfiable:
+                await stored.aclose()
+                raise
             else:
                 async with stored:
-                    yield copy.content_type, stored
+                    yield Content(copy.content_type, stored, size=stored.size, range=part)
                 return
         url = {"video": job.result.video_url, "thumbnail": job.result.thumbnail_url, "last_frame": job.result.last_frame_url}[variant]
         attempt = job.attempt
         if url is None and variant == "video" and attempt is not None and attempt.upstream_id:
             rt = self.runtime.current.provider(attempt.provider)
             if rt is not None:
-                async with self._upstream_content(rt, attempt.upstream_id) as stream:
-                    yield stream
+                async with self._upstream_content(rt, attempt.upstream_id) as (content_type, chunks):
+                    yield Content(content_type, chunks)
                 return
         if url is None:
             raise NotFound(f"Video {video_id} has no {variant}", param="variant")
@@ -394,7 +414,7 @@ class VideoService:
         try:
             if not response.is_success:
                 raise NotFound(f"The upstream no longer serves this {variant} (HTTP {response.status_code})", param="variant", code="content_unavailable")
-            yield response.headers.get("content-type", _CONTENT_TYPES[variant]), response.aiter_bytes()
+            yield Content(response.headers.get("content-type", _CONTENT_TYPES[variant]), response.aiter_bytes())
         finally:
             await response.aclose()
 
@@ -499,6 +519,15 @@ def _unserviceable(model: str, reasons: dict[str, list[Reason]]) -> Unserviceabl
         param=param,
         details={name: [msgspec.to_builtins(r) for r in why] for name, why in reasons.items()},
     )
+
+
+def _range_of(header: str | None, size: int) -> ByteRange | None:
+    try:
+        return parse_range(header, size)
+    except Unsatisfiable as exc:
+        raise RangeNotSatisfiable(
+            f"The range {header!r} is past the end of the content", param="Range", headers={"Content-Range": f"bytes */{exc.size}"}
+        ) from exc
 
 
 def _is_retry(headers: Mapping[str, str] | None) -> bool:

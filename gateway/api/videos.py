@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
+from gateway.api.content import content_response
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.jobs.model import Job
@@ -63,22 +64,13 @@ class VideosController(Controller):
     @get("/{video_id:str}/content", operation_id="downloadVideoContent", summary="Stream the video, thumbnail or last frame")
     async def content(
         self,
+        request: Request[Any, Any, Any],
         video_id: FromPath[str],
         caller: NamedDependency[Caller],
         service: NamedDependency[VideoService],
         variant: FromQuery[Literal["video", "thumbnail", "last_frame"]] = "video",
     ) -> Stream:
-        manager = service.content(caller, video_id, variant)
-        content_type, chunks = await manager.__aenter__()
-
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in chunks:
-                    yield chunk
-            finally:
-                await manager.__aexit__(None, None, None)
-
-        return Stream(body(), media_type=content_type)
+        return await content_response(service.content(caller, video_id, variant, byte_range=request.headers.get("range")))
 
     @post("/{video_id:str}/cancel", operation_id="cancelVideo", summary="Cancel an unfinished video and keep its record", status_code=200)
     async def cancel(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video:

@@ -143,6 +143,30 @@ def test_thumbnail_variant_and_content_before_completion(fresh: Stack) -> None:
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
 
+def test_content_honours_one_byte_range_so_a_browser_can_seek(fresh: Stack) -> None:
+    with fresh.client() as client:
+        done = client.post("/v1/videos", json={"model": "seedance-2.0", "prompt": "seek", "provider": "powertokens"}).json()["id"]
+        assert wait_done(client, done)["status"] == "completed"
+        whole = client.get(f"/v1/videos/{done}/content")
+        size = len(whole.content)
+        assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes" and whole.headers["content-length"] == str(size)
+        for asked, start, end in (
+            ("bytes=0-", 0, size - 1),
+            ("bytes=100-199", 100, 199),
+            ("bytes=-50", size - 50, size - 1),
+            (f"bytes=10-{size * 2}", 10, size - 1),
+        ):
+            part = client.get(f"/v1/videos/{done}/content", headers={"Range": asked})
+            assert part.status_code == 206, (asked, part.status_code)
+            assert part.headers["content-range"] == f"bytes {start}-{end}/{size}"
+            assert part.content == whole.content[start : end + 1]
+        past = client.get(f"/v1/videos/{done}/content", headers={"Range": f"bytes={size}-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+        assert past.json()["error"]["code"] == "range_not_satisfiable"
+        several = client.get(f"/v1/videos/{done}/content", headers={"Range": "bytes=0-1,5-6"})  # not honoured: the whole video
+        assert several.status_code == 200 and several.content == whole.content
+
+
 def test_content_rejection_fails_the_job_with_its_class(fresh: Stack) -> None:
     fresh.set_faults("powertokens", job_outcome="fail")
     with fresh.client() as client:
