@@ -31,13 +31,21 @@ class KeyRing:
 
     def __init__(self, keys: Iterable[KeySettings]) -> None:
         self._by_digest: dict[str, Caller] = {}
+        self._by_name: dict[str, tuple[str, Caller]] = {}
         for k in keys:
-            self._by_digest[k.digest.lower()] = Caller(
+            caller = Caller(
                 key_name=k.name,
                 tenant=k.tenant,
                 admin=k.admin,
                 providers=frozenset(k.providers) if k.providers is not None else None,
             )
+            self._by_digest[k.digest.lower()] = caller
+            self._by_name[k.name] = (k.digest.lower(), caller)
+
+    def named(self, key_name: str) -> tuple[str, Caller] | None:
+        """The key called `key_name`, as (its digest, its caller), if it is still configured
+        (a console session names its key; a reload may have removed or replaced it)."""
+        return self._by_name.get(key_name)
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:
         value = headers.get("authorization", "")

@@ -39,6 +39,7 @@ __all__ = [
     "AccountSettings",
     "ClusterSettings",
     "ConfigError",
+    "ConsoleSettings",
     "JobSettings",
     "KeySettings",
     "ModelSettings",
@@ -461,6 +462,18 @@ class ClusterSettings(_Config):
             raise ValueError("claim_interval_seconds must be under half of lease_seconds, or leases lapse between renewals")
 
 
+class ConsoleSettings(_Config):
+    """The web console at `/console` (`gateway.console`): sign in with a vidgate key."""
+
+    __secret_fields__: ClassVar[frozenset[str]] = frozenset({"session_secret"})
+
+    enabled: bool = True
+    # Signs session cookies and CSRF tokens; give every replica the same one (at least 32
+    # characters). Default: random per process, so sessions end when it restarts.
+    session_secret: Annotated[str, msgspec.Meta(min_length=32)] | None = None
+    session_hours: Positive = 12.0
+
+
 class Settings(_Config):
     keys: list[KeySettings]
     providers: dict[str, ProviderSettings]
@@ -473,6 +486,7 @@ class Settings(_Config):
     jobs: JobSettings = msgspec.field(default_factory=JobSettings)
     outputs: OutputSettings = msgspec.field(default_factory=OutputSettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
 
 
 # ---------------------------------------------------------------------------
