@@ -26,6 +26,7 @@ from gateway.api.videos import VideosController
 from gateway.api.webhooks import WebhooksController
 from gateway.auth import Caller
 from gateway.clock import Clock, SystemClock
+from gateway.console import build as build_console
 from gateway.errors import ErrorBody, ErrorEnvelope, GatewayError
 from gateway.events import EventHub, JobNotifier
 from gateway.health import HealthBoard
@@ -158,8 +159,11 @@ def create_app(
                 await asyncio.gather(*background, return_exceptions=True)
                 log.info("app.stopped")
 
+    api = [VideosController, FilesController, CatalogController, HealthController, ComparisonsController, StatsController, WebhooksController]
+    console = build_console(settings) if settings.console.enabled else None
     app = Litestar(
-        route_handlers=[VideosController, FilesController, CatalogController, HealthController, ComparisonsController, StatsController, WebhooksController],
+        route_handlers=[*api, console.router, console.static] if console is not None else api,
+        template_config=console.templates if console is not None else None,
         dependencies={"service": Provide(_service, sync_to_thread=False), "caller": Provide(_caller, sync_to_thread=False)},
         exception_handlers={Exception: _handle_error},
         lifespan=[lifespan],

@@ -19,7 +19,7 @@ import httpx
 import msgspec
 import structlog
 
-from gateway.auth import Caller
+from gateway.auth import Caller, KeyRing
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable, Unserviceable
 from gateway.events import EventHub, JobNotifier
 from gateway.health import HealthBoard, HealthState
@@ -49,6 +49,7 @@ RETRY_COUNT_HEADER = "x-stainless-retry-count"
 RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
 STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published here
 ALL_TENANTS = "*"
+FILTER_SCAN_JOBS = 2000  # how deep a rule / arm filter reads a tenant's videos for one page
 
 
 def new_video_id() -> str:
@@ -150,6 +151,11 @@ class VideoService:
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:
         return self.runtime.current.keys.authenticate(headers)
+
+    @property
+    def keys(self) -> KeyRing:
+        """The keys configured now (a console session is checked against them on every request)."""
+        return self.runtime.current.keys
 
     # -- create ----------------------------------------------------------------
 
@@ -280,6 +286,37 @@ class VideoService:
             return await self.store.list_jobs(caller.tenant, after=after, limit=limit, order=order, status=status, provider=provider, model=model)
         except KeyError as exc:
             raise NotFound(f"No video with id {after!r} to page after", param="after") from exc
+
+    async def find_videos(
+        self,
+        caller: Caller,
+        *,
+        rule: str | None = None,
+        arm: str | None = None,
+        after: str | None = None,
+        limit: int = 20,
+        scan: int = FILTER_SCAN_JOBS,
+        **query: Any,
+    ) -> tuple[list[Job], bool]:
+        """A page of videos, newest first, like `list_videos`, also filtered by the routing rule
+        and arm that chose them. Those two are not store columns: the tenant's pages are read
+        and filtered here, at most `scan` jobs deep (then the page says more may follow)."""
+        if rule is None and arm is None:
+            return await self.list_videos(caller, after=after, limit=limit, **query)
+        found: list[Job] = []
+        cursor, scanned = after, 0
+        while scanned < scan:
+            page, more = await self.list_videos(caller, after=cursor, limit=100, **query)
+            scanned += len(page)
+            for job in page:
+                if (rule is None or job.routing.rule == rule) and (arm is None or job.routing.arm == arm):
+                    found.append(job)
+                    if len(found) > limit:
+                        return found[:limit], True
+            if not more or not page:
+                return found, False
+            cursor = page[-1].id
+        return found, True
 
     async def watch(self, caller: Caller, video_id: str) -> AsyncIterator[Job]:
         """The job now, then each change until it ends. Changes made here arrive at once;
