@@ -8,15 +8,29 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.settings import ConfigError, Settings, describe, load_settings, parse_settings
-from providers.registry import provider_types
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+# Nothing heavier than the standard library is imported at module level: `vidgate compare`
+# must print its comparison id within a second of starting, on a busy machine too.
 
 DEMO_KEY = "sk-demo"
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:  # the fast path: only what talking to a running vidgate needs
+        from gateway import compare
+
+        only = argparse.ArgumentParser(prog="vidgate compare", description="run one prompt through several providers and compare the results")
+        compare.add_arguments(only)
+        raise SystemExit(compare.run(only.parse_args(argv[1:])))
+
+    from providers.registry import provider_types
+
     parser = argparse.ArgumentParser(prog="vidgate", description="A gateway for asynchronous AI video generation")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -65,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
     from gateway.logging import configure_logging
+    from gateway.settings import ConfigError, load_settings
 
     configure_logging(json=args.json_logs)
     try:
@@ -92,6 +107,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _check_config(path: str) -> int:
+    from gateway.settings import ConfigError, describe, load_settings
+
     try:
         settings = load_settings(path)
     except ConfigError as exc:
@@ -103,6 +120,8 @@ def _check_config(path: str) -> int:
 
 def demo_settings(*, port: int, urls: dict[str, str], data_dir: str, job_seconds: float) -> Settings:
     """The embedded demo configuration (config/demo.toml) bound to this run's ports."""
+    from gateway.settings import parse_settings
+
     env = {
         **os.environ,
         "VIDGATE_DEMO_PORT": str(port),

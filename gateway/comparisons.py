@@ -65,6 +65,7 @@ class ComparisonResult(msgspec.Struct, kw_only=True):
     provider: str
     video_id: str
     status: str  # a video status, or "deleted" once the caller deleted the child
+    progress: int  # 0-100, as the video's own
     time_to_video_seconds: float | None
     cost: CostInfo | None
     video_url: str | None  # vidgate's own content URL path
@@ -330,6 +331,7 @@ def result_of(child: ComparisonChild, job: Job | None, label: str) -> Comparison
             provider=child.provider,
             video_id=child.video_id,
             status="deleted",
+            progress=0,
             time_to_video_seconds=None,
             cost=None,
             video_url=None,
@@ -343,6 +345,7 @@ def result_of(child: ComparisonChild, job: Job | None, label: str) -> Comparison
         provider=child.provider,
         video_id=job.id,
         status=video.status,
+        progress=video.progress,
         time_to_video_seconds=round(job.completed_at - job.created_at, 3) if completed and job.completed_at else None,
         cost=video.cost,
         video_url=f"/v1/videos/{job.id}/content" if completed else None,

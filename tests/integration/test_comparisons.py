@@ -223,10 +223,13 @@ def test_vidgate_compare_demo_prints_the_table(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert exit_.value.code == 0, out
     lines = out.splitlines()
-    assert lines[1].split() == ["provider", "status", "time", "to", "video", "cost", "url"]
-    rows = {line.split()[0]: line.split() for line in lines[2:4]}
-    assert set(rows) == {"useapi", "powertokens"}
+    assert lines[0].startswith("comparison cmp_") and lines[1].startswith("console    http://127.0.0.1:")
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["provider", "status"])
+    assert lines[header].split() == ["provider", "status", "time", "to", "video", "cost", "url"]
+    rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 4]}
+    assert set(rows) == {"useapi", "powertokens", "modelark"}
     assert all(row[1] == "completed" and row[2].endswith("s") for row in rows.values())
+    assert rows["useapi"][3:5] == ["$0.19", "(125"]  # USD first, then the upstream's own unit
     assert "3/3 providers completed" in out
 
 
