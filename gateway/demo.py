@@ -139,6 +139,9 @@ def _banner(port: int, urls: dict[str, str], data_dir: str) -> str:
 vidgate demo on {base}   (key: {DEMO_KEY}; data in {data_dir})
 {sims}
 
+Compare providers in the browser:
+  {base}/console   (sign in with {DEMO_KEY})
+
 Create a video:
   curl -s {base}/v1/videos -H "Authorization: Bearer {DEMO_KEY}" \\
        -H "Content-Type: application/json" \\
