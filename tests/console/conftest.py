@@ -25,7 +25,8 @@ from providers.simkit import free_port, serve_in_thread
 DEMO_KEY = "sk-demo"  # tenant "demo" (config/demo.toml)
 OTHER_KEY = "sk-demo-other"  # tenant "other-team"
 ADMIN_KEY = "sk-console-admin-0123"  # added here: tenant "ops", admin
-KEYS = (DEMO_KEY, OTHER_KEY, ADMIN_KEY)
+BROWSER_KEY = "sk-console-browser-4567"  # added here: tenant "browser", the browser test's own numbers
+KEYS = (DEMO_KEY, OTHER_KEY, ADMIN_KEY, BROWSER_KEY)
 JOB_SECONDS = 1.5  # long enough that a comparison page always loads while its jobs still run
 IMAGE = Path(__file__).resolve().parents[2] / "providers" / "sim_media" / "image.png"
 
@@ -63,6 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         port = free_port()
         settings = demo_settings(port=port, urls=sims, data_dir=str(data_dir), job_seconds=JOB_SECONDS)
         settings.keys.append(KeySettings(name="ops", tenant="ops", key=ADMIN_KEY, admin=True))
+        settings.keys.append(KeySettings(name="browser", tenant="browser", key=BROWSER_KEY))
         with serve_in_thread(create_app(settings), port=port) as base:
             # Attached once everything started: the simulators' Litestar apps configure the
             # root logger as they are built, which would drop a handler added earlier.
