@@ -4,7 +4,8 @@ build) driven by Playwright against the demo stack on loopback.
 Sign in, compare every demo provider blind with a first frame uploaded from disk, watch the
 cards complete over SSE, play the videos (and play, seek and pause them together), vote,
 see the providers revealed and the win rate on the stats page. Every page is screenshotted
-into the test's artifacts directory (the paths are printed), every URL and HTML body the
+(into $VIDGATE_TEST_ARTIFACTS/console-screenshots when set, else the test's tmp_path; the
+paths and page weights are printed in the run's output), every URL and HTML body the
 browser saw is kept, and at the end none of them, nor any log line, holds the key.
 """
 
@@ -74,10 +75,10 @@ def videos_state(page: Any) -> list[dict[str, Any]]:
     )
 
 
-def test_compare_blind_in_a_browser_vote_and_see_the_win_rate(stack: Stack, browser: Any, tmp_path: Path) -> None:
+def test_compare_blind_in_a_browser_vote_and_see_the_win_rate(stack: Stack, browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
+    artifacts = Path(os.environ.get("VIDGATE_TEST_ARTIFACTS") or tmp_path) / "console-screenshots"
+    artifacts.mkdir(parents=True, exist_ok=True)
     first_frame = tmp_path / "first-frame.png"  # uploaded from disk, as a person would
     shutil.copyfile(IMAGE, first_frame)
     shots: list[Path] = []
@@ -214,10 +215,9 @@ def test_compare_blind_in_a_browser_vote_and_see_the_win_rate(stack: Stack, brow
 
     assets = sum((STATIC / name).stat().st_size for name in ASSETS)
     elapsed = time.monotonic() - started
-    print(f"\nscreenshots ({len(shots)}) in {artifacts}:")
-    for path in shots:
-        print(f"  {path}")
-    print(f"page weights (HTML + {assets} bytes of JS and CSS, the same files on every page):")
-    for name, html in weights.items():
-        print(f"  {name:<10} {html:>6} + {assets} = {html + assets} bytes")
-    print(f"browser test took {elapsed:.1f}s")
+    report = [f"\nconsole screenshots ({len(shots)}) in {artifacts}:", *(f"  {path}" for path in shots)]
+    report.append(f"console page weights (HTML + {assets} bytes of JS and CSS, the same files on every page):")
+    report += [f"  {name:<10} {html:>6} + {assets} = {html + assets} bytes" for name, html in weights.items()]
+    report.append(f"browser test took {elapsed:.1f}s")
+    with capsys.disabled():  # shown in the run's output even when it passes
+        print("\n".join(report))
