@@ -1,8 +1,8 @@
 """Costs in one currency: a USD estimate on every job whose price is known.
 
-An upstream reports a job's cost in its own unit (useapi: Dreamina credits; PowerTokens and
-ModelArk: tokens), and an adapter fills `usd_estimate` where its provider package has a
-published price table. `Pricer.price` settles the estimate for any provider, in this order:
+An upstream reports a job's cost in its own unit (credits of some account, billed tokens,
+dollars), and an adapter fills `usd_estimate` where its provider package has a published
+price table. `Pricer.price` settles the estimate for any provider, in this order:
 
 1. your price from config (`[providers.x.prices."<model id>"]`), per output second or per
    million billed tokens: a negotiated or unpublished price beats the list price;

@@ -248,7 +248,7 @@ class ProviderSettings(_Config):
     max_job_age_seconds: Positive | None = None  # default: the provider's own (its descriptor)
     enabled: bool = True
     # Costs in USD (`gateway.pricing`): what one upstream credit costs under your plan (for
-    # providers that bill credits, e.g. useapi), and your prices per upstream model id where
+    # providers that report costs in credits), and your prices per upstream model id where
     # they differ from the published ones the provider package knows (or where none is published).
     usd_per_credit: Positive | None = None
     prices: dict[str, PriceSettings] = {}
