@@ -295,18 +295,20 @@ class VideoService:
         arm: str | None = None,
         after: str | None = None,
         limit: int = 20,
+        status: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
         scan: int = FILTER_SCAN_JOBS,
-        **query: Any,
     ) -> tuple[list[Job], bool]:
         """A page of videos, newest first, like `list_videos`, also filtered by the routing rule
         and arm that chose them. Those two are not store columns: the tenant's pages are read
         and filtered here, at most `scan` jobs deep (then the page says more may follow)."""
         if rule is None and arm is None:
-            return await self.list_videos(caller, after=after, limit=limit, **query)
+            return await self.list_videos(caller, after=after, limit=limit, status=status, provider=provider, model=model)
         found: list[Job] = []
         cursor, scanned = after, 0
         while scanned < scan:
-            page, more = await self.list_videos(caller, after=cursor, limit=100, **query)
+            page, more = await self.list_videos(caller, after=cursor, limit=100, status=status, provider=provider, model=model)
             scanned += len(page)
             for job in page:
                 if (rule is None or job.routing.rule == rule) and (arm is None or job.routing.arm == arm):
