@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from prometheus_client import CollectorRegistry, start_http_server
 
 from gateway.api.catalog import CatalogController
 from gateway.api.comparisons import ComparisonsController
 from gateway.api.files import FilesController
 from gateway.api.health import HealthController
+from gateway.api.metrics import MetricsController
 from gateway.api.stats import StatsController
 from gateway.api.videos import VideosController
 from gateway.api.webhooks import WebhooksController
@@ -37,11 +39,12 @@ from gateway.jobs.store import Store
 from gateway.jobs.writer import JobWriter
 from gateway.logging import install_request_logging
 from gateway.media import MediaLoader, SignedMediaUrls
+from gateway.metrics import NO_METRICS, HttpMetricsMiddleware, Metrics, PrometheusMetrics
 from gateway.outputs import LocalDiskStorage, OutputCopier
 from gateway.reload import watch_config
 from gateway.runtime import RuntimeHolder, UpstreamClients, build_runtime
 from gateway.service import VideoService
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
 
@@ -66,6 +69,8 @@ def create_app(
     transports = dict(transports or {})
     the_clock: Clock = clock or SystemClock()
     now = the_clock.now
+    prometheus = PrometheusMetrics() if settings.metrics.expose != "off" else None  # a registry of its own per app
+    metrics: Metrics = prometheus or NO_METRICS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,7 +80,7 @@ def create_app(
             stack.push_async_callback(the_store.close)
             instance = settings.cluster.instance_id or new_instance_id()
 
-            clients = UpstreamClients(transports, instance=instance)
+            clients = UpstreamClients(transports, instance=instance, observers=metrics)
             stack.push_async_callback(clients.aclose)
             holder = RuntimeHolder(build_runtime(settings, clients))
 
@@ -88,13 +93,20 @@ def create_app(
                 else None
             )
             media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=now, urls=media_urls)
-            webhooks = WebhookDispatcher(the_store, outbound, settings.webhooks, guard=guard, clock=now)
+            webhooks = WebhookDispatcher(the_store, outbound, settings.webhooks, guard=guard, clock=now, metrics=metrics)
 
             output_storage = copier = None
+            outputs_dir = settings.store.outputs_dir(settings.outputs.dir)
             if settings.outputs.keep:
-                output_storage = LocalDiskStorage(Path(settings.store.outputs_dir(settings.outputs.dir)))
+                output_storage = LocalDiskStorage(Path(outputs_dir))
                 copier = OutputCopier(
-                    output_storage, outbound, guard, max_bytes=settings.outputs.max_bytes, timeout=settings.outputs.timeout_seconds, clock=now
+                    output_storage,
+                    outbound,
+                    guard,
+                    max_bytes=settings.outputs.max_bytes,
+                    timeout=settings.outputs.timeout_seconds,
+                    clock=now,
+                    metrics=metrics,
                 )
 
             hub = EventHub()
@@ -121,7 +133,9 @@ def create_app(
                     claim_interval=settings.cluster.claim_interval_seconds,
                     max_jobs=settings.cluster.max_jobs,
                 ),
+                metrics=metrics,
             )
+            metrics.watch(engine)
             engine.slots.configure({name: p.accounts for name, p in holder.current.providers.items()})
             service = VideoService(
                 runtime=holder,
@@ -137,8 +151,11 @@ def create_app(
                 clock=now,
                 output_storage=output_storage,
                 media_urls=media_urls,
+                metrics=metrics,
             )
             app.state.service = service
+            if prometheus is not None and settings.metrics.expose == "separate":
+                stack.enter_context(_metrics_listener(prometheus.registry, settings.metrics.host, settings.metrics.port))
 
             stop = asyncio.Event()
             background: list[asyncio.Task[Any]] = [asyncio.create_task(webhooks.run(stop), name="webhooks")]
@@ -147,7 +164,13 @@ def create_app(
             if config_path is not None:
                 background.append(asyncio.create_task(watch_config(holder, clients, engine.slots, webhooks, config_path, stop), name="config-watch"))
             background.append(asyncio.create_task(engine.run(stop), name="engine"))
-            log.info("app.started", providers=list(holder.current.providers), instance=instance)
+            log.info(
+                "app.started",
+                providers=list(holder.current.providers),
+                instance=instance,
+                outputs=outputs_dir if settings.outputs.keep else None,
+                metrics=settings.metrics.expose,
+            )
             try:
                 yield
             finally:
@@ -158,8 +181,19 @@ def create_app(
                 await asyncio.gather(*background, return_exceptions=True)
                 log.info("app.stopped")
 
+    handlers: list[Any] = [
+        VideosController,
+        FilesController,
+        CatalogController,
+        HealthController,
+        ComparisonsController,
+        StatsController,
+        WebhooksController,
+    ]
+    if settings.metrics.expose == "admin":
+        handlers.append(MetricsController)
     app = Litestar(
-        route_handlers=[VideosController, FilesController, CatalogController, HealthController, ComparisonsController, StatsController, WebhooksController],
+        route_handlers=handlers,
         dependencies={"service": Provide(_service, sync_to_thread=False), "caller": Provide(_caller, sync_to_thread=False)},
         exception_handlers={Exception: _handle_error},
         lifespan=[lifespan],
@@ -168,7 +202,25 @@ def create_app(
         debug=False,
         logging_config=None,  # structlog owns logging (gateway.logging)
     )
+    if prometheus is not None:
+        app.asgi_handler = HttpMetricsMiddleware(app.asgi_handler, prometheus)
     return install_request_logging(app)
+
+
+@contextlib.contextmanager
+def _metrics_listener(registry: CollectorRegistry, host: str, port: int) -> Iterator[None]:
+    """`[metrics] expose = "separate"`: the registry on a listener of its own (a thread)."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError("metrics", f"can't listen on {host}:{port} for /metrics ({exc.strerror or exc}); change [metrics] port") from None
+    log.info("metrics.listening", url=f"http://{host}:{server.server_port}/metrics")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 async def _sweep_outputs(storage: LocalDiskStorage, retention: float, clock: Callable[[], float], stop: asyncio.Event) -> None:

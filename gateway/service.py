@@ -29,6 +29,7 @@ from gateway.jobs.request import end_user_of
 from gateway.jobs.slots import PoolUsage
 from gateway.jobs.store import Lease, StaleJob, Store
 from gateway.media import MediaLoader, SignedMediaUrls
+from gateway.metrics import NO_METRICS, Metrics
 from gateway.outputs import OutputStorage
 from gateway.routing import RouteContext, route
 from gateway.runtime import ProviderRuntime, Runtime
@@ -118,6 +119,7 @@ class VideoService:
         clock: Callable[[], float],
         output_storage: OutputStorage | None = None,
         media_urls: SignedMediaUrls | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -132,6 +134,7 @@ class VideoService:
         self.clock = clock
         self.output_storage = output_storage  # where finished outputs are copied (gateway.outputs), or None
         self.media_urls = media_urls  # None: upstreams can't reach vidgate, so uploads can't be served to them
+        self.metrics = metrics
 
     @property
     def settings(self) -> Settings:
@@ -238,6 +241,7 @@ class VideoService:
         if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
             return self._same_request(saved, fingerprint), False
         log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+        self.metrics.job_created(job, plan.trace.usable[0].provider)
         self.engine.adopt(job, lease.until)
         return saved, True
 
@@ -321,6 +325,7 @@ class VideoService:
                     return fresh or job
                 job = fresh
                 continue
+            self.metrics.job_written(job, saved)
             if saved.status.terminal:
                 self.notifier.published(saved, "cancelled")
             return saved
@@ -468,6 +473,12 @@ class VideoService:
             raise Forbidden("Only an admin key may read another tenant's stats", param="tenant")
         jobs = await self.store.jobs_since(None if scope == ALL_TENANTS else scope, since)
         return scope, since, now, compute(jobs, group_by)
+
+    def metrics_exposition(self, caller: Caller) -> tuple[bytes, str]:
+        """The Prometheus text of this process (`[metrics] expose = "admin"`): admin keys only."""
+        if not caller.admin:
+            raise Forbidden("Only an admin key may read /metrics", code="admin_key_required")
+        return self.metrics.exposition()
 
     async def ready(self) -> tuple[bool, bool, int]:
         """(ready, the store answers, providers configured)."""

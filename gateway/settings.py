@@ -41,6 +41,7 @@ __all__ = [
     "ConfigError",
     "JobSettings",
     "KeySettings",
+    "MetricsSettings",
     "ModelSettings",
     "OutputSettings",
     "ProviderSettings",
@@ -430,6 +431,22 @@ class OutputSettings(_Config):
     timeout_seconds: Positive = 300.0  # for one whole download
 
 
+class MetricsSettings(_Config):
+    """Prometheus metrics (`gateway.metrics`): where `GET /metrics` is served, if anywhere.
+
+    - `admin` (default): on the main port, for keys with `admin = true` only;
+    - `separate`: on their own listener at `host:port`, without authentication (bind it
+      to an address only your Prometheus reaches);
+    - `off`: not collected at all.
+
+    Every replica exposes its own counters: scrape each one (they are not shared
+    through the store)."""
+
+    expose: Literal["admin", "separate", "off"] = "admin"
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9464
+
+
 class ClusterSettings(_Config):
     """Several vidgate processes on one store divide the jobs by leases (`gateway.jobs.store`)."""
 
@@ -455,6 +472,7 @@ class Settings(_Config):
     jobs: JobSettings = msgspec.field(default_factory=JobSettings)
     outputs: OutputSettings = msgspec.field(default_factory=OutputSettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
 
 # ---------------------------------------------------------------------------
@@ -627,7 +645,19 @@ def describe(settings: Settings) -> str:
         scope = f"key {e.key}" if e.key else f"tenant {e.tenant}"
         state = "" if e.enabled else " (disabled)"
         lines.append(f"  endpoint {e.name}: {redact_url(e.url)} for {scope}, {len(e.secrets)} secret(s){state}")
+    lines.append(_describe_metrics(settings))
     return "\n".join(lines)
+
+
+def _describe_metrics(settings: Settings) -> str:
+    m = settings.metrics
+    if m.expose == "off":
+        return "metrics: off"
+    if m.expose == "separate":
+        return f"metrics: GET http://{m.host}:{m.port}/metrics, no authentication (its own listener)"
+    admins = [k.name for k in settings.keys if k.admin]
+    who = f"admin keys ({', '.join(admins)})" if admins else "admin keys (none configured: unreachable until one is)"
+    return f"metrics: GET /metrics on the main port for {who}"
 
 
 def _describe_route(r: RouteSettings) -> str:

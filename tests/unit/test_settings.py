@@ -367,3 +367,15 @@ def test_settings_round_trip_through_builtins() -> None:
     settings = load_settings(EXAMPLE, env=ENV)
     again = msgspec.convert(msgspec.to_builtins(settings), Settings)
     assert again == settings
+
+
+def test_metrics_section_defaults_to_admin_keys_and_check_config_says_who_may_read() -> None:
+    settings = parse(MINIMAL)
+    assert settings.metrics.expose == "admin"
+    assert "metrics: GET /metrics on the main port for admin keys (none configured" in describe(settings)
+    separate = parse(MINIMAL + '[metrics]\nexpose = "separate"\nhost = "0.0.0.0"\nport = 9100\n')
+    assert "metrics: GET http://0.0.0.0:9100/metrics, no authentication" in describe(separate)
+    assert "metrics: off" in describe(parse(MINIMAL + '[metrics]\nexpose = "off"\n'))
+    with pytest.raises(ConfigError) as err:
+        parse(MINIMAL + '[metrics]\nexpose = "public"\n')
+    assert "metrics.expose" in str(err.value)
