@@ -98,6 +98,8 @@ def create_app(
             output_storage = copier = None
             outputs_dir = settings.store.outputs_dir(settings.outputs.dir)
             if settings.outputs.keep:
+                if outputs_dir is None:  # validate() refuses this config; settings built by hand may not have been validated
+                    raise ConfigError("outputs", "outputs.dir is required when the store is not a SQLite file and outputs.keep is on")
                 output_storage = LocalDiskStorage(Path(outputs_dir))
                 copier = OutputCopier(
                     output_storage,
