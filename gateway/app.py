@@ -24,6 +24,7 @@ from gateway.api.files import FilesController
 from gateway.api.health import HealthController
 from gateway.api.metrics import MetricsController
 from gateway.api.stats import StatsController
+from gateway.api.validation import validation_error_body
 from gateway.api.videos import VideosController
 from gateway.api.webhooks import WebhooksController
 from gateway.auth import Caller
@@ -259,12 +260,7 @@ def _handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[E
     if isinstance(exc, GatewayError):
         return Response(exc.envelope(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ValidationException):
-        detail = exc.extra if exc.extra else exc.detail
-        param = None
-        if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
-            param = exc.extra[0].get("key")
-        body = ErrorBody(message=f"Invalid request: {detail}", type="invalid_request_error", param=param, code="invalid_request")
-        return Response(ErrorEnvelope(body), status_code=400)
+        return Response(ErrorEnvelope(validation_error_body(request, exc)), status_code=400)
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 401: "unauthorized"}.get(exc.status_code, "http_error")
         body = ErrorBody(message=str(exc.detail), type="invalid_request_error", code=code)

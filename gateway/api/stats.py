@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 
 from gateway.auth import Caller
 from gateway.service import VideoService
@@ -35,9 +35,9 @@ class StatsController(Controller):
         self,
         caller: NamedDependency[Caller],
         service: NamedDependency[VideoService],
-        since: FromQuery[float | None] = None,
+        since: Annotated[float | None, QueryParameter(description="a unix time in seconds; default: 24 hours ago")] = None,
         group_by: FromQuery[GroupBy] = "provider",
-        tenant: FromQuery[str | None] = None,
+        tenant: Annotated[str | None, QueryParameter(description='a tenant, or "*" for all (admin keys only); default: the key\'s own')] = None,
     ) -> StatsObject:
         scope, since_at, until, data = await service.stats(caller, since=since, group_by=group_by, tenant=tenant)
         return StatsObject(tenant=scope, since=since_at, until=until, group_by=group_by, data=data)

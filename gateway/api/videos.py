@@ -42,7 +42,7 @@ class VideosController(Controller):
         after: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         order: FromQuery[Literal["asc", "desc"]] = "desc",
-        status: FromQuery[str | None] = None,
+        status: FromQuery[Literal["queued", "in_progress", "completed", "failed", "cancelled"] | None] = None,
         provider: FromQuery[str | None] = None,
         model: FromQuery[str | None] = None,
     ) -> VideoList:
