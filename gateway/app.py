@@ -24,6 +24,7 @@ from gateway.api.files import FilesController
 from gateway.api.health import HealthController
 from gateway.api.metrics import MetricsController
 from gateway.api.stats import StatsController
+from gateway.api.unsupported import UnsupportedController
 from gateway.api.validation import validation_error_body
 from gateway.api.videos import VideosController
 from gateway.api.webhooks import WebhooksController
@@ -186,6 +187,7 @@ def create_app(
 
     handlers: list[Any] = [
         VideosController,
+        UnsupportedController,
         FilesController,
         CatalogController,
         HealthController,

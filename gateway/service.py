@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import httpx
 import msgspec
 import structlog
 
 from gateway.auth import Caller
-from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable, UnsupportedOperation
 from gateway.events import EventHub, JobNotifier
 from gateway.health import HealthBoard, HealthState
 from gateway.jobs import lifecycle as lc
@@ -48,7 +48,17 @@ _CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/png", "last_frame": 
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
 STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published here
+DELETE_WAIT_SECONDS = 30.0  # how long a delete waits for a cancel held up by an in-flight submit
 ALL_TENANTS = "*"
+
+# OpenAI Videos operations that no provider vidgate knows offers: what each one is, for the 400.
+UnsupportedOp = Literal["remix", "edits", "extensions", "characters"]
+UNSUPPORTED_OPERATIONS: dict[str, str] = {
+    "remix": "remixing an existing video (POST /v1/videos/{video_id}/remix)",
+    "edits": "editing a video (POST /v1/videos/edits)",
+    "extensions": "extending a video (POST /v1/videos/extensions)",
+    "characters": "characters (POST /v1/videos/characters, GET /v1/videos/characters/{character_id})",
+}
 
 
 def new_video_id() -> str:
@@ -264,13 +274,13 @@ class VideoService:
         except KeyError as exc:
             raise NotFound(f"No video with id {query.get('after')!r} to page after", param="after") from exc
 
-    async def watch(self, caller: Caller, video_id: str) -> AsyncIterator[Job]:
+    async def watch(self, caller: Caller, video_id: str) -> AsyncGenerator[Job, None]:
         """The job now, then each change until it ends. Changes made here arrive at once;
         another replica's arrive through a store re-read every few seconds."""
         job = await self.get(caller, video_id)
         queue = self.hub.subscribe(job.id)
 
-        async def changes() -> AsyncIterator[Job]:
+        async def changes() -> AsyncGenerator[Job, None]:
             try:
                 current = job
                 yield current
@@ -300,13 +310,40 @@ class VideoService:
         cancelled = await self.engine.cancel(job.id)
         return cancelled if cancelled is not None else await self._cancel_elsewhere(job)
 
-    async def delete(self, caller: Caller, video_id: str) -> tuple[Job, bool]:
-        """Cancel an unfinished job (returns it, False) or delete a finished one (True)."""
+    async def delete(self, caller: Caller, video_id: str) -> Job:
+        """Delete a job's record; an unfinished one is cancelled first (upstream too, where
+        the upstream can). Its webhook deliveries stay, so `video.cancelled` still goes out.
+
+        A cancel that lands while the paid submit is in flight takes effect when the submit
+        answers (that answer names the upstream job to cancel): the delete waits for it, up
+        to DELETE_WAIT_SECONDS, rather than drop the record that says what to cancel."""
         job = await self.get(caller, video_id)
         if not job.status.terminal:
-            return await self.cancel(caller, video_id), False
+            changes = await self.watch(caller, video_id)  # subscribed before the cancel, so its end is not missed
+            try:
+                job = await self.cancel(caller, video_id)
+                async with asyncio.timeout(DELETE_WAIT_SECONDS):
+                    async for job in changes:
+                        if job.status.terminal:
+                            break
+            except TimeoutError:
+                raise Conflict(
+                    f"Video {video_id} is still being submitted upstream; it is cancelled when the submit answers. Delete it again then.",
+                    param="video_id",
+                    code="cancel_pending",
+                ) from None
+            finally:
+                await changes.aclose()
         await self.store.delete_job(job.id, caller.tenant)
-        return job, True
+        return job
+
+    def unsupported(self, caller: Caller, operation: UnsupportedOp) -> NoReturn:
+        """An OpenAI Videos operation vidgate can't offer: say which, and that no configured provider has it."""
+        names = ", ".join(self.runtime.current.providers) or "none"
+        raise UnsupportedOperation(
+            f"No configured provider ({names}) offers {UNSUPPORTED_OPERATIONS[operation]}; vidgate supports creating videos (POST /v1/videos)",
+            code="unsupported_operation",
+        )
 
     async def _cancel_elsewhere(self, job: Job) -> Job:
         """Cancel a job another process drives (or nobody does yet), through the same

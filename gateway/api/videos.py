@@ -55,10 +55,10 @@ class VideosController(Controller):
         job = await service.get(caller, video_id)
         return Response(video_of(job), headers=_poll_headers(job.status))
 
-    @delete("/{video_id:str}", operation_id="deleteVideo", summary="Cancel an unfinished video or delete a finished one", status_code=200)
-    async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video | VideoDeleted:
-        job, deleted = await service.delete(caller, video_id)
-        return VideoDeleted(id=job.id) if deleted else video_of(job)
+    @delete("/{video_id:str}", operation_id="deleteVideo", summary="Delete a video (an unfinished one is cancelled first, upstream too)", status_code=200)
+    async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> VideoDeleted:
+        job = await service.delete(caller, video_id)
+        return VideoDeleted(id=job.id)
 
     @get("/{video_id:str}/content", operation_id="downloadVideoContent", summary="Stream the video, thumbnail or last frame")
     async def content(
