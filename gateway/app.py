@@ -14,12 +14,13 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, start_http_server
 
 from gateway.api.catalog import CatalogController
 from gateway.api.comparisons import ComparisonsController
+from gateway.api.docs import docs_assets_router, openapi_config
 from gateway.api.files import FilesController
 from gateway.api.health import HealthController
 from gateway.api.metrics import MetricsController
@@ -194,6 +195,7 @@ def create_app(
         ComparisonsController,
         StatsController,
         WebhooksController,
+        docs_assets_router(),
     ]
     if settings.metrics.expose == "admin":
         handlers.append(MetricsController)
@@ -203,13 +205,40 @@ def create_app(
         exception_handlers={Exception: _handle_error},
         lifespan=[lifespan],
         request_max_body_size=settings.security.max_request_bytes,
-        openapi_config=OpenAPIConfig(title="vidgate", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
+        openapi_config=openapi_config(),
         debug=False,
         logging_config=None,  # structlog owns logging (gateway.logging)
     )
+    app.asgi_handler = _OptionsAllow(app.asgi_handler, {r.path_format: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute)})
     if prometheus is not None:
         app.asgi_handler = HttpMetricsMiddleware(app.asgi_handler, prometheus)
     return install_request_logging(app)
+
+
+class _OptionsAllow:
+    """Answer OPTIONS with every method of the path in `Allow`.
+
+    Litestar 2's automatic OPTIONS handler keeps the route as it was when the path's
+    first handler was registered, so `OPTIONS /v1/videos` said `Allow: OPTIONS, POST`
+    although GET is served there too. This rewrites the header from the final routes."""
+
+    def __init__(self, app: ASGIApp, allowed: Mapping[str, str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_allow(message: Message) -> None:
+            allow = self.allowed.get(scope.get("path_template") or "")
+            if message["type"] == "http.response.start" and allow is not None:
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", allow.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, with_allow)
 
 
 @contextlib.contextmanager

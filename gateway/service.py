@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from gateway.auth import Caller
-from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable, UnsupportedOperation
+from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable, UnsupportedOperation
 from gateway.events import EventHub, JobNotifier
 from gateway.health import HealthBoard, HealthState
 from gateway.jobs import lifecycle as lc
@@ -48,6 +48,7 @@ _CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/png", "last_frame": 
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
 STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published here
+MAX_IDEMPOTENCY_KEY = 255  # characters of an Idempotency-Key (printable ASCII)
 DELETE_WAIT_SECONDS = 30.0  # how long a delete waits for a cancel held up by an in-flight submit
 ALL_TENANTS = "*"
 
@@ -152,6 +153,20 @@ class VideoService:
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:
         return self.runtime.current.keys.authenticate(headers)
+
+    @staticmethod
+    def idempotency_key(headers: Mapping[str, str]) -> str | None:
+        """The request's `Idempotency-Key`: 1-255 printable ASCII characters, or None when absent."""
+        key = headers.get("idempotency-key")
+        if key is None:
+            return None
+        if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
+            raise BadRequest(
+                f"Invalid header parameter 'Idempotency-Key' (expected 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters)",
+                param="Idempotency-Key",
+                code="invalid_parameter",
+            )
+        return key
 
     # -- create ----------------------------------------------------------------
 
@@ -503,8 +518,12 @@ class VideoService:
         now = self.clock()
         if since is None:
             since = now - 24 * 3600
-        elif since < 0:
-            raise InvalidRequest("since must be a unix time in seconds", param="since")
+        elif since < 0:  # documented as minimum 0, which Litestar does not enforce on an optional parameter
+            raise BadRequest(
+                f"Invalid query parameter 'since': '{since:g}' (expected a number of at least 0: a unix time in seconds)",
+                param="since",
+                code="invalid_parameter",
+            )
         scope = tenant or caller.tenant
         if scope != caller.tenant and not caller.admin:
             raise Forbidden("Only an admin key may read another tenant's stats", param="tenant")

@@ -6,6 +6,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.api.docs import errors
 from gateway.auth import Caller
 from gateway.service import VideoService
 
@@ -19,6 +20,7 @@ class MetricsController(Controller):
         summary="Prometheus metrics of this process (admin keys only)",
         description="The Prometheus text format. Each replica exposes its own counters: scrape every one.",
         media_type=CONTENT_TYPE_LATEST,
+        responses=errors(401, 403),
     )
     async def metrics(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[bytes]:
         body, content_type = service.metrics_exposition(caller)

@@ -9,6 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
+from gateway.api.docs import errors
 from gateway.auth import Caller
 from gateway.service import VideoService
 from gateway.stats import GroupBy, GroupStats
@@ -30,12 +31,12 @@ class StatsController(Controller):
     path = "/v1/stats"
     tags = ["stats"]
 
-    @get("/", operation_id="getStats", summary="Job outcomes, time to video and cost, grouped")
+    @get("/", operation_id="getStats", summary="Job outcomes, time to video and cost, grouped", responses=errors(400, 401, 403))
     async def stats(
         self,
         caller: NamedDependency[Caller],
         service: NamedDependency[VideoService],
-        since: Annotated[float | None, QueryParameter(description="a unix time in seconds; default: 24 hours ago")] = None,
+        since: Annotated[float, QueryParameter(ge=0, description="a unix time in seconds; default: 24 hours ago")] | None = None,
         group_by: FromQuery[GroupBy] = "provider",
         tenant: Annotated[str | None, QueryParameter(description='a tenant, or "*" for all (admin keys only); default: the key\'s own')] = None,
     ) -> StatsObject:

@@ -11,9 +11,12 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
+from gateway.api.docs import errors
 from gateway.auth import Caller
 from gateway.errors import ErrorEnvelope
 from gateway.service import VideoService
+
+_UNSUPPORTED = errors(400, 401)
 
 
 class UnsupportedController(Controller):
@@ -25,11 +28,12 @@ class UnsupportedController(Controller):
         operation_id="remixVideo",
         summary="Remix a video (not offered: answers 400 unsupported_operation)",
         status_code=400,
+        responses=_UNSUPPORTED,
     )
     async def remix(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
         service.unsupported(caller, "remix")
 
-    @post("/edits", operation_id="editVideo", summary="Edit a video (not offered: answers 400 unsupported_operation)", status_code=400)
+    @post("/edits", operation_id="editVideo", summary="Edit a video (not offered: answers 400 unsupported_operation)", status_code=400, responses=_UNSUPPORTED)
     async def edits(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
         service.unsupported(caller, "edits")
 
@@ -38,6 +42,7 @@ class UnsupportedController(Controller):
         operation_id="extendVideo",
         summary="Extend a video (not offered: answers 400 unsupported_operation)",
         status_code=400,
+        responses=_UNSUPPORTED,
     )
     async def extensions(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
         service.unsupported(caller, "extensions")
@@ -47,6 +52,7 @@ class UnsupportedController(Controller):
         operation_id="createCharacter",
         summary="Create a character (not offered: answers 400 unsupported_operation)",
         status_code=400,
+        responses=_UNSUPPORTED,
     )
     async def create_character(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
         service.unsupported(caller, "characters")
@@ -56,6 +62,7 @@ class UnsupportedController(Controller):
         operation_id="retrieveCharacter",
         summary="Retrieve a character (not offered: answers 400 unsupported_operation)",
         status_code=400,
+        responses=_UNSUPPORTED,
     )
     async def get_character(self, character_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
         service.unsupported(caller, "characters")

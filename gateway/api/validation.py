@@ -50,7 +50,7 @@ def expected_values(field: FieldDefinition) -> str | None:
     if len(inner) != 1:
         return None
     annotation = inner[0].annotation
-    kwarg = field.kwarg_definition
+    kwarg = field.kwarg_definition or inner[0].kwarg_definition  # `Annotated[float, QueryParameter(...)] | None` keeps it inside
     description = getattr(kwarg, "description", None)
     if get_origin(annotation) is Literal:
         words = "one of: " + ", ".join(str(v) for v in get_args(annotation))

@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
+from gateway.api.docs import ContentOperation, CreateVideoOperation, EventsOperation, errors
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.jobs.model import Job
@@ -27,14 +28,21 @@ class VideosController(Controller):
     path = "/v1/videos"
     tags = ["videos"]
 
-    @post("/", operation_id="createVideo", summary="Create a video job (JSON or multipart)", status_code=200)
+    @post(
+        "/",
+        operation_id="createVideo",
+        summary="Create a video job (JSON or multipart)",
+        status_code=200,
+        operation_class=CreateVideoOperation,
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
     async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
         body, fingerprint = await _read_create(request, caller, service)
-        key = request.headers.get("idempotency-key")
+        key = service.idempotency_key(request.headers)
         job, created = await service.create(caller, body, fingerprint=fingerprint, idempotency_key=key, headers=request.headers)
         return Response(video_of(job), status_code=200, headers=_poll_headers(job.status) | ({"Idempotent-Replayed": "true"} if not created else {}))
 
-    @get("/", operation_id="listVideos", summary="List videos, newest first")
+    @get("/", operation_id="listVideos", summary="List videos, newest first", responses=errors(400, 401, 404))
     async def list_videos(
         self,
         caller: NamedDependency[Caller],
@@ -50,17 +58,29 @@ class VideosController(Controller):
         data = [video_of(j) for j in jobs]
         return VideoList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more)
 
-    @get("/{video_id:str}", operation_id="retrieveVideo", summary="Retrieve a video")
+    @get("/{video_id:str}", operation_id="retrieveVideo", summary="Retrieve a video", responses=errors(401, 404))
     async def retrieve(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
         job = await service.get(caller, video_id)
         return Response(video_of(job), headers=_poll_headers(job.status))
 
-    @delete("/{video_id:str}", operation_id="deleteVideo", summary="Delete a video (an unfinished one is cancelled first, upstream too)", status_code=200)
+    @delete(
+        "/{video_id:str}",
+        operation_id="deleteVideo",
+        summary="Delete a video (an unfinished one is cancelled first, upstream too)",
+        status_code=200,
+        responses=errors(401, 404, 409),
+    )
     async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> VideoDeleted:
         job = await service.delete(caller, video_id)
         return VideoDeleted(id=job.id)
 
-    @get("/{video_id:str}/content", operation_id="downloadVideoContent", summary="Stream the video, thumbnail or last frame")
+    @get(
+        "/{video_id:str}/content",
+        operation_id="downloadVideoContent",
+        summary="Stream the video, thumbnail or last frame",
+        operation_class=ContentOperation,
+        responses=errors(400, 401, 404),
+    )
     async def content(
         self,
         video_id: FromPath[str],
@@ -80,11 +100,23 @@ class VideosController(Controller):
 
         return Stream(body(), media_type=content_type)
 
-    @post("/{video_id:str}/cancel", operation_id="cancelVideo", summary="Cancel an unfinished video and keep its record", status_code=200)
+    @post(
+        "/{video_id:str}/cancel",
+        operation_id="cancelVideo",
+        summary="Cancel an unfinished video and keep its record",
+        status_code=200,
+        responses=errors(401, 404),
+    )
     async def cancel(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video:
         return video_of(await service.cancel(caller, video_id))
 
-    @get("/{video_id:str}/events", operation_id="videoEvents", summary="Server-sent events for each status change")
+    @get(
+        "/{video_id:str}/events",
+        operation_id="videoEvents",
+        summary="Server-sent events for each status change",
+        operation_class=EventsOperation,
+        responses=errors(401, 404),
+    )
     async def events(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ServerSentEvent:
         changes = await service.watch(caller, video_id)
 

@@ -22,8 +22,9 @@ from tests.harness import Harness, settings_for
         (
             "/v1/stats?since=2026-11-01",
             "since",
-            "Invalid query parameter 'since': '2026-11-01' (expected a number: a unix time in seconds; default: 24 hours ago)",
+            "Invalid query parameter 'since': '2026-11-01' (expected a number of at least 0: a unix time in seconds; default: 24 hours ago)",
         ),
+        ("/v1/stats?since=-5", "since", "Invalid query parameter 'since': '-5' (expected a number of at least 0: a unix time in seconds)"),
         ("/v1/videos?limit=0", "limit", "Invalid query parameter 'limit': '0' (expected an integer from 1 to 100)"),
         ("/v1/videos?limit=ten", "limit", "Invalid query parameter 'limit': 'ten' (expected an integer from 1 to 100)"),
         ("/v1/videos?order=up", "order", "Invalid query parameter 'order': 'up' (expected one of: asc, desc)"),
