@@ -119,3 +119,20 @@ def test_cancel_keeps_the_record_and_a_later_delete_removes_it(slow: Stack) -> N
     assert client.videos.delete(video.id).deleted is True
     with pytest.raises(openai.NotFoundError):
         client.videos.delete(video.id)
+
+
+def test_deleting_a_job_whose_submit_is_in_flight_waits_for_the_answer_then_cancels_that_upstream_job(fresh: Stack) -> None:
+    fresh.set_faults("useapi", delay_seconds=1.0)  # the paid submit takes a second to answer
+    client = sdk(fresh)
+    video = client.videos.create(model="seedance-2.0", prompt="a slow start", extra_body={"provider": "useapi"})
+    deadline = time.monotonic() + 20
+    while [a["status"] for a in (client.videos.retrieve(video.id).model_extra or {})["attempts"]] != ["submitting"]:
+        assert time.monotonic() < deadline, "the submit never started"
+        time.sleep(0.02)
+
+    deleted = client.videos.delete(video.id)  # lands while the submit is in flight
+
+    assert deleted.deleted is True
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(video.id)
+    assert upstream_cancels(fresh), "the upstream job the submit created was not cancelled"
