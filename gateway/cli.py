@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,8 +134,11 @@ def demo_settings(*, port: int, urls: dict[str, str], data_dir: str, job_seconds
     return parse_settings(DEMO_CONFIG.read_text(), env=env, source=str(DEMO_CONFIG))
 
 
-def temp_dir() -> str:
-    return tempfile.mkdtemp(prefix="vidgate-demo-")
+@contextlib.contextmanager
+def temp_dir() -> Iterator[str]:
+    """A directory for one demo run's database and output copies, removed when the run ends."""
+    with tempfile.TemporaryDirectory(prefix="vidgate-demo-", ignore_cleanup_errors=True) as path:
+        yield path
 
 
 if __name__ == "__main__":  # pragma: no cover

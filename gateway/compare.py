@@ -311,9 +311,9 @@ def _gateway(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     if args.demo:
         from gateway.demo import running_simulators
 
-        with running_simulators(args.job_seconds) as urls:
+        with running_simulators(args.job_seconds) as urls, temp_dir() as data_dir:
             port = free_port()
-            settings = demo_settings(port=port, urls=urls, data_dir=temp_dir(), job_seconds=args.job_seconds)
+            settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=args.job_seconds)
             with serve_in_thread(create_app(settings), port=port) as base:
                 yield base, DEMO_KEY
         return

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import socket
+import sys
 import time
 from collections.abc import Iterator
 
@@ -20,6 +22,8 @@ from gateway.settings import Settings
 from providers.base import MODES
 from providers.registry import DESCRIPTORS, descriptor
 from providers.simkit import SampleName, free_port, sample, serve_in_thread
+
+HOST = "127.0.0.1"
 
 
 def _data_url(name: SampleName, mime: str) -> str:
@@ -79,9 +83,11 @@ def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
     from gateway.logging import configure_logging
 
     job_seconds = job_seconds if job_seconds is not None else (1.0 if once else 5.0)
-    data_dir = temp_dir()
+    if not once and not port_is_free(HOST, port):
+        print(f"vidgate demo: {HOST}:{port} is already in use; choose another port with --port (e.g. vidgate demo --port {port + 1})", file=sys.stderr)
+        return 2
     configure_logging(level="warning" if once else "info")
-    with running_simulators(job_seconds) as urls:
+    with temp_dir() as data_dir, running_simulators(job_seconds) as urls:  # the data goes when the demo stops
         if once:
             port = free_port()
             settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
@@ -91,8 +97,19 @@ def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
         import uvicorn
 
         print(_banner(port, urls, data_dir), flush=True)
-        uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False, log_config=None)
+        uvicorn.run(create_app(settings), host=HOST, port=port, log_level="warning", access_log=False, log_config=None)
     return 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (as uvicorn binds: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _run_once(base: str, scenarios: list[tuple[str, str, str, dict[str, object]]], timeout: float = 90.0) -> int:
@@ -133,17 +150,18 @@ def _run_once(base: str, scenarios: list[tuple[str, str, str, dict[str, object]]
 
 
 def _banner(port: int, urls: dict[str, str], data_dir: str) -> str:
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{HOST}:{port}"
     sims = "\n".join(f"  {name + ' simulator':<22}{url}" for name, url in urls.items())
     return f"""
-vidgate demo on {base}   (key: {DEMO_KEY}; data in {data_dir})
+vidgate demo on {base}   (key: {DEMO_KEY}; admin key for /metrics: sk-demo-admin)
+data in {data_dir} (removed when the demo stops)
 {sims}
 
 Compare providers in the browser:
   {base}/console   (sign in with {DEMO_KEY})
 
 Create a video:
-  curl -s {base}/v1/videos -H "Authorization: Bearer {DEMO_KEY}" \\
+  curl -f {base}/v1/videos -H "Authorization: Bearer {DEMO_KEY}" \\
        -H "Content-Type: application/json" \\
        -d '{{"model": "seedance-2.0", "prompt": "A paper boat on a rainy street", "seconds": 5}}'
 
@@ -154,5 +172,5 @@ With the openai SDK:
                                         extra_body={{"ratio": "16:9", "provider": "{next(iter(urls))}"}})
   open("boat.mp4", "wb").write(client.videos.download_content(video.id).read())
 
-API docs: {base}/schema   Ctrl-C to stop.
+API docs: {base}/schema   Metrics: {base}/metrics   Another port: vidgate demo --port 8001   Ctrl-C to stop.
 """

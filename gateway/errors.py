@@ -51,6 +51,14 @@ class BadRequest(GatewayError):
     code = "bad_request"
 
 
+class UnsupportedOperation(GatewayError):
+    """An OpenAI Videos operation (remix, edits, ...) that no configured provider offers."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "unsupported_operation"
+
+
 class Unauthenticated(GatewayError):
     status = 401
     type = "authentication_error"

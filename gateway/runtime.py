@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
+from typing import Protocol
 
 import httpx
 
@@ -22,7 +23,7 @@ from gateway.pricing import Pricer
 from gateway.routing import ProviderFacts
 from gateway.settings import ProviderSettings, Settings
 from providers.base import Adapter
-from providers.client import UpstreamClient
+from providers.client import CallObserver, UpstreamClient
 from providers.descriptor import ProviderDescriptor
 from providers.registry import descriptor
 
@@ -76,15 +77,25 @@ class ProviderRuntime:
         )
 
 
+class CallObservers(Protocol):
+    def upstream(self, provider: str) -> CallObserver:
+        """The observer of one provider's upstream calls (`gateway.metrics`)."""
+        ...
+
+
 class UpstreamClients:
     """Builds each provider's upstream client and closes them all at shutdown.
 
     `transports` maps a provider name to an httpx transport (tests reach simulators
-    without sockets); `instance` goes into the User-Agent so upstream logs tell replicas apart."""
+    without sockets); `instance` goes into the User-Agent so upstream logs tell replicas apart;
+    `observers` hands each client the observer of its calls (metrics)."""
 
-    def __init__(self, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None, *, instance: str | None = None) -> None:
+    def __init__(
+        self, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None, *, instance: str | None = None, observers: CallObservers | None = None
+    ) -> None:
         self._transports = dict(transports or {})
         self._instance = instance
+        self._observers = observers
         self._open: list[httpx.AsyncClient] = []
 
     def build(self, name: str, cfg: ProviderSettings, desc: ProviderDescriptor) -> UpstreamClient:
@@ -97,7 +108,8 @@ class UpstreamClients:
             instance=self._instance,
         )
         self._open.append(http)
-        return UpstreamClient(desc.adapter(), http, cfg.secret, max_in_flight=cfg.max_connections)
+        observer = self._observers.upstream(name) if self._observers is not None else None
+        return UpstreamClient(desc.adapter(), http, cfg.secret, max_in_flight=cfg.max_connections, observer=observer)
 
     async def aclose(self) -> None:
         clients, self._open = self._open, []

@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NoReturn, Protocol
 
 import httpx
 import msgspec
 import structlog
 
 from gateway.auth import Caller, KeyRing
-from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable, Unserviceable
+from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable, Unserviceable, UnsupportedOperation
 from gateway.events import EventHub, JobNotifier
 from gateway.health import HealthBoard, HealthState
 from gateway.jobs import lifecycle as lc
@@ -29,6 +29,7 @@ from gateway.jobs.request import end_user_of
 from gateway.jobs.slots import PoolUsage
 from gateway.jobs.store import Lease, StaleJob, Store
 from gateway.media import MediaLoader, SignedMediaUrls
+from gateway.metrics import NO_METRICS, Metrics
 from gateway.outputs import OutputStorage
 from gateway.ranges import ByteRange, Unsatisfiable, parse_range
 from gateway.routing import RouteContext, route
@@ -48,8 +49,19 @@ _CONTENT_TYPES = {"video": "video/mp4", "thumbnail": "image/png", "last_frame": 
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
 STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published here
+MAX_IDEMPOTENCY_KEY = 255  # characters of an Idempotency-Key (printable ASCII)
+DELETE_WAIT_SECONDS = 30.0  # how long a delete waits for a cancel held up by an in-flight submit
 ALL_TENANTS = "*"
 FILTER_SCAN_JOBS = 2000  # how deep a rule / arm filter reads a tenant's videos for one page
+
+# OpenAI Videos operations that no provider vidgate knows offers: what each one is, for the 400.
+UnsupportedOp = Literal["remix", "edits", "extensions", "characters"]
+UNSUPPORTED_OPERATIONS: dict[str, str] = {
+    "remix": "remixing an existing video (POST /v1/videos/{video_id}/remix)",
+    "edits": "editing a video (POST /v1/videos/edits)",
+    "extensions": "extending a video (POST /v1/videos/extensions)",
+    "characters": "characters (POST /v1/videos/characters, GET /v1/videos/characters/{character_id})",
+}
 
 
 def new_video_id() -> str:
@@ -130,6 +142,7 @@ class VideoService:
         clock: Callable[[], float],
         output_storage: OutputStorage | None = None,
         media_urls: SignedMediaUrls | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -144,6 +157,7 @@ class VideoService:
         self.clock = clock
         self.output_storage = output_storage  # where finished outputs are copied (gateway.outputs), or None
         self.media_urls = media_urls  # None: upstreams can't reach vidgate, so uploads can't be served to them
+        self.metrics = metrics
 
     @property
     def settings(self) -> Settings:
@@ -156,6 +170,20 @@ class VideoService:
     def keys(self) -> KeyRing:
         """The keys configured now (a console session is checked against them on every request)."""
         return self.runtime.current.keys
+
+    @staticmethod
+    def idempotency_key(headers: Mapping[str, str]) -> str | None:
+        """The request's `Idempotency-Key`: 1-255 printable ASCII characters, or None when absent."""
+        key = headers.get("idempotency-key")
+        if key is None:
+            return None
+        if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
+            raise BadRequest(
+                f"Invalid header parameter 'Idempotency-Key' (expected 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters)",
+                param="Idempotency-Key",
+                code="invalid_parameter",
+            )
+        return key
 
     # -- create ----------------------------------------------------------------
 
@@ -255,6 +283,7 @@ class VideoService:
         if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
             return self._same_request(saved, fingerprint), False
         log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+        self.metrics.job_created(job, plan.trace.usable[0].provider)
         self.engine.adopt(job, lease.until)
         return saved, True
 
@@ -320,13 +349,13 @@ class VideoService:
             cursor = page[-1].id
         return found, True
 
-    async def watch(self, caller: Caller, video_id: str) -> AsyncIterator[Job]:
+    async def watch(self, caller: Caller, video_id: str) -> AsyncGenerator[Job, None]:
         """The job now, then each change until it ends. Changes made here arrive at once;
         another replica's arrive through a store re-read every few seconds."""
         job = await self.get(caller, video_id)
         queue = self.hub.subscribe(job.id)
 
-        async def changes() -> AsyncIterator[Job]:
+        async def changes() -> AsyncGenerator[Job, None]:
             try:
                 current = job
                 yield current
@@ -356,13 +385,40 @@ class VideoService:
         cancelled = await self.engine.cancel(job.id)
         return cancelled if cancelled is not None else await self._cancel_elsewhere(job)
 
-    async def delete(self, caller: Caller, video_id: str) -> tuple[Job, bool]:
-        """Cancel an unfinished job (returns it, False) or delete a finished one (True)."""
+    async def delete(self, caller: Caller, video_id: str) -> Job:
+        """Delete a job's record; an unfinished one is cancelled first (upstream too, where
+        the upstream can). Its webhook deliveries stay, so `video.cancelled` still goes out.
+
+        A cancel that lands while the paid submit is in flight takes effect when the submit
+        answers (that answer names the upstream job to cancel): the delete waits for it, up
+        to DELETE_WAIT_SECONDS, rather than drop the record that says what to cancel."""
         job = await self.get(caller, video_id)
         if not job.status.terminal:
-            return await self.cancel(caller, video_id), False
+            changes = await self.watch(caller, video_id)  # subscribed before the cancel, so its end is not missed
+            try:
+                job = await self.cancel(caller, video_id)
+                async with asyncio.timeout(DELETE_WAIT_SECONDS):
+                    async for job in changes:
+                        if job.status.terminal:
+                            break
+            except TimeoutError:
+                raise Conflict(
+                    f"Video {video_id} is still being submitted upstream; it is cancelled when the submit answers. Delete it again then.",
+                    param="video_id",
+                    code="cancel_pending",
+                ) from None
+            finally:
+                await changes.aclose()
         await self.store.delete_job(job.id, caller.tenant)
-        return job, True
+        return job
+
+    def unsupported(self, caller: Caller, operation: UnsupportedOp) -> NoReturn:
+        """An OpenAI Videos operation vidgate can't offer: say which, and that no configured provider has it."""
+        names = ", ".join(self.runtime.current.providers) or "none"
+        raise UnsupportedOperation(
+            f"No configured provider ({names}) offers {UNSUPPORTED_OPERATIONS[operation]}; vidgate supports creating videos (POST /v1/videos)",
+            code="unsupported_operation",
+        )
 
     async def _cancel_elsewhere(self, job: Job) -> Job:
         """Cancel a job another process drives (or nobody does yet), through the same
@@ -381,6 +437,7 @@ class VideoService:
                     return fresh or job
                 job = fresh
                 continue
+            self.metrics.job_written(job, saved)
             if saved.status.terminal:
                 self.notifier.published(saved, "cancelled")
             return saved
@@ -530,8 +587,12 @@ class VideoService:
         now = self.clock()
         if since is None:
             since = now - 24 * 3600
-        elif since < 0:
-            raise InvalidRequest("since must be a unix time in seconds", param="since")
+        elif since < 0:  # documented as minimum 0, which Litestar does not enforce on an optional parameter
+            raise BadRequest(
+                f"Invalid query parameter 'since': '{since:g}' (expected a number of at least 0: a unix time in seconds)",
+                param="since",
+                code="invalid_parameter",
+            )
         scope = tenant or caller.tenant
         if scope != caller.tenant and not caller.admin:
             raise Forbidden("Only an admin key may read another tenant's stats", param="tenant")
@@ -539,6 +600,12 @@ class VideoService:
         jobs = await self.store.jobs_since(tenant_filter, since)
         judged = verdicts(await self.store.comparisons_since(tenant_filter, since), {job.id: job for job in jobs})
         return scope, since, now, compute(jobs, group_by, judged)
+
+    def metrics_exposition(self, caller: Caller) -> tuple[bytes, str]:
+        """The Prometheus text of this process (`[metrics] expose = "admin"`): admin keys only."""
+        if not caller.admin:
+            raise Forbidden("Only an admin key may read /metrics", code="admin_key_required")
+        return self.metrics.exposition()
 
     async def ready(self) -> tuple[bool, bool, int]:
         """(ready, the store answers, providers configured)."""

@@ -42,6 +42,7 @@ __all__ = [
     "ConsoleSettings",
     "JobSettings",
     "KeySettings",
+    "MetricsSettings",
     "ModelSettings",
     "OutputSettings",
     "PriceSettings",
@@ -155,13 +156,17 @@ class StoreSettings(_Config):
         """The database file for a sqlite url (`:memory:` stays as is), None for other stores."""
         return self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else None
 
-    def outputs_dir(self, configured: str | None) -> str:
-        """Where output copies go: `configured`, or beside the SQLite file, or ./vidgate-outputs."""
+    def outputs_dir(self, configured: str | None) -> str | None:
+        """Where output copies go: `configured`, else beside the SQLite file (`<db>-outputs/`).
+
+        None when there is no file to stand beside (PostgreSQL, `:memory:`): such a store
+        needs `[outputs] dir` (see `validate`), never a directory that depends on where the
+        process happened to start."""
         if configured:
             return configured
         path = self.sqlite_path
         if path is None or path == ":memory:":
-            return "vidgate-outputs"
+            return None
         db = Path(path)
         return str(db.with_name(f"{db.stem}-outputs"))
 
@@ -442,11 +447,28 @@ class OutputSettings(_Config):
 
     keep: bool = True
     # local directory for copies (relative to the working directory); default: beside a
-    # SQLite store's file (`<db>-outputs/`), else `vidgate-outputs/`. Replicas need a shared one.
+    # SQLite store's file (`<db>-outputs/`). Required with PostgreSQL (or `:memory:`) while
+    # `keep` is on: replicas need one directory they all share.
     dir: str | None = None
     max_bytes: Count = 2 * 2**30  # per file; a bigger upstream file is not copied
     retention_seconds: Count = 7 * 86400  # copies older than this are deleted, and /content answers 404
     timeout_seconds: Positive = 300.0  # for one whole download
+
+
+class MetricsSettings(_Config):
+    """Prometheus metrics (`gateway.metrics`): where `GET /metrics` is served, if anywhere.
+
+    - `admin` (default): on the main port, for keys with `admin = true` only;
+    - `separate`: on their own listener at `host:port`, without authentication (bind it
+      to an address only your Prometheus reaches);
+    - `off`: not collected at all.
+
+    Every replica exposes its own counters: scrape each one (they are not shared
+    through the store)."""
+
+    expose: Literal["admin", "separate", "off"] = "admin"
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9464
 
 
 class ClusterSettings(_Config):
@@ -487,6 +509,7 @@ class Settings(_Config):
     outputs: OutputSettings = msgspec.field(default_factory=OutputSettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
 
 # ---------------------------------------------------------------------------
@@ -562,6 +585,11 @@ def validate(settings: Settings) -> list[str]:
         # `order` lists exactly the model's providers (ModelSettings.__post_init__), so it is covered.
     problems.extend(_validate_routes(settings))
     problems.extend(_validate_webhook_endpoints(settings))
+    if settings.outputs.keep and not settings.outputs.dir and settings.store.outputs_dir(None) is None:
+        problems.append(
+            "outputs.dir: required when the store is not a SQLite file and outputs.keep is on: "
+            "name a directory every replica shares (or set outputs.keep = false)"
+        )
     if settings.models and settings.jobs.default_model not in settings.models:
         problems.append(f"jobs.default_model: {settings.jobs.default_model!r} is not a configured model")
     seen_names: dict[str, int] = {}
@@ -668,7 +696,21 @@ def describe(settings: Settings) -> str:
         scope = f"key {e.key}" if e.key else f"tenant {e.tenant}"
         state = "" if e.enabled else " (disabled)"
         lines.append(f"  endpoint {e.name}: {redact_url(e.url)} for {scope}, {len(e.secrets)} secret(s){state}")
+    outputs = settings.store.outputs_dir(settings.outputs.dir)
+    lines.append(f"outputs: copies kept in {outputs}" if settings.outputs.keep else "outputs: no copies kept (upstream links only)")
+    lines.append(_describe_metrics(settings))
     return "\n".join(lines)
+
+
+def _describe_metrics(settings: Settings) -> str:
+    m = settings.metrics
+    if m.expose == "off":
+        return "metrics: off"
+    if m.expose == "separate":
+        return f"metrics: GET http://{m.host}:{m.port}/metrics, no authentication (its own listener)"
+    admins = [k.name for k in settings.keys if k.admin]
+    who = f"admin keys ({', '.join(admins)})" if admins else "admin keys (none configured: unreachable until one is)"
+    return f"metrics: GET /metrics on the main port for {who}"
 
 
 def _describe_route(r: RouteSettings) -> str:

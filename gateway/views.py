@@ -32,7 +32,7 @@ def video_of(job: Job) -> Video:
         expires_at=int(job.expires_at) if job.expires_at else None,
         prompt=job.prompt,
         seconds=job.seconds,
-        size=size_of(job.ratio, job.resolution),
+        size=_size(job),
         error=_error(job.error),
         mode=job.mode,
         ratio=job.ratio,
@@ -61,6 +61,14 @@ def video_of(job: Job) -> Video:
         ),
         metadata=job.metadata,
     )
+
+
+def _size(job: Job) -> str | None:
+    """`WIDTHxHEIGHT` of the result when the upstream said, else what ratio and resolution imply."""
+    result = job.result
+    if result is not None and result.width and result.height:
+        return f"{result.width}x{result.height}"
+    return size_of(job.ratio, job.resolution)
 
 
 def _error(info: ErrorInfo | None) -> VideoError | None:

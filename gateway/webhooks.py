@@ -36,6 +36,7 @@ import structlog
 from gateway.errors import Conflict, NotFound
 from gateway.jobs.model import DeliveryAttempt, Job, WebhookDelivery
 from gateway.jobs.store import Store
+from gateway.metrics import NO_METRICS, DeliveryMetrics
 from gateway.settings import WebhookEndpointSettings, WebhookSettings
 from gateway.urlguard import UrlGuard, UrlNotAllowed
 
@@ -197,6 +198,7 @@ class WebhookDispatcher:
         jitter: float = 0.1,
         rand: Callable[[], float] = random.random,
         concurrency: int = 8,
+        metrics: DeliveryMetrics = NO_METRICS,
     ) -> None:
         if lease < 2 * timeout:
             raise ValueError("the claim lease must be at least twice the attempt timeout")
@@ -212,6 +214,7 @@ class WebhookDispatcher:
         self._jitter = jitter
         self._rand = rand
         self._concurrency = concurrency
+        self._metrics = metrics
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:  # never show a secret
@@ -388,6 +391,7 @@ class WebhookDispatcher:
                 delivery, attempts=attempt_no, status="delivered", next_attempt_at=None, last_status_code=status, last_error=None, log=logged
             )
             await self._store.update_delivery(done)
+            self._metrics.webhook_delivery("delivered")
             log.info(
                 "webhook.delivered",
                 event_type=delivery.event_type,
@@ -414,6 +418,7 @@ class WebhookDispatcher:
             log=logged,
         )
         await self._store.update_delivery(updated)
+        self._metrics.webhook_delivery("failed" if next_at is None else "retrying")
         log.warning(
             "webhook.delivery_failed",
             event_type=delivery.event_type,
@@ -452,6 +457,7 @@ class WebhookDispatcher:
         """Fail without a request (nothing is added to the attempt log: nothing was sent)."""
         updated = msgspec.structs.replace(delivery, status="failed", next_attempt_at=None, last_status_code=None, last_error=reason)
         await self._store.update_delivery(updated)
+        self._metrics.webhook_delivery("skipped")
         log.warning("webhook.delivery_skipped", event_type=delivery.event_type, endpoint=delivery.endpoint, host=_host(delivery.url), reason=reason)
         return updated
 

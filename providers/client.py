@@ -8,8 +8,10 @@ sends what the adapter describes and turns transport failures into
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import httpx
 import msgspec
@@ -27,6 +29,16 @@ from providers.base import (
 _json = msgspec.json.Encoder()
 
 
+class CallObserver(Protocol):
+    """Told about every upstream call this client makes (the gateway's metrics)."""
+
+    def upstream_call(self, operation: str, error_class: str | None, seconds: float) -> None:
+        """`operation`: upload, submit, poll, cancel, find or content; `error_class`: the
+        `ErrorClass` value the call ended in (None: it succeeded); `seconds`: until the
+        answer was read (headers only, for content)."""
+        ...
+
+
 class UpstreamClient:
     """Talks to one configured upstream through its adapter.
 
@@ -34,9 +46,12 @@ class UpstreamClient:
     tests pass one built on `ASGITransport(app=simulator)` or `MockTransport`.
     """
 
-    def __init__(self, adapter: Adapter, http: httpx.AsyncClient, secret: str, *, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self, adapter: Adapter, http: httpx.AsyncClient, secret: str, *, max_in_flight: int | None = None, observer: CallObserver | None = None
+    ) -> None:
         self.adapter = adapter
         self.http = http
+        self._observer = observer
         self._auth = adapter.auth_headers(secret)
         # Bounding calls in flight to the connection pool's size keeps a burst of jobs
         # from queueing hundreds of requests inside httpcore, whose pool bookkeeping
@@ -47,30 +62,34 @@ class UpstreamClient:
         """Upload every medium the adapter needs; returns the references by key."""
         refs: dict[str, str] = {}
         for key, call in self.adapter.uploads(request, ctx):
-            response = await self.send(call, idempotent=True)
-            refs[key] = self.adapter.parse_upload(response)
+            async with self._observed("upload"):
+                response = await self.send(call, idempotent=True)
+                refs[key] = self.adapter.parse_upload(response)
         return refs
 
     async def submit(self, request: GenerationRequest, model_id: str, refs: Mapping[str, str], ctx: SubmitContext) -> UpstreamJob:
         """One paid submit. A failure after the request may have left is marked ambiguous."""
         call = self.adapter.build_submit(request, model_id, refs, ctx)
-        response = await self.send(call, idempotent=False)
-        try:
-            return self.adapter.parse_submit(response)
-        except UpstreamError as exc:
-            if response.is_success:  # a 2xx we could not read: a job may exist
-                exc.ambiguous = True
-            raise
+        async with self._observed("submit"):
+            response = await self.send(call, idempotent=False)
+            try:
+                return self.adapter.parse_submit(response)
+            except UpstreamError as exc:
+                if response.is_success:  # a 2xx we could not read: a job may exist
+                    exc.ambiguous = True
+                raise
 
     async def poll(self, upstream_id: str) -> UpstreamJob:
-        return self.adapter.parse_poll(await self.send(self.adapter.build_poll(upstream_id), idempotent=True))
+        async with self._observed("poll"):
+            return self.adapter.parse_poll(await self.send(self.adapter.build_poll(upstream_id), idempotent=True))
 
     async def cancel(self, upstream_id: str) -> bool:
         """Ask the upstream to cancel; False when the upstream has no cancel."""
         call = self.adapter.build_cancel(upstream_id)
         if call is None:
             return False
-        self.adapter.parse_cancel(await self.send(call, idempotent=True))
+        async with self._observed("cancel"):
+            self.adapter.parse_cancel(await self.send(call, idempotent=True))
         return True
 
     async def find(self, ctx: SubmitContext) -> UpstreamJob | None:
@@ -79,7 +98,8 @@ class UpstreamClient:
         call = self.adapter.build_find(ctx)
         if call is None:
             return None
-        return self.adapter.parse_find(await self.send(call, idempotent=True), ctx)
+        async with self._observed("find"):
+            return self.adapter.parse_find(await self.send(call, idempotent=True), ctx)
 
     @asynccontextmanager
     async def stream_content(self, upstream_id: str, job: UpstreamJob) -> AsyncIterator[httpx.Response]:
@@ -88,18 +108,20 @@ class UpstreamClient:
         if call is None:
             raise UpstreamError.of(ErrorClass.NOT_FOUND, "the upstream has no content endpoint")
         request = self._request(call)
-        try:
-            response = await self.http.send(request, stream=True, follow_redirects=True)
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, idempotent=True) from exc
-        try:
+        async with self._observed("content"):
+            try:
+                response = await self.http.send(request, stream=True, follow_redirects=True)
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, idempotent=True) from exc
             if not response.is_success:
                 await response.aread()
+                await response.aclose()
                 raise UpstreamError.of(
                     ErrorClass.NOT_FOUND if response.status_code == 404 else ErrorClass.UPSTREAM_UNAVAILABLE,
                     f"content download answered HTTP {response.status_code}",
                     http_status=response.status_code,
                 )
+        try:
             yield response
         finally:
             await response.aclose()
@@ -117,6 +139,28 @@ class UpstreamClient:
                 return await self.http.send(self._request(call))
         except httpx.TransportError as exc:
             raise _transport_error(exc, idempotent=idempotent) from exc
+
+    @asynccontextmanager
+    async def _observed(self, operation: str) -> AsyncIterator[None]:
+        """Tell the observer how one call ended and how long it took (a cancelled call: nothing)."""
+        if self._observer is None:
+            yield
+            return
+        started = time.perf_counter()
+        ended = False
+        error: str | None = None
+        try:
+            yield
+            ended = True
+        except UpstreamError as exc:
+            ended, error = True, exc.info.error_class.value
+            raise
+        except Exception:
+            ended, error = True, "unexpected"
+            raise
+        finally:
+            if ended:
+                self._observer.upstream_call(operation, error, time.perf_counter() - started)
 
     def _request(self, call: HttpCall) -> httpx.Request:
         headers = {**self._auth, **call.headers}

@@ -6,6 +6,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
+from gateway.api.docs import errors
 from gateway.auth import Caller
 from gateway.health import HealthState
 from gateway.service import VideoService
@@ -61,7 +62,7 @@ class CatalogController(Controller):
     path = "/v1"
     tags = ["catalog"]
 
-    @get("/models", operation_id="listModels", summary="Logical models, their capabilities and providers")
+    @get("/models", operation_id="listModels", summary="Logical models, their capabilities and providers", responses=errors(401))
     async def models(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ModelList:
         return ModelList(
             data=[
@@ -70,7 +71,7 @@ class CatalogController(Controller):
             ]
         )
 
-    @get("/providers", operation_id="listProviders", summary="Configured providers, health and capacity in use")
+    @get("/providers", operation_id="listProviders", summary="Configured providers, health and capacity in use", responses=errors(401))
     async def providers(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ProviderList:
         data = []
         for p in service.providers():

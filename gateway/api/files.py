@@ -10,6 +10,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
+from gateway.api.docs import UploadFileOperation, errors
 from gateway.auth import Caller
 from gateway.errors import BadRequest
 from gateway.jobs.model import FileRecord
@@ -49,7 +50,14 @@ class FilesController(Controller):
     path = "/v1/files"
     tags = ["files"]
 
-    @post("/", operation_id="uploadFile", summary="Upload an image, video or audio file", status_code=200)
+    @post(
+        "/",
+        operation_id="uploadFile",
+        summary="Upload an image, video or audio file",
+        status_code=200,
+        operation_class=UploadFileOperation,
+        responses=errors(400, 401, 413, 422),
+    )
     async def upload(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> FileObject:
         form = await request.form()
         upload = form.get("file")
@@ -59,6 +67,6 @@ class FilesController(Controller):
         data = await upload.read()
         return file_object(await service.upload_file(caller, upload.filename, upload.content_type, data, purpose=str(purpose)))
 
-    @get("/{file_id:str}", operation_id="retrieveFile", summary="Retrieve a file's metadata")
+    @get("/{file_id:str}", operation_id="retrieveFile", summary="Retrieve a file's metadata", responses=errors(401, 404))
     async def retrieve(self, file_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> FileObject:
         return file_object(await service.get_file(caller, file_id))

@@ -7,9 +7,11 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from gateway.api.docs import PublicOperation
 from gateway.errors import NotFound
 from gateway.service import VideoService
 
@@ -19,11 +21,17 @@ MAX_CALLBACK_BYTES = 1 << 20  # a job record; a larger body is not read
 class HealthController(Controller):
     tags = ["operations"]
 
-    @get("/healthz", operation_id="healthz", summary="The process is up")
+    @get("/healthz", operation_id="healthz", summary="The process is up", operation_class=PublicOperation)
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", operation_id="readyz", summary="The store answers and providers are configured")
+    @get(
+        "/readyz",
+        operation_id="readyz",
+        summary="The store answers and providers are configured",
+        operation_class=PublicOperation,
+        responses={503: ResponseSpec(data_container=dict[str, object], generate_examples=False, description="Not ready: the same object, status not_ready")},
+    )
     async def readyz(self, service: NamedDependency[VideoService]) -> Response[dict[str, object]]:
         ready, store_ok, providers = await service.ready()
         return Response({"status": "ready" if ready else "not_ready", "store": store_ok, "providers": providers}, status_code=200 if ready else 503)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 
+from gateway.api.docs import errors
 from gateway.auth import Caller
 from gateway.service import VideoService
 from gateway.stats import GroupBy, GroupStats
@@ -30,14 +31,14 @@ class StatsController(Controller):
     path = "/v1/stats"
     tags = ["stats"]
 
-    @get("/", operation_id="getStats", summary="Job outcomes, time to video and cost, grouped")
+    @get("/", operation_id="getStats", summary="Job outcomes, time to video and cost, grouped", responses=errors(400, 401, 403))
     async def stats(
         self,
         caller: NamedDependency[Caller],
         service: NamedDependency[VideoService],
-        since: FromQuery[float | None] = None,
+        since: Annotated[float, QueryParameter(ge=0, description="a unix time in seconds; default: 24 hours ago")] | None = None,
         group_by: FromQuery[GroupBy] = "provider",
-        tenant: FromQuery[str | None] = None,
+        tenant: Annotated[str | None, QueryParameter(description='a tenant, or "*" for all (admin keys only); default: the key\'s own')] = None,
     ) -> StatsObject:
         scope, since_at, until, data = await service.stats(caller, since=since, group_by=group_by, tenant=tenant)
         return StatsObject(tenant=scope, since=since_at, until=until, group_by=group_by, data=data)

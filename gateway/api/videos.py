@@ -15,6 +15,7 @@ from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from gateway.api.content import content_response
+from gateway.api.docs import ContentOperation, CreateVideoOperation, EventsOperation, errors
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.jobs.model import Job
@@ -28,14 +29,21 @@ class VideosController(Controller):
     path = "/v1/videos"
     tags = ["videos"]
 
-    @post("/", operation_id="createVideo", summary="Create a video job (JSON or multipart)", status_code=200)
+    @post(
+        "/",
+        operation_id="createVideo",
+        summary="Create a video job (JSON or multipart)",
+        status_code=200,
+        operation_class=CreateVideoOperation,
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
     async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
         body, fingerprint = await _read_create(request, caller, service)
-        key = request.headers.get("idempotency-key")
+        key = service.idempotency_key(request.headers)
         job, created = await service.create(caller, body, fingerprint=fingerprint, idempotency_key=key, headers=request.headers)
         return Response(video_of(job), status_code=200, headers=_poll_headers(job.status) | ({"Idempotent-Replayed": "true"} if not created else {}))
 
-    @get("/", operation_id="listVideos", summary="List videos, newest first")
+    @get("/", operation_id="listVideos", summary="List videos, newest first", responses=errors(400, 401, 404))
     async def list_videos(
         self,
         caller: NamedDependency[Caller],
@@ -43,7 +51,7 @@ class VideosController(Controller):
         after: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         order: FromQuery[Literal["asc", "desc"]] = "desc",
-        status: FromQuery[str | None] = None,
+        status: FromQuery[Literal["queued", "in_progress", "completed", "failed", "cancelled"] | None] = None,
         provider: FromQuery[str | None] = None,
         model: FromQuery[str | None] = None,
     ) -> VideoList:
@@ -51,17 +59,29 @@ class VideosController(Controller):
         data = [video_of(j) for j in jobs]
         return VideoList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more)
 
-    @get("/{video_id:str}", operation_id="retrieveVideo", summary="Retrieve a video")
+    @get("/{video_id:str}", operation_id="retrieveVideo", summary="Retrieve a video", responses=errors(401, 404))
     async def retrieve(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
         job = await service.get(caller, video_id)
         return Response(video_of(job), headers=_poll_headers(job.status))
 
-    @delete("/{video_id:str}", operation_id="deleteVideo", summary="Cancel an unfinished video or delete a finished one", status_code=200)
-    async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video | VideoDeleted:
-        job, deleted = await service.delete(caller, video_id)
-        return VideoDeleted(id=job.id) if deleted else video_of(job)
+    @delete(
+        "/{video_id:str}",
+        operation_id="deleteVideo",
+        summary="Delete a video (an unfinished one is cancelled first, upstream too)",
+        status_code=200,
+        responses=errors(401, 404, 409),
+    )
+    async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> VideoDeleted:
+        job = await service.delete(caller, video_id)
+        return VideoDeleted(id=job.id)
 
-    @get("/{video_id:str}/content", operation_id="downloadVideoContent", summary="Stream the video, thumbnail or last frame")
+    @get(
+        "/{video_id:str}/content",
+        operation_id="downloadVideoContent",
+        summary="Stream the video, thumbnail or last frame",
+        operation_class=ContentOperation,
+        responses=errors(400, 401, 404),
+    )
     async def content(
         self,
         request: Request[Any, Any, Any],
@@ -72,11 +92,23 @@ class VideosController(Controller):
     ) -> Stream:
         return await content_response(service.content(caller, video_id, variant, byte_range=request.headers.get("range")))
 
-    @post("/{video_id:str}/cancel", operation_id="cancelVideo", summary="Cancel an unfinished video and keep its record", status_code=200)
+    @post(
+        "/{video_id:str}/cancel",
+        operation_id="cancelVideo",
+        summary="Cancel an unfinished video and keep its record",
+        status_code=200,
+        responses=errors(401, 404),
+    )
     async def cancel(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video:
         return video_of(await service.cancel(caller, video_id))
 
-    @get("/{video_id:str}/events", operation_id="videoEvents", summary="Server-sent events for each status change")
+    @get(
+        "/{video_id:str}/events",
+        operation_id="videoEvents",
+        summary="Server-sent events for each status change",
+        operation_class=EventsOperation,
+        responses=errors(401, 404),
+    )
     async def events(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ServerSentEvent:
         changes = await service.watch(caller, video_id)
 

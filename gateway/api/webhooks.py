@@ -9,6 +9,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
+from gateway.api.docs import errors
 from gateway.auth import Caller
 from gateway.jobs.model import WebhookDelivery
 from gateway.service import VideoService
@@ -65,7 +66,12 @@ class WebhooksController(Controller):
     path = "/v1"
     tags = ["webhooks"]
 
-    @get("/videos/{video_id:str}/deliveries", operation_id="listVideoDeliveries", summary="A video's webhook deliveries and every attempt")
+    @get(
+        "/videos/{video_id:str}/deliveries",
+        operation_id="listVideoDeliveries",
+        summary="A video's webhook deliveries and every attempt",
+        responses=errors(401, 404),
+    )
     async def list_deliveries(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> DeliveryList:
         return DeliveryList(data=[delivery_view(d) for d in await service.deliveries(caller, video_id)])
 
@@ -74,6 +80,7 @@ class WebhooksController(Controller):
         operation_id="redeliverWebhook",
         summary="Send a webhook delivery again now, under the same id",
         status_code=200,
+        responses=errors(401, 404, 409),
     )
     async def redeliver(self, delivery_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> DeliveryView:
         return delivery_view(await service.redeliver(caller, delivery_id))

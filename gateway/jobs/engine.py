@@ -40,6 +40,7 @@ from gateway.jobs.slots import PoolUsage, SlotBoard, SlotStore
 from gateway.jobs.store import JobWrite, Lease
 from gateway.jobs.writer import JobWriter
 from gateway.logging import bind_job_context
+from gateway.metrics import NO_METRICS, JobMetrics
 from gateway.pricing import output_seconds
 from gateway.runtime import ProviderRuntime, Runtime
 from providers.base import ErrorClass, ErrorInfo, GenerationRequest, Media, MediaKind, SubmitContext, UpstreamError, UpstreamJob, media_items
@@ -130,6 +131,7 @@ class JobEngine:
         outputs: OutputCopies | None,
         clock: Clock,
         config: EngineConfig,
+        metrics: JobMetrics = NO_METRICS,
     ) -> None:
         self._store = store
         self._runtime = runtime
@@ -142,6 +144,7 @@ class JobEngine:
         self._outputs = outputs
         self._clock = clock
         self._config = config
+        self._metrics = metrics
         self._jobs: dict[str, Job] = {}  # every job driven here, as last stored (or decided)
         self._mail: dict[str, deque[tuple[lc.Event, asyncio.Future[None] | None]]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
@@ -359,8 +362,11 @@ class JobEngine:
         step = lc.decide(before, event, self._facts())
         self._jobs[job_id] = step.job
         for action in step.actions:
-            if job_id not in self._jobs or not await self._do(job_id, action):
+            if job_id not in self._jobs:
                 break
+            if not await self._do(job_id, action):
+                return  # a write lost its race: nothing of this step happened
+        self._metrics.job_written(before, step.job)
 
     def _facts(self) -> lc.Facts:
         runtime = self._runtime.current

@@ -37,6 +37,7 @@ import structlog
 
 from gateway.http import RetryPolicy, backoff
 from gateway.jobs.model import OutputCopy
+from gateway.metrics import NO_METRICS, CopyMetrics
 from gateway.outputs.checks import (
     EXTENSIONS,
     ContentCheckFailed,
@@ -101,6 +102,7 @@ class OutputCopier:
         sleep: Sleep = asyncio.sleep,
         retry: RetryPolicy = COPY_RETRY,
         rng: random.Random | None = None,
+        metrics: CopyMetrics = NO_METRICS,
     ) -> None:
         self._storage = storage
         self._http = http
@@ -111,6 +113,7 @@ class OutputCopier:
         self._sleep = sleep
         self._retry = retry
         self._rng = rng
+        self._metrics = metrics
 
     async def copy(self, job_id: str, sources: Mapping[str, Source | None]) -> CopyReport:
         """Copy every given variant ("video", "thumbnail", "last_frame"; a None source
@@ -154,12 +157,14 @@ class OutputCopier:
                         await self._sleep(delay)
                         continue
                     log.info("outputs.copied", job_id=job_id, variant=variant, key=copy.key, bytes=copy.bytes, attempts=attempt, **where)
+                    self._metrics.output_copied(variant, copy.bytes)
                     return copy
         except TimeoutError:
             reason = f"timed out after {self._timeout:g} s"
         except _Failure as failure:
             reason = failure.reason
         log.warning("outputs.copy_failed", job_id=job_id, variant=variant, attempts=attempt, reason=reason, **where)
+        self._metrics.output_copy_failed(variant)
         return reason
 
     def _delay(self, failure: _Failure, attempt: int) -> float | None:

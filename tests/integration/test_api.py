@@ -139,8 +139,10 @@ def test_thumbnail_variant_and_content_before_completion(fresh: Stack) -> None:
         assert wait_done(client, done)["status"] == "completed"
         thumb = client.get(f"/v1/videos/{done}/content", params={"variant": "thumbnail"})
         assert thumb.status_code == 200 and thumb.content.startswith(b"\x89PNG")
-        cancelled = client.delete(f"/v1/videos/{hung}")
+        cancelled = client.post(f"/v1/videos/{hung}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        deleted = client.delete(f"/v1/videos/{hung}")
+        assert deleted.status_code == 200 and deleted.json() == {"id": hung, "object": "video.deleted", "deleted": True}
 
 
 def test_content_honours_one_byte_range_so_a_browser_can_seek(fresh: Stack) -> None:

@@ -347,7 +347,7 @@ def test_rich_repr_masks_secrets_too() -> None:
 
 
 def test_store_password_is_masked() -> None:
-    settings = parse(MINIMAL + '[store]\nurl = "postgresql://vid:hunter2@db.internal/vidgate"\n')
+    settings = parse(MINIMAL + '[store]\nurl = "postgresql://vid:hunter2@db.internal/vidgate"\n[outputs]\ndir = "/srv/vidgate/outputs"\n')
     assert "hunter2" not in repr(settings)
     assert "hunter2" not in describe(settings)
     assert "postgresql://vid:***@db.internal/vidgate" in describe(settings)
@@ -368,3 +368,33 @@ def test_settings_round_trip_through_builtins() -> None:
     settings = load_settings(EXAMPLE, env=ENV)
     again = msgspec.convert(msgspec.to_builtins(settings), Settings)
     assert again == settings
+
+
+def test_outputs_default_beside_the_sqlite_file_relative_or_absolute() -> None:
+    absolute = parse(MINIMAL + '[store]\nurl = "sqlite:////var/lib/vidgate/vidgate.db"\n')
+    assert absolute.store.sqlite_path == "/var/lib/vidgate/vidgate.db"
+    assert absolute.store.outputs_dir(absolute.outputs.dir) == "/var/lib/vidgate/vidgate-outputs"
+    relative = parse(MINIMAL + '[store]\nurl = "sqlite:///data/vidgate.db"\n')
+    assert relative.store.outputs_dir(relative.outputs.dir) == "data/vidgate-outputs"
+
+
+def test_postgresql_with_kept_outputs_needs_an_outputs_dir_and_says_so() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(MINIMAL + '[store]\nurl = "postgresql://vid@db/vidgate"\n')
+    assert "outputs.dir: required when the store is not a SQLite file" in str(err.value)
+    shared = parse(MINIMAL + '[store]\nurl = "postgresql://vid@db/vidgate"\n[outputs]\ndir = "/mnt/shared/outputs"\n')
+    assert "outputs: copies kept in /mnt/shared/outputs" in describe(shared)
+    no_copies = parse(MINIMAL + '[store]\nurl = "postgresql://vid@db/vidgate"\n[outputs]\nkeep = false\n')
+    assert "outputs: no copies kept" in describe(no_copies)
+
+
+def test_metrics_section_defaults_to_admin_keys_and_check_config_says_who_may_read() -> None:
+    settings = parse(MINIMAL)
+    assert settings.metrics.expose == "admin"
+    assert "metrics: GET /metrics on the main port for admin keys (none configured" in describe(settings)
+    separate = parse(MINIMAL + '[metrics]\nexpose = "separate"\nhost = "0.0.0.0"\nport = 9100\n')
+    assert "metrics: GET http://0.0.0.0:9100/metrics, no authentication" in describe(separate)
+    assert "metrics: off" in describe(parse(MINIMAL + '[metrics]\nexpose = "off"\n'))
+    with pytest.raises(ConfigError) as err:
+        parse(MINIMAL + '[metrics]\nexpose = "public"\n')
+    assert "metrics.expose" in str(err.value)
