@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from gateway.api.docs import CreateComparisonOperation, errors
+from gateway.api.docs import CreateComparisonOperation, VoteOperation, errors
 from gateway.auth import Caller
 from gateway.comparisons import ComparisonObject, ComparisonService
 from gateway.errors import PayloadTooLarge
@@ -46,6 +46,8 @@ class ComparisonsController(Controller):
         operation_id="voteComparison",
         summary="Record which provider's video was better, or a tie (the first vote stays)",
         status_code=200,
+        operation_class=VoteOperation,
+        responses=errors(400, 401, 404, 409, 422),
     )
     async def vote(
         self, comparison_id: FromPath[str], request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]

@@ -308,6 +308,36 @@ class CreateComparisonOperation(Operation):
         self.parameters = [*(self.parameters or []), _idempotency_key()]
 
 
+# A vote names a winner or says it is a tie, never both (VoteRequest's own check).
+_VOTE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"winner": {"type": "string", "minLength": 1, "description": "the provider whose video was better"}},
+            "required": ["winner"],
+            "additionalProperties": False,
+        },
+        {"type": "object", "properties": {"tie": {"const": True}}, "required": ["tie"], "additionalProperties": False},
+    ]
+}
+
+
+@dataclass
+class VoteOperation(Operation):
+    """`POST /v1/comparisons/{id}/vote`: the better video's provider, or a tie."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=raw(_VOTE_SCHEMA),
+                    examples=_examples({"winner": ("One video was better", {"winner": "useapi"}), "tie": ("Neither was better", {"tie": True})}),
+                )
+            },
+        )
+
+
 _BINARY = {"type": "string", "format": "binary"}
 
 
