@@ -440,6 +440,10 @@ class PostgresStore:
             raise KeyError(file_id)
         return data
 
+    async def delete_file(self, file_id: str) -> bool:
+        """Remove the record and (by the foreign key's cascade) its bytes."""
+        return await self._db.fetchval("DELETE FROM files WHERE id = $1 RETURNING id", file_id) is not None
+
     async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
         """The file in chunks of at most `chunk_size`, one query per chunk, so a slow
         reader holds no connection between chunks.

@@ -667,6 +667,14 @@ class SqliteStore:
         except FileNotFoundError as exc:
             raise KeyError(file_id) from exc
 
+    async def delete_file(self, file_id: str) -> bool:
+        """Remove the record, then the bytes (a record never points at missing bytes for
+        longer than this call)."""
+        path = self._file_path(file_id)
+        found = await self._write(lambda conn: conn.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return found
+
     async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
         """The file in chunks of at most `chunk_size`, each read on a worker thread.
 

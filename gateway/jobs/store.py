@@ -146,6 +146,11 @@ class Store(Protocol):
 
     async def read_file(self, file_id: str) -> bytes: ...
 
+    async def delete_file(self, file_id: str) -> bool:
+        """Remove a file's record and bytes; whether there was one. Used when the request
+        that stored it fails (no job refers to it)."""
+        ...
+
     def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]: ...
 
     # webhooks -----------------------------------------------------------
