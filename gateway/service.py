@@ -20,8 +20,9 @@ import msgspec
 import structlog
 
 from gateway.auth import Caller
-from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
+from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
 from gateway.events import EventHub, JobNotifier
+from gateway.forms import FilePart
 from gateway.health import HealthBoard, HealthState
 from gateway.jobs import lifecycle as lc
 from gateway.jobs.model import FileRecord, Job, WebhookDelivery
@@ -32,7 +33,7 @@ from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.outputs import OutputStorage
 from gateway.routing import RouteContext, route
 from gateway.runtime import ProviderRuntime, Runtime
-from gateway.schema import CreateVideoBody, MediaValue, build_request
+from gateway.schema import CreateVideoBody, MediaObject, MediaValue, build_request
 from gateway.settings import Settings
 from gateway.stats import GroupBy, GroupStats, compute
 from gateway.urlguard import UrlGuard
@@ -48,6 +49,7 @@ RETRY_COUNT_HEADER = "x-stainless-retry-count"
 RETRY_DEDUP_SECONDS = 600.0  # how far back an automatic retry without a key is matched to its first try
 STORE_CHECK_SECONDS = 2.0  # an event stream re-reads the store this often when nothing was published here
 ALL_TENANTS = "*"
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def new_video_id() -> str:
@@ -150,6 +152,7 @@ class VideoService:
         fingerprint: str,
         idempotency_key: str | None,
         headers: Mapping[str, str] | None = None,
+        uploads: Mapping[str, FilePart] | None = None,
     ) -> tuple[Job, bool]:
         """Validate, route and persist a job; returns it and whether it is new.
 
@@ -158,9 +161,14 @@ class VideoService:
         automatic retry (`X-Stainless-Retry-Count`, sent by the openai SDKs) gets
         the identical request's job from the last few minutes, if there is one:
         the first answer was lost, and a second paid render must not follow.
+
+        `uploads` are a form's file parts, named in `body` by placeholder file ids. They are
+        stored only once the request is known to be well-formed, and every file this call
+        stored is removed again if it fails after that, so a rejected create stores nothing.
         """
         rt = self.runtime.current
         if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
             existing = await self.store.find_idempotent(caller.tenant, idempotency_key)
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
@@ -186,60 +194,81 @@ class VideoService:
             media=lambda value, kind, path: _Pending(value, kind, path),
             end_user=end_user_of(caller.tenant, metadata),
         )
-        refs = [await self.media.load(p.value, p.kind, p.path, caller.tenant) for _, _, p in media_items(pending)]
-        request = map_media(pending, refs)
-        video_id = new_video_id()
-        now = self.clock()
-        plan = route(
-            request,
-            rt.routing,
-            rt.catalog,
-            media_urls=self.media_urls is not None,
-            rules=rt.settings.routes,
-            context=RouteContext(
-                key_name=caller.key_name,
-                tenant=caller.tenant,
-                headers={k.lower(): v for k, v in (headers or {}).items()},
-                metadata=metadata,
-                request_key=video_id,
-            ),
-            unavailable=self.health.unavailable(now),
-            pin=body.provider,
-            order=body.routing.order if body.routing else None,
-            allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
-        )
-        if not plan.trace.usable:
-            raise _unserviceable(request.model, plan.reasons)
+        named: set[str] = {m.value.file_id for _, _, m in media_items(pending) if isinstance(m.value, MediaObject) and m.value.file_id}  # named by id
+        stored: list[str] = []  # files this call stored: removed again if it fails
+        try:
+            refs = []
+            for _, _, p in media_items(pending):
+                ref = await self.media.load(p.value, p.kind, p.path, caller.tenant, uploads=uploads)
+                if ref.file_id not in named:
+                    stored.append(ref.file_id)
+                refs.append(ref)
+            request = map_media(pending, refs)
+            video_id = new_video_id()
+            now = self.clock()
+            plan = route(
+                request,
+                rt.routing,
+                rt.catalog,
+                media_urls=self.media_urls is not None,
+                rules=rt.settings.routes,
+                context=RouteContext(
+                    key_name=caller.key_name,
+                    tenant=caller.tenant,
+                    headers={k.lower(): v for k, v in (headers or {}).items()},
+                    metadata=metadata,
+                    request_key=video_id,
+                ),
+                unavailable=self.health.unavailable(now),
+                pin=body.provider,
+                order=body.routing.order if body.routing else None,
+                allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
+            )
+            if not plan.trace.usable:
+                raise _unserviceable(request.model, plan.reasons)
 
-        job = Job(
-            id=video_id,
-            tenant=caller.tenant,
-            key_name=caller.key_name,
-            created_at=now,
-            updated_at=now,
-            status=JobStatus.QUEUED,
-            model=request.model,
-            mode=request.mode,
-            request=request,
-            prompt=request.prompt,
-            seconds=str(request.seconds) if request.seconds is not None else None,
-            ratio=request.ratio,
-            resolution=request.resolution,
-            metadata=metadata,
-            routing=plan.trace,
-            queued_deadline_seconds=plan.deadline_seconds,
-            webhook_url=body.webhook_url,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            callback_token=new_token(),
-        )
-        lease = self.engine.new_lease()
-        saved = await self.store.create_job(job, lease=lease)
-        if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
-            return self._same_request(saved, fingerprint), False
-        log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+            job = Job(
+                id=video_id,
+                tenant=caller.tenant,
+                key_name=caller.key_name,
+                created_at=now,
+                updated_at=now,
+                status=JobStatus.QUEUED,
+                model=request.model,
+                mode=request.mode,
+                request=request,
+                prompt=request.prompt,
+                seconds=str(request.seconds) if request.seconds is not None else None,
+                ratio=request.ratio,
+                resolution=request.resolution,
+                metadata=metadata,
+                routing=plan.trace,
+                queued_deadline_seconds=plan.deadline_seconds,
+                webhook_url=body.webhook_url,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                callback_token=new_token(),
+            )
+            lease = self.engine.new_lease()
+            saved = await self.store.create_job(job, lease=lease)
+            if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
+                await self._discard(stored)
+                stored.clear()
+                return self._same_request(saved, fingerprint), False
+            log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+        except BaseException:
+            await self._discard(stored)
+            raise
         self.engine.adopt(job, lease.until)
         return saved, True
+
+    async def _discard(self, file_ids: list[str]) -> None:
+        """Remove files a failed create stored (nothing refers to them)."""
+        for file_id in file_ids:
+            try:
+                await self.store.delete_file(file_id)
+            except Exception:  # the request fails with its own error; a leftover file is only junk
+                log.warning("files.discard_failed", file_id=file_id, exc_info=True)
 
     def _same_request(self, job: Job, fingerprint: str) -> Job:
         if job.request_hash != fingerprint:
@@ -407,8 +436,8 @@ class VideoService:
 
     # -- files -----------------------------------------------------------------------
 
-    async def upload_file(self, caller: Caller, filename: str | None, content_type: str | None, data: bytes, *, purpose: str) -> FileRecord:
-        return await self.media.save_upload(caller.tenant, filename, content_type, data, purpose=purpose)
+    async def upload_file(self, caller: Caller, upload: FilePart, *, purpose: str) -> FileRecord:
+        return await self.media.save_upload(caller.tenant, upload, purpose=purpose)
 
     async def get_file(self, caller: Caller, file_id: str) -> FileRecord:
         record = await self.store.get_file(file_id, caller.tenant)
@@ -487,6 +516,12 @@ def _unserviceable(model: str, reasons: dict[str, list[Reason]]) -> Unserviceabl
         param=param,
         details={name: [msgspec.to_builtins(r) for r in why] for name, why in reasons.items()},
     )
+
+
+def check_idempotency_key(key: str) -> None:
+    """A key is stored with its job: printable ASCII, at most MAX_IDEMPOTENCY_KEY characters."""
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
+        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters", param="Idempotency-Key")
 
 
 def _is_retry(headers: Mapping[str, str] | None) -> bool:
