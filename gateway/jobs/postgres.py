@@ -50,6 +50,12 @@ _INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_a
     VALUES ($1, $2, $3, $4, $5, $6)"""
 
 
+def _nul(*values: object) -> bool:
+    """Whether a caller's text holds a NUL, which PostgreSQL's text refuses outright. No
+    stored id, key or name holds one, so a lookup by such a value finds nothing."""
+    return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
 def _value(v: Any) -> Any:
     return v.value if isinstance(v, enum.Enum) else v
 
@@ -187,13 +193,19 @@ class PostgresStore:
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
         """The tenant's job created with this idempotency key, if any."""
+        if _nul(tenant, idempotency_key):
+            return None
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key))
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None if it does not exist or belongs to another tenant."""
+        if _nul(job_id, tenant):
+            return None
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", job_id, tenant))
 
     async def get_by_callback_token(self, token: str) -> Job | None:
+        if _nul(token):
+            return None
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = $1", token))
 
     async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
@@ -277,6 +289,8 @@ class PostgresStore:
 
     async def delete_job(self, job_id: str, tenant: str) -> bool:
         """Remove the job and its events (its webhook deliveries stay as a record)."""
+        if _nul(job_id, tenant):
+            return False
         deleted = await self._db.fetchval("DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING id", job_id, tenant)
         return deleted is not None
 
@@ -301,6 +315,10 @@ class PostgresStore:
             raise ValueError("limit must be at least 1")
         if order not in ("asc", "desc"):
             raise ValueError("order must be 'asc' or 'desc'")
+        if _nul(after):
+            raise KeyError(after)
+        if _nul(tenant, status, provider, model):  # no stored value holds one
+            return [], False
         direction, compare = ("ASC", ">") if order == "asc" else ("DESC", "<")
         where: list[str] = ["tenant = $1"]
         args: list[object] = [tenant]
@@ -376,6 +394,8 @@ class PostgresStore:
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
+        if _nul(tenant):
+            return []
         rows = await self._db.fetch(
             f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= $1 AND ($2::text IS NULL OR tenant = $2)
                 ORDER BY created_at, created_seq""",
@@ -400,6 +420,8 @@ class PostgresStore:
 
     async def events(self, job_id: str) -> list[StatusEvent]:
         """The job's events by time, ties in insertion order."""
+        if _nul(job_id):
+            return []
         rows = await self._db.fetch("SELECT job_id, at, status, progress, detail FROM events WHERE job_id = $1 ORDER BY at, seq", job_id)
         return [StatusEvent(**dict(r)) for r in rows]
 
@@ -429,12 +451,16 @@ class PostgresStore:
         return record
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
+        if _nul(file_id, tenant):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM files WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", file_id, tenant)
         return self._file.decode(doc) if doc is not None else None
 
     async def read_file(self, file_id: str) -> bytes:
         """The whole file; `KeyError` if there are no bytes under this id. No tenant check:
         call `get_file(id, tenant)` first."""
+        if _nul(file_id):
+            raise KeyError(file_id)
         data = await self._db.fetchval("SELECT data FROM file_bytes WHERE id = $1", file_id)
         if data is None:
             raise KeyError(file_id)
@@ -442,6 +468,8 @@ class PostgresStore:
 
     async def delete_file(self, file_id: str) -> bool:
         """Remove the record and (by the foreign key's cascade) its bytes."""
+        if _nul(file_id):
+            return False
         return await self._db.fetchval("DELETE FROM files WHERE id = $1 RETURNING id", file_id) is not None
 
     async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
@@ -452,6 +480,8 @@ class PostgresStore:
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
+        if _nul(file_id):
+            raise KeyError(file_id)
         size = await self._db.fetchval("SELECT octet_length(data) FROM file_bytes WHERE id = $1", file_id)
         if size is None:
             raise KeyError(file_id)
@@ -502,11 +532,15 @@ class PostgresStore:
         return [self._delivery.decode(r["doc"]) for r in rows]
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
+        if _nul(delivery_id, tenant):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM deliveries WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", delivery_id, tenant)
         return self._delivery.decode(doc) if doc is not None else None
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
         """Every delivery for the job, in insertion order."""
+        if _nul(job_id):
+            return []
         rows = await self._db.fetch("SELECT doc FROM deliveries WHERE job_id = $1 ORDER BY seq", job_id)
         return [self._delivery.decode(r["doc"]) for r in rows]
 
@@ -558,9 +592,13 @@ class PostgresStore:
 
     async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
         """The comparison, or None if it does not exist or belongs to another tenant."""
+        if _nul(comparison_id, tenant):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE id = $1 AND tenant = $2", comparison_id, tenant)
         return self._comparison.decode(doc) if doc is not None else None
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
+        if _nul(tenant, idempotency_key):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key)
         return self._comparison.decode(doc) if doc is not None else None

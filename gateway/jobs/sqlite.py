@@ -620,6 +620,13 @@ class SqliteStore:
             raise ValueError(f"unsafe file id {file_id!r}")
         return self.files_dir / file_id
 
+    def _stored_path(self, file_id: str) -> Path:
+        """Where a stored file's bytes are; `KeyError` for an id no file can have."""
+        try:
+            return self._file_path(file_id)
+        except ValueError:
+            raise KeyError(file_id) from None
+
     async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
         """Store the bytes, then the record; returns it with `sha256` filled in.
 
@@ -663,14 +670,17 @@ class SqliteStore:
         """The whole file; `KeyError` if there are no bytes under this id. No tenant check:
         call `get_file(id, tenant)` first."""
         try:
-            return await asyncio.to_thread(self._file_path(file_id).read_bytes)
+            return await asyncio.to_thread(self._stored_path(file_id).read_bytes)
         except FileNotFoundError as exc:
             raise KeyError(file_id) from exc
 
     async def delete_file(self, file_id: str) -> bool:
         """Remove the record, then the bytes (a record never points at missing bytes for
         longer than this call)."""
-        path = self._file_path(file_id)
+        try:
+            path = self._stored_path(file_id)
+        except KeyError:
+            return False
         found = await self._write(lambda conn: conn.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         return found
@@ -680,7 +690,7 @@ class SqliteStore:
 
         `KeyError` (on first iteration) if there are no bytes under this id.
         """
-        path = self._file_path(file_id)
+        path = self._stored_path(file_id)
         try:
             f = await asyncio.to_thread(path.open, "rb")
         except FileNotFoundError as exc:
