@@ -40,7 +40,7 @@ import msgspec
 
 from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
-from gateway.jobs.store import JobWrite, Lease, StaleJob
+from gateway.jobs.store import JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
 PING_TIMEOUT_SECONDS = 5.0
@@ -60,6 +60,29 @@ def _value(v: Any) -> Any:
     return v.value if isinstance(v, enum.Enum) else v
 
 
+# Conditions under which a later try may succeed: no connection, a standby or read-only
+# database, a full disk, too many clients, a lock or statement timeout, an operator's shutdown.
+_OUTAGES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _outage(exc: BaseException) -> str | None:
+    if isinstance(exc, FileExistsError):  # put_file's duplicate id, not an outage
+        return None
+    return f"{type(exc).__name__}: {exc}"[:200] if isinstance(exc, _OUTAGES) else None
+
+
+@outages_raise_store_unavailable(_outage)
 class PostgresStore:
     """`Store` on a PostgreSQL database named by `url` (`postgresql://user@host:port/db`).
 
@@ -108,8 +131,16 @@ class PostgresStore:
         if self._pool is None:
             return False
         try:
-            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-                return await self._pool.fetchval("SELECT 1") == 1
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS), self._pool.acquire() as conn:
+                # A write that is rolled back: fails on a standby, a read-only database, a held lock.
+                tx = conn.transaction()
+                await tx.start()
+                try:
+                    await conn.execute("SET LOCAL lock_timeout = '1s'")
+                    await conn.execute("UPDATE schema_version SET version = version")
+                finally:
+                    await tx.rollback()
+                return True
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             return False
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import hashlib
 import os
 import re
@@ -41,12 +42,14 @@ import msgspec
 
 from gateway.jobs.legacy import is_legacy, upgrade_job_doc
 from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
-from gateway.jobs.store import JobWrite, Lease, StaleJob
+from gateway.jobs.store import JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+PROBE_BUSY_TIMEOUT_MS = 200  # the readiness probe's write waits this long for the lock
+PING_TIMEOUT_SECONDS = 2.0  # the whole probe, queued behind other statements on the thread
 _ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -152,6 +155,21 @@ def _value(v: Any) -> Any:
     return v.value if isinstance(v, enum.Enum) else v
 
 
+_OUTAGES = ("locked", "readonly", "read-only", "disk i/o", "disk is full", "unable to open", "busy")
+_OUTAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EIO})
+
+
+def _outage(exc: BaseException) -> str | None:
+    """What keeps the store from writing, if `exc` is such a condition (see `StoreUnavailable`)."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+        message = str(exc).lower()
+        return message if any(word in message for word in _OUTAGES) else None
+    if isinstance(exc, OSError) and exc.errno in _OUTAGE_ERRNOS:
+        return exc.strerror or str(exc)
+    return None
+
+
+@outages_raise_store_unavailable(_outage)
 class SqliteStore:
     """`Store` on one SQLite file.
 
@@ -195,9 +213,26 @@ class SqliteStore:
             self._executor = None
 
     async def ping(self) -> bool:
+        """Whether the store can write now: takes the write lock (waiting at most
+        PROBE_BUSY_TIMEOUT_MS), writes a row in place and rolls back; False after
+        PING_TIMEOUT_SECONDS in all."""
+
+        def probe(conn: sqlite3.Connection) -> bool:
+            conn.execute(f"PRAGMA busy_timeout = {PROBE_BUSY_TIMEOUT_MS}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("UPDATE schema_version SET version = version")
+                finally:
+                    conn.execute("ROLLBACK")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return True
+
         try:
-            return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))
-        except (sqlite3.Error, RuntimeError):
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                return await self._run(probe)
+        except (sqlite3.Error, RuntimeError, TimeoutError):
             return False
 
     def _connect(self) -> None:
@@ -270,10 +305,11 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")  # may fail too (busy, read-only, full): then nothing was written
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await self._run(tx)
@@ -653,10 +689,16 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 raise FileExistsError(record.id) from exc
             os.replace(tmp, final)
+            moved.append(final)
             return record
 
+        moved: list[Path] = []
         try:
             return await self._write(insert)
+        except BaseException:
+            for path in moved:  # the commit failed after the bytes went into place: no record, no bytes
+                path.unlink(missing_ok=True)
+            raise
         finally:
             tmp.unlink(missing_ok=True)
 

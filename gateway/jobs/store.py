@@ -16,12 +16,19 @@ pushing their due time past the lease, so each attempt is made by one process.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Literal, Protocol
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
+import structlog
 
+from gateway.errors import StoreUnavailable
 from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
+
+log = structlog.get_logger("vidgate.store")
+S = TypeVar("S")
 
 
 class StaleJob(Exception):
@@ -198,3 +205,51 @@ class Store(Protocol):
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
         """The tenant's comparison created with this idempotency key, if any."""
         ...
+
+
+def outages_raise_store_unavailable(why: Callable[[BaseException], str | None]) -> Callable[[type[S]], type[S]]:
+    """A class decorator for a store: every public method (but `open`, `close`, `ping`)
+    raises `StoreUnavailable` instead of an error `why` names (a lock, a read-only or full
+    database, a lost connection), so the app maps one error to 503 + Retry-After and the
+    engine knows a write may succeed later. `why(exc)` says what happened, or None."""
+
+    def translate(exc: Exception, method: str) -> None:
+        reason = why(exc)
+        if reason is not None:
+            log.warning("store.unavailable", method=method, reason=reason, error=type(exc).__name__)
+            raise StoreUnavailable() from exc
+
+    def coroutine(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                translate(exc, fn.__name__)
+                raise
+
+        return wrapper
+
+    def generator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except Exception as exc:
+                translate(exc, fn.__name__)
+                raise
+
+        return wrapper
+
+    def decorate(cls: type[S]) -> type[S]:
+        for name, fn in list(vars(cls).items()):
+            if name.startswith("_") or name in ("open", "close", "ping"):
+                continue
+            if inspect.iscoroutinefunction(fn):
+                setattr(cls, name, coroutine(fn))
+            elif inspect.isasyncgenfunction(fn):
+                setattr(cls, name, generator(fn))
+        return cls
+
+    return decorate
