@@ -11,6 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from gateway.errors import StoreUnavailable
 from gateway.jobs.model import Job
 from gateway.jobs.sqlite import SqliteStore
 from gateway.jobs.store import JobWrite, Lease
@@ -222,3 +223,53 @@ async def test_two_replicas_on_one_postgresql_never_exceed_an_accounts_max_jobs(
     assert [v["status"] for v in videos] == ["completed"] * 20
     assert most == 2  # both replicas together kept the account at its max_jobs, and used all of it
     assert {v["attempts"][0]["account"] for v in videos} == {"CA:sim@example.com"}
+
+
+class FlakyWrites(SqliteStore):
+    """A store whose job writes fail while `down` (another process holds the lock)."""
+
+    down = False
+    failed = 0
+
+    async def update_jobs(self, writes: Sequence[JobWrite]) -> list[Job | None]:
+        if self.down:
+            self.failed += 1
+            raise StoreUnavailable()
+        return await super().update_jobs(writes)
+
+
+async def test_a_failed_submitting_write_sends_nothing_and_the_job_completes_once_the_store_is_back(tmp_path: Path) -> None:
+    store = FlakyWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), job_seconds=10, store=store) as h:
+        store.down = True
+        with capture_logs() as logs:
+            video = await h.create({**UA, "provider": "powertokens"})
+            await h.advance(20)
+        assert store.failed >= 3  # it kept trying, backing off
+        assert await h.sim("powertokens", "/_sim/jobs") == []  # never submitted without its record
+        assert (await h.video(video["id"]))["status"] == "queued"
+        assert any(e["event"] == "job.write_failed" for e in logs)
+
+        store.down = False
+        await h.advance(30)
+        done = await h.video(video["id"])
+        submits = await h.sim("powertokens", "/_sim/jobs")
+    assert done["status"] == "completed", done
+    assert len(submits) == 1
+
+
+async def test_a_failed_final_write_is_written_once_the_store_is_back(tmp_path: Path) -> None:
+    store = FlakyWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), job_seconds=10, store=store) as h:
+        video = await h.create(UA)
+        await h.advance(3)
+        assert (await h.video(video["id"]))["status"] == "in_progress"
+        store.down = True
+        await h.advance(20)  # the upstream finished meanwhile; its completion can't be stored
+        assert (await h.video(video["id"]))["status"] == "in_progress"
+        store.down = False
+        await h.advance(15)
+        done = await h.video(video["id"])
+        submits = await h.sim("useapi", "/_sim/jobs")
+    assert done["status"] == "completed", done
+    assert len(submits) == 1 and len(done["attempts"]) == 1
