@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from gateway.auth import Caller
-from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
+from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable, UpstreamFailed
 from gateway.events import EventHub, JobNotifier
 from gateway.forms import FilePart
 from gateway.health import HealthBoard, HealthState
@@ -36,7 +36,7 @@ from gateway.runtime import ProviderRuntime, Runtime
 from gateway.schema import CreateVideoBody, MediaObject, MediaValue, build_request
 from gateway.settings import Settings
 from gateway.stats import GroupBy, GroupStats, compute
-from gateway.urlguard import UrlGuard
+from gateway.urlguard import UrlGuard, UrlNotAllowed
 from gateway.webhooks import WebhookDispatcher
 from providers.base import JobStatus, MediaKind, UpstreamError, UpstreamJob, map_media, media_items
 from providers.capabilities import ModelCaps, Reason
@@ -409,7 +409,13 @@ class VideoService:
         if url is None:
             raise NotFound(f"Video {video_id} has no {variant}", param="variant")
         # every redirect hop is checked too: an upstream link must not bounce us onto a private address
-        response = await self.guard.open(self.content_http, "GET", url, field="result")
+        try:
+            response = await self.guard.open(self.content_http, "GET", url, field="result")
+        except UrlNotAllowed as exc:  # the upstream handed over a URL we won't fetch: its fault, not the caller's
+            log.warning("content.url_refused", job_id=job.id, variant=variant, reason=exc.message)
+            raise UpstreamFailed(f"The upstream's {variant} URL can't be fetched: {exc.message}", param=None, code="upstream_url_refused") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamFailed(f"The upstream's {variant} could not be fetched ({type(exc).__name__})", param=None, code="content_unavailable") from None
         try:
             if not response.is_success:
                 raise NotFound(f"The upstream no longer serves this {variant} (HTTP {response.status_code})", param="variant", code="content_unavailable")
