@@ -90,7 +90,7 @@ def test_serve_logs_the_url_it_listens_on_and_a_busy_port_is_one_line(tmp_path: 
 
 
 def test_slow_connections_are_closed_within_the_configured_timeouts(tmp_path: Path) -> None:
-    with gateway(tmp_path) as (base, proc, port):
+    with gateway(tmp_path) as (base, _proc, port):
         opened = time.monotonic()
         silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
         headers = []
@@ -125,7 +125,7 @@ def test_slow_connections_are_closed_within_the_configured_timeouts(tmp_path: Pa
 
 
 def test_max_connections_caps_what_slow_clients_hold_until_they_are_closed(tmp_path: Path) -> None:
-    with gateway(tmp_path, max_connections=20) as (base, proc, port):
+    with gateway(tmp_path, max_connections=20) as (base, _proc, port):
         hogs = [socket.create_connection(("127.0.0.1", port)) for _ in range(25)]
         time.sleep(0.2)
         refused = httpx.get(f"{base}/healthz", timeout=5)
@@ -142,7 +142,7 @@ def test_a_body_that_keeps_arriving_is_not_cut(tmp_path: Path, pause: float) -> 
     png = (REPO / "providers" / "sim_media" / "image.png").read_bytes()
     boundary = b"xyz"
     body = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n' + png + b"\r\n--xyz--\r\n"
-    with gateway(tmp_path) as (base, proc, port):
+    with gateway(tmp_path) as (_base, _proc, port):
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(
             b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\nContent-Type: multipart/form-data; boundary="
