@@ -38,16 +38,16 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
-from gateway.jobs.store import JobWrite, Lease, StaleJob, outages_raise_store_unavailable
+from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
 PING_TIMEOUT_SECONDS = 5.0
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
 _JOB_COLUMNS = "doc, version, slot"
-_INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
-    VALUES ($1, $2, $3, $4, $5, $6)"""
+_INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)"""
 
 
 def _nul(*values: object) -> bool:
@@ -166,7 +166,7 @@ class PostgresStore:
     def _delivery_row(self, d: WebhookDelivery) -> tuple[Any, ...]:
         # A pending delivery with no time set is due from its creation.
         due = d.next_attempt_at if d.next_attempt_at is not None else d.created_at
-        return (d.id, d.job_id, d.tenant, d.status, due, self._enc.encode(d))
+        return (d.id, d.job_id, d.tenant, d.status, due, d.url, self._enc.encode(d))
 
     # jobs -----------------------------------------------------------------
 
@@ -529,10 +529,10 @@ class PostgresStore:
         await self._db.execute(_INSERT_DELIVERY, *self._delivery_row(delivery))
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        """Overwrite a delivery by id; `KeyError` if it does not exist."""
-        id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
+        """Overwrite a delivery by id (ending any claim on it); `KeyError` if it does not exist."""
+        id_, _job, _tenant, status, due, _url, doc = self._delivery_row(delivery)
         updated = await self._db.fetchval(
-            "UPDATE deliveries SET status = $2, next_attempt_at = $3, doc = $4 WHERE id = $1 RETURNING id",
+            "UPDATE deliveries SET status = $2, next_attempt_at = $3, claimed_until = NULL, doc = $4 WHERE id = $1 RETURNING id",
             id_,
             status,
             due,
@@ -541,26 +541,75 @@ class PostgresStore:
         if updated is None:
             raise KeyError(id_)
 
-    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int = 50, *, skip_tenants: Sequence[str] = (), skip_urls: Sequence[str] = ()
+    ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
-        pushed to `lease_until` by the same statement; `FOR UPDATE SKIP LOCKED` makes
-        concurrent claimers take disjoint sets. The stored doc is not changed."""
+        pushed to `lease_until` and marked claimed by the same statement; `FOR UPDATE SKIP
+        LOCKED` makes concurrent claimers take disjoint sets. Deliveries of `skip_tenants`
+        or to `skip_urls` are left. The stored doc is not changed."""
         if limit < 1:
             return []
         rows = await self._db.fetch(
             """WITH due AS (
                    SELECT seq, next_attempt_at FROM deliveries
                    WHERE status = 'pending' AND next_attempt_at <= $1
+                       AND tenant <> ALL($4::text[]) AND url <> ALL($5::text[])
                    ORDER BY next_attempt_at, seq LIMIT $3
                    FOR UPDATE SKIP LOCKED)
-               UPDATE deliveries SET next_attempt_at = $2 FROM due WHERE deliveries.seq = due.seq
+               UPDATE deliveries SET next_attempt_at = $2, claimed_until = $2 FROM due WHERE deliveries.seq = due.seq
                RETURNING due.next_attempt_at AS was_due, due.seq, deliveries.doc""",
             now,
             lease_until,
             limit,
+            list(skip_tenants),
+            list(skip_urls),
         )
         rows = sorted(rows, key=lambda r: (r["was_due"], r["seq"]))
         return [self._delivery.decode(r["doc"]) for r in rows]
+
+    async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
+        """Append `attempt` (None: nothing was sent) to the stored log, count it, set
+        `outcome` and end the claim, on the row locked for the transaction: every request
+        sent is one entry, whatever else wrote the delivery meanwhile."""
+        if _nul(delivery_id):
+            raise KeyError(delivery_id)
+        async with self._db.acquire() as conn, conn.transaction():
+            doc = await conn.fetchval("SELECT doc FROM deliveries WHERE id = $1 FOR UPDATE", delivery_id)
+            if doc is None:
+                raise KeyError(delivery_id)
+            updated = outcome.applied(self._delivery.decode(doc), attempt)
+            _, _, _, status, due, _, new_doc = self._delivery_row(updated)
+            await conn.execute(
+                "UPDATE deliveries SET status = $2, next_attempt_at = $3, claimed_until = NULL, doc = $4 WHERE id = $1", delivery_id, status, due, new_doc
+            )
+        return updated
+
+    async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
+        """Give claimed deliveries back unattempted, due again at `until`."""
+        if delivery_ids:
+            await self._db.execute(
+                "UPDATE deliveries SET next_attempt_at = $2, claimed_until = NULL WHERE id = ANY($1::text[]) AND status = 'pending'",
+                list(delivery_ids),
+                until,
+            )
+
+    async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
+        """Make the tenant's delivery pending and due at `now`; `DeliveryInFlight` while an
+        attempt at it is under way (claimed, the claim not lapsed); `KeyError` if none."""
+        if _nul(delivery_id, tenant):
+            raise KeyError(delivery_id)
+        async with self._db.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT doc, claimed_until FROM deliveries WHERE id = $1 AND tenant = $2 FOR UPDATE", delivery_id, tenant)
+            if row is None:
+                raise KeyError(delivery_id)
+            if row["claimed_until"] is not None and row["claimed_until"] > now:
+                raise DeliveryInFlight(delivery_id)
+            updated = msgspec.structs.replace(self._delivery.decode(row["doc"]), status="pending", next_attempt_at=now)
+            await conn.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, doc = $3 WHERE id = $1", delivery_id, now, self._enc.encode(updated)
+            )
+        return updated
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
         if _nul(delivery_id, tenant):

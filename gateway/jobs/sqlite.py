@@ -41,8 +41,8 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from gateway.jobs.legacy import is_legacy, upgrade_job_doc
-from gateway.jobs.model import Comparison, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
-from gateway.jobs.store import JobWrite, Lease, StaleJob, outages_raise_store_unavailable
+from gateway.jobs.model import Comparison, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
 T = TypeVar("T")
@@ -144,6 +144,13 @@ MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] =
         "ALTER TABLE jobs ADD COLUMN slot TEXT",
         "CREATE INDEX jobs_slot ON jobs (slot) WHERE slot IS NOT NULL",
         _upgrade_requests,  # the typed stored request (gateway.jobs.legacy)
+    ),
+    (
+        # Webhook delivery: who is attempting one and until when (so a redelivery can't start a
+        # second attempt beside it), and its target, so claims can pass over busy receivers.
+        "ALTER TABLE deliveries ADD COLUMN claimed_until REAL",
+        "ALTER TABLE deliveries ADD COLUMN url TEXT NOT NULL DEFAULT ''",
+        "UPDATE deliveries SET url = COALESCE(json_extract(CAST(doc AS TEXT), '$.url'), '')",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -444,8 +451,8 @@ class SqliteStore:
                     out.append(None)
                     continue
                 conn.executemany(
-                    """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
-                       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+                    """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
+                       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
                     outbox,
                 )
                 if event is not None:
@@ -748,43 +755,92 @@ class SqliteStore:
     def _delivery_row(self, d: WebhookDelivery) -> tuple[Any, ...]:
         # A pending delivery with no time set is due from its creation.
         due = d.next_attempt_at if d.next_attempt_at is not None else d.created_at
-        return (d.id, d.job_id, d.tenant, d.status, due, self._enc.encode(d))
+        return (d.id, d.job_id, d.tenant, d.status, due, d.url, self._enc.encode(d))
 
     async def add_delivery(self, delivery: WebhookDelivery) -> None:
         """Record a new delivery. `next_attempt_at=None` means due at `created_at`."""
         row = self._delivery_row(delivery)
         await self._write(
             lambda conn: conn.execute(
-                "INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         )
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        """Overwrite a delivery by id; `KeyError` if it does not exist."""
-        id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
+        """Overwrite a delivery by id (ending any claim on it); `KeyError` if it does not exist."""
+        id_, _job, _tenant, status, due, _url, doc = self._delivery_row(delivery)
 
         def update(conn: sqlite3.Connection) -> None:
-            cur = conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, doc = ? WHERE id = ?", (status, due, doc, id_))
+            cur = conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, claimed_until = NULL, doc = ? WHERE id = ?", (status, due, doc, id_))
             if cur.rowcount == 0:
                 raise KeyError(id_)
 
         await self._write(update)
 
-    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int = 50, *, skip_tenants: Sequence[str] = (), skip_urls: Sequence[str] = ()
+    ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
-        pushed to `lease_until` in the same write transaction so no other process takes it."""
+        pushed to `lease_until` and marked claimed until then in the same write transaction
+        so no other process takes it. Deliveries of `skip_tenants` or to `skip_urls` are
+        passed over (left due)."""
+        if limit < 1:
+            return []
+        tenants, urls = list(skip_tenants), list(skip_urls)
 
         def claim(conn: sqlite3.Connection) -> list[WebhookDelivery]:
             rows = conn.execute(
-                """SELECT seq, doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                f"""SELECT seq, doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                   AND tenant NOT IN ({", ".join("?" * len(tenants))}) AND url NOT IN ({", ".join("?" * len(urls))})
                    ORDER BY next_attempt_at, seq LIMIT ?""",
-                (now, limit),
+                (now, *tenants, *urls, limit),
             ).fetchall()
-            conn.executemany("UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?", [(lease_until, r[0]) for r in rows])
+            conn.executemany("UPDATE deliveries SET next_attempt_at = ?, claimed_until = ? WHERE seq = ?", [(lease_until, lease_until, r[0]) for r in rows])
             return [self._delivery.decode(r[1]) for r in rows]
 
         return await self._write(claim)
+
+    async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
+        """Append `attempt` (None: nothing was sent) to the stored delivery's log, count it,
+        set `outcome` and end the claim, in one transaction: every request sent is one entry,
+        whatever else wrote the delivery meanwhile. `KeyError` if it does not exist."""
+
+        def record(conn: sqlite3.Connection) -> WebhookDelivery:
+            row = conn.execute("SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                raise KeyError(delivery_id)
+            updated = outcome.applied(self._delivery.decode(row[0]), attempt)
+            _, _, _, status, due, _, doc = self._delivery_row(updated)
+            conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, claimed_until = NULL, doc = ? WHERE id = ?", (status, due, doc, delivery_id))
+            return updated
+
+        return await self._write(record)
+
+    async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
+        """Give claimed deliveries back unattempted, due again at `until`."""
+        if delivery_ids:
+            await self._write(
+                lambda conn: conn.executemany(
+                    "UPDATE deliveries SET next_attempt_at = ?, claimed_until = NULL WHERE id = ? AND status = 'pending'", [(until, i) for i in delivery_ids]
+                )
+            )
+
+    async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
+        """Make the tenant's delivery pending and due at `now`. `DeliveryInFlight` while an
+        attempt at it is under way (claimed, the claim not lapsed); `KeyError` if none."""
+
+        def requeue(conn: sqlite3.Connection) -> WebhookDelivery:
+            row = conn.execute("SELECT doc, claimed_until FROM deliveries WHERE id = ? AND tenant = ?", (delivery_id, tenant)).fetchone()
+            if row is None:
+                raise KeyError(delivery_id)
+            if row[1] is not None and row[1] > now:
+                raise DeliveryInFlight(delivery_id)
+            updated = msgspec.structs.replace(self._delivery.decode(row[0]), status="pending", next_attempt_at=now)
+            conn.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, doc = ? WHERE id = ?", (now, self._enc.encode(updated), delivery_id))
+            return updated
+
+        return await self._write(requeue)
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
         row = await self._run(

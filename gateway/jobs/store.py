@@ -25,7 +25,7 @@ import msgspec
 import structlog
 
 from gateway.errors import StoreUnavailable
-from gateway.jobs.model import Comparison, FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, DeliveryAttempt, FileRecord, Job, StatusEvent, WebhookDelivery
 
 log = structlog.get_logger("vidgate.store")
 S = TypeVar("S")
@@ -33,6 +33,31 @@ S = TypeVar("S")
 
 class StaleJob(Exception):
     """An update lost a race: the job changed since it was read."""
+
+
+class DeliveryInFlight(Exception):
+    """An attempt at this webhook delivery is under way (claimed, the claim not lapsed)."""
+
+
+class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What an attempt (or a decision not to send) leaves on a delivery."""
+
+    status: Literal["pending", "delivered", "failed"]
+    next_attempt_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+
+    def applied(self, delivery: WebhookDelivery, attempt: DeliveryAttempt | None) -> WebhookDelivery:
+        """`delivery` with this outcome, and `attempt` appended to its log and counted."""
+        return msgspec.structs.replace(
+            delivery,
+            status=self.status,
+            next_attempt_at=self.next_attempt_at,
+            last_status_code=self.last_status_code,
+            last_error=self.last_error,
+            attempts=delivery.attempts + (attempt is not None),
+            log=[*delivery.log, attempt] if attempt is not None else delivery.log,
+        )
 
 
 class JobWrite(msgspec.Struct, frozen=True):
@@ -166,14 +191,31 @@ class Store(Protocol):
         ...
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        """Overwrite a delivery by id; `KeyError` if it does not exist."""
+        """Overwrite a delivery by id, ending any claim on it; `KeyError` if it does not exist."""
         ...
 
-    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int = 50, *, skip_tenants: Sequence[str] = (), skip_urls: Sequence[str] = ()
+    ) -> list[WebhookDelivery]:
         """Take up to `limit` pending deliveries due at `now`, earliest first, and push
-        their due time to `lease_until` so no other process takes them meanwhile.
-        Returned as they were before the claim. The caller records the outcome with
-        `update_delivery`; if it dies first, the delivery is due again at `lease_until`."""
+        their due time to `lease_until` (marking them claimed until then) so no other
+        process takes them meanwhile; deliveries of `skip_tenants` or to `skip_urls` are
+        left. Returned as they were before the claim. The caller records the outcome with
+        `record_attempt`; if it dies first, the delivery is due again at `lease_until`."""
+        ...
+
+    async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
+        """Atomically append `attempt` (None: nothing was sent) to the stored log and count
+        it, set `outcome`, end the claim; returns the delivery. `KeyError` if missing."""
+        ...
+
+    async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
+        """Hand claimed, unattempted deliveries back, due again at `until`."""
+        ...
+
+    async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
+        """Make the tenant's delivery pending and due at `now` (a redelivery). Raises
+        `DeliveryInFlight` while an attempt at it is under way, `KeyError` if there is none."""
         ...
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None: ...
