@@ -403,6 +403,12 @@ class WebhookSettings(_Config):
     )
     # no retry is scheduled later than this after the event (max_attempts caps it too)
     max_age_seconds: Positive = 3 * 86400.0
+    timeout_seconds: Positive = 10.0  # one attempt, connect to answer
+    # Attempts in flight per process, and at most this many of them for one tenant and for
+    # one receiver URL, so one tenant's dead receivers can't hold everyone's slots.
+    concurrency: Count = 32
+    per_tenant_concurrency: Count = 8
+    per_endpoint_concurrency: Count = 2
     endpoints: list[WebhookEndpointSettings] = []
 
     def __post_init__(self) -> None:
