@@ -189,7 +189,7 @@ class MediaLoader:
         )
 
     async def _store_bytes(
-        self, data: bytes, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str, sha256: str | None = None
+        self, data: bytes | bytearray, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str, sha256: str | None = None
     ) -> FileRecord:
         if not data:
             raise InvalidRequest(f"{field}: the media is empty", param=field, code="invalid_media")
@@ -253,8 +253,8 @@ class MediaLoader:
         )
 
 
-def _probe_and_hash(data: bytes, sha256: str | None) -> tuple[Probe, str]:
-    return probe(data), sha256 or hashlib.sha256(data).hexdigest()
+def _probe_and_hash(data: bytes | bytearray, sha256: str | None) -> tuple[Probe, str]:
+    return probe(data), sha256 or hashlib.sha256(data).hexdigest()  # type: ignore[arg-type]  # probe reads a bytearray alike
 
 
 def _inline_ok(ref: MediaRef, inline: Mapping[MediaKind, int | None]) -> bool:

@@ -15,7 +15,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
-from gateway.forms import JSON, MULTIPART, URL_ENCODED, FilePart, create_form_limits, media_type, read_form
+from gateway.forms import JSON, MULTIPART, URL_ENCODED, FilePart, create_form_limits, media_type, read_form, sha256_of
 from gateway.jobs.model import Job
 from gateway.schema import CreateVideoBody, Video, VideoDeleted, VideoList, decode_json, from_form
 from gateway.service import VideoService, fingerprint_of
@@ -129,7 +129,7 @@ async def _read_create(request: Request[Any, Any, Any], caller: NamedDependency[
         token = secrets.token_hex(8)
         for name, value in form:
             if isinstance(value, FilePart):
-                prints.append((name, "sha256:" + value.sha256))
+                prints.append((name, "sha256:" + await sha256_of(value)))
                 placeholder = f"upload_{token}_{len(uploads)}"  # stands for the part until it is stored
                 uploads[placeholder] = value
                 items.append((_file_key(name), placeholder))

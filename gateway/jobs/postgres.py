@@ -458,7 +458,7 @@ class PostgresStore:
 
     # files ----------------------------------------------------------------
 
-    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
+    async def put_file(self, record: FileRecord, data: bytes | bytearray) -> FileRecord:
         """Store the record and its bytes in one transaction; returns it with `sha256`
         filled in. `record.bytes` must equal `len(data)`; a duplicate id raises
         `FileExistsError` and leaves the stored file untouched."""

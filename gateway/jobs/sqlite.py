@@ -670,7 +670,7 @@ class SqliteStore:
         except ValueError:
             raise KeyError(file_id) from None
 
-    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
+    async def put_file(self, record: FileRecord, data: bytes | bytearray) -> FileRecord:
         """Store the bytes, then the record; returns it with `sha256` filled in.
 
         The bytes go to a temporary file (fsynced) and are renamed into place
@@ -924,7 +924,7 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[i : i + size]
 
 
-def _write_temp(path: Path, data: bytes) -> str:
+def _write_temp(path: Path, data: bytes | bytearray) -> str:
     """Write `data` to `path` durably; returns its sha256 hex digest."""
     with path.open("xb") as f:
         f.write(data)
