@@ -376,7 +376,9 @@ class WebhookDispatcher:
         busy_tenants = [t for t, n in self._by_tenant.items() if n >= self._per_tenant]
         backing_off = [url for url, (_, until) in self._unanswered.items() if until > now]
         busy_urls = [u for u, n in self._by_url.items() if n >= self._per_endpoint] + backing_off
-        claimed = await self._store.claim_deliveries(now, now + self._lease, limit, skip_tenants=busy_tenants, skip_urls=busy_urls)
+        claimed = await self._store.claim_deliveries(
+            now, now + self._lease, limit, skip_tenants=busy_tenants, skip_urls=busy_urls, per_tenant=self._per_tenant, per_url=self._per_endpoint
+        )
         start: list[WebhookDelivery] = []
         later: list[str] = []
         for delivery in claimed:

@@ -542,21 +542,37 @@ class PostgresStore:
             raise KeyError(id_)
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int = 50, *, skip_tenants: Sequence[str] = (), skip_urls: Sequence[str] = ()
+        self,
+        now: float,
+        lease_until: float,
+        limit: int = 50,
+        *,
+        skip_tenants: Sequence[str] = (),
+        skip_urls: Sequence[str] = (),
+        per_tenant: int | None = None,
+        per_url: int | None = None,
     ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
         pushed to `lease_until` and marked claimed by the same statement; `FOR UPDATE SKIP
         LOCKED` makes concurrent claimers take disjoint sets. Deliveries of `skip_tenants`
-        or to `skip_urls` are left. The stored doc is not changed."""
+        or to `skip_urls` are left, and at most `per_tenant` / `per_url` of one tenant / URL
+        taken (ranked first: PostgreSQL locks no rows in a query with window functions).
+        The stored doc is not changed."""
         if limit < 1:
             return []
         rows = await self._db.fetch(
-            """WITH due AS (
-                   SELECT seq, next_attempt_at FROM deliveries
+            """WITH ranked AS (
+                   SELECT seq,
+                       ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_attempt_at, seq) AS nth_of_tenant,
+                       ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS nth_of_url
+                   FROM deliveries
                    WHERE status = 'pending' AND next_attempt_at <= $1
-                       AND tenant <> ALL($4::text[]) AND url <> ALL($5::text[])
-                   ORDER BY next_attempt_at, seq LIMIT $3
-                   FOR UPDATE SKIP LOCKED)
+                       AND tenant <> ALL($4::text[]) AND url <> ALL($5::text[])),
+               due AS (
+                   SELECT d.seq, d.next_attempt_at FROM deliveries d JOIN ranked r ON r.seq = d.seq
+                   WHERE r.nth_of_tenant <= $6 AND r.nth_of_url <= $7 AND d.status = 'pending' AND d.next_attempt_at <= $1
+                   ORDER BY d.next_attempt_at, d.seq LIMIT $3
+                   FOR UPDATE OF d SKIP LOCKED)
                UPDATE deliveries SET next_attempt_at = $2, claimed_until = $2 FROM due WHERE deliveries.seq = due.seq
                RETURNING due.next_attempt_at AS was_due, due.seq, deliveries.doc""",
             now,
@@ -564,6 +580,8 @@ class PostgresStore:
             limit,
             list(skip_tenants),
             list(skip_urls),
+            per_tenant or limit,
+            per_url or limit,
         )
         rows = sorted(rows, key=lambda r: (r["was_due"], r["seq"]))
         return [self._delivery.decode(r["doc"]) for r in rows]

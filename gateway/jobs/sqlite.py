@@ -779,22 +779,35 @@ class SqliteStore:
         await self._write(update)
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int = 50, *, skip_tenants: Sequence[str] = (), skip_urls: Sequence[str] = ()
+        self,
+        now: float,
+        lease_until: float,
+        limit: int = 50,
+        *,
+        skip_tenants: Sequence[str] = (),
+        skip_urls: Sequence[str] = (),
+        per_tenant: int | None = None,
+        per_url: int | None = None,
     ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
         pushed to `lease_until` and marked claimed until then in the same write transaction
         so no other process takes it. Deliveries of `skip_tenants` or to `skip_urls` are
-        passed over (left due)."""
+        passed over (left due), and at most `per_tenant` / `per_url` of one tenant / URL taken."""
         if limit < 1:
             return []
         tenants, urls = list(skip_tenants), list(skip_urls)
 
         def claim(conn: sqlite3.Connection) -> list[WebhookDelivery]:
             rows = conn.execute(
-                f"""SELECT seq, doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
-                   AND tenant NOT IN ({", ".join("?" * len(tenants))}) AND url NOT IN ({", ".join("?" * len(urls))})
+                f"""SELECT seq, doc FROM (
+                       SELECT seq, doc, next_attempt_at,
+                           ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_attempt_at, seq) AS nth_of_tenant,
+                           ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS nth_of_url
+                       FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                           AND tenant NOT IN ({", ".join("?" * len(tenants))}) AND url NOT IN ({", ".join("?" * len(urls))}))
+                   WHERE nth_of_tenant <= ? AND nth_of_url <= ?
                    ORDER BY next_attempt_at, seq LIMIT ?""",
-                (now, *tenants, *urls, limit),
+                (now, *tenants, *urls, per_tenant or limit, per_url or limit, limit),
             ).fetchall()
             conn.executemany("UPDATE deliveries SET next_attempt_at = ?, claimed_until = ? WHERE seq = ?", [(lease_until, lease_until, r[0]) for r in rows])
             return [self._delivery.decode(r[1]) for r in rows]

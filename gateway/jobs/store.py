@@ -195,12 +195,21 @@ class Store(Protocol):
         ...
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int = 50, *, skip_tenants: Sequence[str] = (), skip_urls: Sequence[str] = ()
+        self,
+        now: float,
+        lease_until: float,
+        limit: int = 50,
+        *,
+        skip_tenants: Sequence[str] = (),
+        skip_urls: Sequence[str] = (),
+        per_tenant: int | None = None,
+        per_url: int | None = None,
     ) -> list[WebhookDelivery]:
         """Take up to `limit` pending deliveries due at `now`, earliest first, and push
         their due time to `lease_until` (marking them claimed until then) so no other
         process takes them meanwhile; deliveries of `skip_tenants` or to `skip_urls` are
-        left. Returned as they were before the claim. The caller records the outcome with
+        left, and at most `per_tenant` of one tenant's and `per_url` to one URL are taken.
+        Returned as they were before the claim. The caller records the outcome with
         `record_attempt`; if it dies first, the delivery is due again at `lease_until`."""
         ...
 

@@ -179,3 +179,14 @@ async def test_claims_pass_over_skipped_tenants_and_urls_and_deferred_deliveries
     await store.defer_deliveries(["msg_3"], until=50.0)
     assert await store.claim_deliveries(49.0, 100.0, skip_tenants=["t1", "t2"]) == []
     assert [d.id for d in await store.claim_deliveries(50.0, 100.0)] == ["msg_1", "msg_2", "msg_3"]
+
+
+async def test_a_claim_takes_at_most_so_many_per_tenant_and_per_url(store: Store) -> None:
+    for n in range(1, 7):
+        await store.add_delivery(make_delivery(n, due=float(n), tenant="t1", url="https://a.example/"))
+    for n in range(7, 10):
+        await store.add_delivery(make_delivery(n, due=float(n), tenant="t2", url=f"https://b.example/{n}"))
+    claimed = await store.claim_deliveries(100.0, 200.0, 50, per_tenant=2, per_url=2)
+    assert [d.id for d in claimed] == ["msg_1", "msg_2", "msg_7", "msg_8"]
+    claimed = await store.claim_deliveries(100.0, 200.0, 50, per_url=1)
+    assert [d.id for d in claimed] == ["msg_3", "msg_9"]
