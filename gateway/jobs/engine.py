@@ -47,7 +47,7 @@ log = structlog.get_logger("vidgate.jobs")
 
 SUBMIT_POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_total=60.0)
 CALL_POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_total=60.0)
-WRITE_RETRY_BASE = 0.5  # seconds before a job whose write failed is resumed from the store; doubles per failure
+WRITE_RETRY_BASE = 0.5  # seconds before a failed job write is tried again; doubles per failure in a row
 WRITE_RETRY_MAX = 10.0
 
 
@@ -153,7 +153,7 @@ class JobEngine:
         self._prepared: dict[str, tuple[GenerationRequest[Media], dict[str, str], SubmitContext]] = {}
         self._wanted: dict[str, str] = {}  # job id -> the model id its pending slot request is for
         self._parked: set[str] = set()  # jobs waiting for a lease renewal before their next upstream call
-        self._unsaved: dict[str, int] = {}  # job id -> failed writes in a row; its next timer resumes it from the store
+        self._unsaved: dict[str, _Unsaved] = {}  # jobs whose last write failed: what is left to do, retried on their timer
 
     # -- what the service calls ------------------------------------------------------
 
@@ -227,7 +227,7 @@ class JobEngine:
             _, seq, job_id = heapq.heappop(self._timers)
             if self._timer_of.get(job_id) == seq:
                 del self._timer_of[job_id]
-                self._post(job_id, lc.Started() if job_id in self._unsaved else lc.Tick())
+                self._post(job_id, lc.Tick())
                 fired += 1
         return fired
 
@@ -353,12 +353,16 @@ class JobEngine:
                 self._mail.pop(job_id, None)
 
     async def _step(self, job_id: str, event: lc.Event) -> None:
-        if isinstance(event, lc.Started) and job_id in self._unsaved and not await self._reload(job_id):
+        unsaved = self._unsaved.get(job_id)
+        if unsaved is not None and isinstance(event, lc.Tick):  # the retry timer of a failed write
+            await self._run(job_id, unsaved.actions)
             return
-        before = self._jobs[job_id]
-        step = lc.decide(before, event, self._facts())
+        step = lc.decide(self._jobs[job_id], event, self._facts())
         self._jobs[job_id] = step.job
-        for action in step.actions:
+        await self._run(job_id, step.actions)
+
+    async def _run(self, job_id: str, actions: Sequence[lc.LifecycleAction]) -> None:
+        for i, action in enumerate(actions):
             if job_id not in self._jobs:
                 break
             try:
@@ -367,33 +371,20 @@ class JobEngine:
             except Exception as exc:
                 if not isinstance(action, lc.Save):
                     raise
-                self._write_failed(job_id, exc)
-                break  # nothing after an unstored decision may happen (a submit, above all)
+                self._write_failed(job_id, exc, actions[i:])
+                break  # nothing after an unstored decision may run (a submit, above all)
 
-    def _write_failed(self, job_id: str, exc: Exception) -> None:
-        """A job's write failed (the store is locked, read-only, unreachable): its decision is
-        not stored, so nothing that follows it may run. The pure lifecycle already knows how to
-        go on from whatever the store holds, as after a restart: after a backoff the job is
-        read back and `Started` again (`_reload`)."""
-        failures = self._unsaved.get(job_id, 0) + 1
-        self._unsaved[job_id] = failures
+    def _write_failed(self, job_id: str, exc: Exception, rest: Sequence[lc.LifecycleAction]) -> None:
+        """A job's write failed (the store is locked, read-only, unreachable). The decision
+        stays in memory (it may know an upstream id the store does not) and the failed Save,
+        with every action after it, runs again after a backoff, on the job's timer. A later
+        step whose own write succeeds stores the decision as well, and the retry then only
+        performs what is left."""
+        failures = (self._unsaved[job_id].failures if job_id in self._unsaved else 0) + 1
+        self._unsaved[job_id] = _Unsaved(failures, tuple(rest))
         delay = min(WRITE_RETRY_MAX, WRITE_RETRY_BASE * 2 ** (failures - 1))
         log.warning("job.write_failed", job_id=job_id, error=type(exc).__name__, failures=failures, retry_in=delay)
         self._schedule(job_id, self._clock.now() + delay)
-
-    async def _reload(self, job_id: str) -> bool:
-        """Resume a job whose write failed from what the store holds; False if it can't be yet."""
-        try:
-            stored = await self._store.get_job(job_id)
-        except Exception as exc:
-            self._write_failed(job_id, exc)
-            return False
-        del self._unsaved[job_id]
-        if stored is None:  # deleted meanwhile
-            self._forget(job_id)
-            return False
-        self._jobs[job_id] = stored
-        return True
 
     def _facts(self) -> lc.Facts:
         runtime = self._runtime.current
@@ -472,7 +463,7 @@ class JobEngine:
                 self._mail.setdefault(job_id, deque()).appendleft((lc.Refreshed(stored), None))
             return False
         self._jobs[job_id] = written
-        self._unsaved.pop(job_id, None)  # stored: whatever failed before is behind it
+        self._unsaved.pop(job_id, None)  # stored, and with it any decision whose write failed before
         if written.slot is None and self.slots.holds(job_id):
             self.slots.release(job_id)  # the write that gave it up is stored: the slot is free for the next job
         if detail:
@@ -644,6 +635,12 @@ class JobEngine:
         self.leases.drop(job_id)
         self.slots.withdraw(job_id)
         self.slots.release(job_id)
+
+
+@dataclass(frozen=True)
+class _Unsaved:
+    failures: int  # in a row
+    actions: tuple[lc.LifecycleAction, ...]  # the Save that failed and everything after it
 
 
 def _lost_provider(job: Job, provider: str) -> lc.Event:
