@@ -96,7 +96,15 @@ def create_app(
                 if settings.server.public_url
                 else None
             )
-            media = MediaLoader(the_store, outbound, guard, max_bytes=settings.security.max_media_fetch_bytes, clock=now, urls=media_urls)
+            media = MediaLoader(
+                the_store,
+                outbound,
+                guard,
+                max_bytes=settings.security.max_media_fetch_bytes,
+                max_upload_bytes=settings.security.max_upload_bytes,
+                clock=now,
+                urls=media_urls,
+            )
             webhooks = WebhookDispatcher(the_store, outbound, settings.webhooks, guard=guard, clock=now, metrics=metrics)
 
             output_storage = copier = None

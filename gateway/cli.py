@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.settings import Settings
+    from gateway.settings import ServerSettings, Settings
 
 # Nothing heavier than the standard library is imported at module level: `vidgate compare`
 # must print its comparison id within a second of starting, on a busy machine too.
@@ -76,8 +78,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.app import create_app
     from gateway.logging import configure_logging
     from gateway.settings import ConfigError, load_settings
@@ -89,9 +89,60 @@ def _serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     host = args.host or settings.server.host
-    port = args.port or settings.server.port
-    uvicorn.run(create_app(settings, config_path=args.config), host=host, port=port, log_level="warning", access_log=False, log_config=None)
+    port = settings.server.port if args.port is None else args.port
+    try:
+        sock = _listen(host, port)
+    except OSError as exc:
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"can't be used ({exc.strerror or exc})"
+        print(f"vidgate serve: {host}:{port} {reason}; choose another with --port (or [server] port)", file=sys.stderr)
+        return 1
+    bound_port = sock.getsockname()[1]
+    import structlog
+
+    structlog.get_logger("vidgate.cli").info("server.listening", url=f"http://{_url_host(host)}:{bound_port}")
+    run_server(create_app(settings, config_path=args.config), sock, settings.server)
     return 0
+
+
+def run_server(app: Any, sock: socket.socket, server: ServerSettings) -> None:
+    """Serve `app` on the listening `sock` until a signal stops it. The one place that picks
+    the HTTP server: uvicorn's h11 protocol behind vidgate's slow-client guard
+    (gateway.serving), uvicorn's keep-alive timeout and connection cap."""
+    import asyncio
+
+    import uvicorn
+
+    from gateway.serving import guarded_h11
+
+    config = uvicorn.Config(
+        app,
+        http=guarded_h11(header_timeout=server.header_timeout_seconds, body_timeout=server.body_timeout_seconds),
+        timeout_keep_alive=server.keep_alive_seconds,
+        limit_concurrency=server.max_connections,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+    )
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (raises OSError, e.g. EADDRINUSE, instead of exiting)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _simulate(args: argparse.Namespace) -> int:

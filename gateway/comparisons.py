@@ -30,7 +30,7 @@ from gateway.auth import Caller
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unserviceable
 from gateway.jobs.model import Comparison, ComparisonChild, ComparisonSkip, ComparisonVote, Job
 from gateway.schema import CostInfo, CreateVideoBody, VideoError, check_json_shape, decode_json, not_utf8
-from gateway.service import VideoService, fingerprint_of
+from gateway.service import VideoService, check_idempotency_key, fingerprint_of
 from gateway.views import video_of
 from providers.base import JobStatus
 
@@ -158,6 +158,7 @@ class ComparisonService:
         providers = self._providers(caller, outer.providers)
         fingerprint = fingerprint_of([("comparison", msgspec.json.decode(raw))])
         if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
             existing = await self.store.find_comparison(caller.tenant, idempotency_key)
             if existing is not None:
                 return _same_request(existing, fingerprint)

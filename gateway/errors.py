@@ -123,6 +123,19 @@ class Unavailable(GatewayError):
     code = "unavailable"
 
 
+class StoreUnavailable(GatewayError):
+    """The store can't take a write now: locked by another process, read-only, full, or
+    unreachable. Raised by both stores; the request can be sent again shortly."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+    retry_after = 5  # seconds, sent as Retry-After
+
+    def __init__(self, message: str = "The job store can't take writes right now; try again shortly") -> None:
+        super().__init__(message, headers={"Retry-After": str(self.retry_after)})
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "upstream_error"

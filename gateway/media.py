@@ -24,11 +24,12 @@ from typing import Any, Literal
 import httpx
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.forms import FilePart
 from gateway.jobs.model import FileRecord, MediaRef
 from gateway.jobs.store import Store
 from gateway.urlguard import UrlGuard
 from providers.base import Media, MediaKind
-from providers.media_probe import probe
+from providers.media_probe import Probe, probe
 
 Kind = Literal["image", "video", "audio"]
 
@@ -40,6 +41,8 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
 _KIND_OF = {ctype: kind for kind, types in ALLOWED_TYPES.items() for ctype in types}
 _ARTICLE = {"image": "an image", "video": "a video", "audio": "an audio file"}
 _MAX_FILENAME = 255
+MAX_URL = 8192  # a media URL (a data: URL is bounded by its decoded size instead)
+MAX_FILE_ID = 128
 
 
 def kind_of(content_type: str | None) -> Kind | None:
@@ -59,6 +62,7 @@ class MediaLoader:
         guard: UrlGuard,
         *,
         max_bytes: int,
+        max_upload_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         fetch_timeout: float = 30.0,
         id_factory: Callable[[], str] = new_file_id,
@@ -67,7 +71,8 @@ class MediaLoader:
         self._store = store
         self._http = http
         self._guard = guard
-        self._max_bytes = max_bytes
+        self._max_bytes = max_bytes  # a fetched or data: URL medium
+        self._max_upload_bytes = max_upload_bytes or max_bytes  # a file part ([security] max_upload_bytes)
         self._clock = clock
         self._fetch_timeout = fetch_timeout
         self._new_id = id_factory
@@ -77,13 +82,22 @@ class MediaLoader:
     # caller media -> MediaRef
     # ------------------------------------------------------------------
 
-    async def load(self, value: Any, kind: Kind, field: str, tenant: str) -> MediaRef:
-        """Resolve one media value from a request into a stored file of `kind`."""
+    async def load(self, value: Any, kind: Kind, field: str, tenant: str, *, uploads: Mapping[str, FilePart] | None = None) -> MediaRef:
+        """Resolve one media value from a request into a stored file of `kind`: a new one,
+        unless the value names an earlier upload by its file id.
+
+        `uploads` are the request's own file parts, named in it by placeholder file ids."""
         if isinstance(value, str):
             return await self._load_string(value, kind, field, tenant)
         file_id, url = _media_object(value, field)
         if url is not None:
             return await self._load_string(url, kind, field, tenant)
+        part = (uploads or {}).get(file_id)
+        if part is not None:
+            record = await self._store_bytes(
+                part.data, tenant, field, kind=kind, filename=_clean_filename(part.filename), purpose="video_input", sha256=part.sha256
+            )
+            return _spec(record, url=None)
         return await self._load_file_id(file_id, kind, field, tenant)
 
     async def _load_string(self, value: str, kind: Kind, field: str, tenant: str) -> MediaRef:
@@ -93,6 +107,8 @@ class MediaLoader:
             record = await self._store_bytes(data, tenant, field, kind=kind, filename=None, purpose="video_input")
             return _spec(record, url=None)
         if scheme.startswith(("https://", "http://")):
+            if len(value) > MAX_URL:
+                raise InvalidRequest(f"{field}: a media URL may be at most {MAX_URL} characters long", param=field, code="invalid_media")
             data, filename = await self._download(value, field)
             record = await self._store_bytes(data, tenant, field, kind=kind, filename=filename, purpose="video_input")
             # Only https URLs are worth handing to an upstream; http ones go as bytes.
@@ -104,6 +120,8 @@ class MediaLoader:
         )
 
     async def _load_file_id(self, file_id: str, kind: Kind, field: str, tenant: str) -> MediaRef:
+        if len(file_id) > MAX_FILE_ID:
+            raise InvalidRequest(f"{field}: file {file_id[:MAX_FILE_ID]!r}… not found", param=field, code="file_not_found")
         record = await self._store.get_file(file_id, tenant)
         if record is None:
             raise InvalidRequest(f"{field}: file {file_id!r} not found", param=field, code="file_not_found")
@@ -160,18 +178,24 @@ class MediaLoader:
     # uploads and storage
     # ------------------------------------------------------------------
 
-    async def save_upload(self, tenant: str, filename: str | None, content_type: str | None, data: bytes, *, purpose: str) -> FileRecord:
+    async def save_upload(self, tenant: str, upload: FilePart, *, purpose: str) -> FileRecord:
         """Store a `POST /v1/files` upload; its kind comes from the sniffed type.
 
-        `content_type` as declared by the client is not trusted and not used."""
-        if len(data) > self._max_bytes:
-            raise _too_large("file", self._max_bytes)
-        return await self._store_bytes(data, tenant, "file", kind=None, filename=_clean_filename(filename), purpose=purpose)
+        The content type the client declared is not trusted and not used."""
+        if len(upload.data) > self._max_upload_bytes:
+            raise _too_large(upload.name, self._max_upload_bytes)
+        return await self._store_bytes(
+            upload.data, tenant, upload.name, kind=None, filename=_clean_filename(upload.filename), purpose=purpose, sha256=upload.sha256
+        )
 
-    async def _store_bytes(self, data: bytes, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str) -> FileRecord:
+    async def _store_bytes(
+        self, data: bytes | bytearray, tenant: str, field: str, *, kind: Kind | None, filename: str | None, purpose: str, sha256: str | None = None
+    ) -> FileRecord:
         if not data:
             raise InvalidRequest(f"{field}: the media is empty", param=field, code="invalid_media")
-        facts = await asyncio.to_thread(probe, data)  # pure CPU on up to max_bytes: keep it off the loop
+        # Pure CPU on up to max_bytes: off the loop. (sha256 releases the GIL; the probe's walk
+        # is bounded, and in a thread the loop still gets the GIL every switch interval.)
+        facts, digest = await asyncio.to_thread(_probe_and_hash, data, sha256)
         sniffed = facts.content_type
         found = kind_of(sniffed)
         if found is None:
@@ -195,7 +219,7 @@ class MediaLoader:
             width=facts.width,
             height=facts.height,
             duration_ms=facts.duration_ms,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=digest,
         )
         return await self._store.put_file(record, data)
 
@@ -227,6 +251,10 @@ class MediaLoader:
             height=ref.height,
             duration_ms=ref.duration_ms,
         )
+
+
+def _probe_and_hash(data: bytes | bytearray, sha256: str | None) -> tuple[Probe, str]:
+    return probe(data), sha256 or hashlib.sha256(data).hexdigest()  # type: ignore[arg-type]  # probe reads a bytearray alike
 
 
 def _inline_ok(ref: MediaRef, inline: Mapping[MediaKind, int | None]) -> bool:

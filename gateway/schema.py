@@ -75,7 +75,7 @@ class ReferencesBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
 
 
 class RoutingBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    order: list[str] | None = None
+    order: Annotated[list[Annotated[str, Meta(max_length=128)]], Meta(max_length=32)] | None = None
     allow_fallbacks: bool = True
 
 
@@ -85,12 +85,15 @@ MetadataMap = Annotated[
 ]
 
 
+Name = Annotated[str, Meta(max_length=128)]  # a model or provider name
+
+
 class CreateVideoBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    model: str | None = None
+    model: Name | None = None
     prompt: Annotated[str, Meta(max_length=MAX_PROMPT)] | None = None
     seconds: int | str | None = None
     duration: int | str | None = None
-    size: str | None = None
+    size: Annotated[str, Meta(max_length=32)] | None = None
     ratio: Ratio | None = None
     resolution: Resolution | None = None
     input_reference: MediaValue | None = None
@@ -102,7 +105,7 @@ class CreateVideoBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     generate_audio: bool | None = None
     watermark: bool | None = None
     return_last_frame: bool | None = None
-    provider: str | None = None
+    provider: Name | None = None
     metadata: MetadataMap | None = None
     webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
     routing: RoutingBody | None = None

@@ -20,8 +20,9 @@ import msgspec
 import structlog
 
 from gateway.auth import Caller, KeyRing
-from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable, Unserviceable, UnsupportedOperation
+from gateway.errors import BadRequest, Conflict, Forbidden, InvalidRequest, NotFound, RangeNotSatisfiable, Unserviceable, UnsupportedOperation, UpstreamFailed
 from gateway.events import EventHub, JobNotifier
+from gateway.forms import FilePart
 from gateway.health import HealthBoard, HealthState
 from gateway.jobs import lifecycle as lc
 from gateway.jobs.model import FileRecord, Job, WebhookDelivery
@@ -34,10 +35,10 @@ from gateway.outputs import OutputStorage
 from gateway.ranges import ByteRange, Unsatisfiable, parse_range
 from gateway.routing import RouteContext, route
 from gateway.runtime import ProviderRuntime, Runtime
-from gateway.schema import CreateVideoBody, MediaValue, build_request
+from gateway.schema import CreateVideoBody, MediaObject, MediaValue, build_request
 from gateway.settings import Settings
 from gateway.stats import GroupBy, GroupStats, compute, verdicts
-from gateway.urlguard import UrlGuard
+from gateway.urlguard import UrlGuard, UrlNotAllowed
 from gateway.webhooks import WebhookDispatcher
 from providers.base import JobStatus, MediaKind, UpstreamError, UpstreamJob, map_media, media_items
 from providers.capabilities import ModelCaps, Reason
@@ -175,14 +176,8 @@ class VideoService:
     def idempotency_key(headers: Mapping[str, str]) -> str | None:
         """The request's `Idempotency-Key`: 1-255 printable ASCII characters, or None when absent."""
         key = headers.get("idempotency-key")
-        if key is None:
-            return None
-        if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
-            raise BadRequest(
-                f"Invalid header parameter 'Idempotency-Key' (expected 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters)",
-                param="Idempotency-Key",
-                code="invalid_parameter",
-            )
+        if key is not None:
+            check_idempotency_key(key)
         return key
 
     # -- create ----------------------------------------------------------------
@@ -195,6 +190,7 @@ class VideoService:
         fingerprint: str,
         idempotency_key: str | None,
         headers: Mapping[str, str] | None = None,
+        uploads: Mapping[str, FilePart] | None = None,
     ) -> tuple[Job, bool]:
         """Validate, route and persist a job; returns it and whether it is new.
 
@@ -203,9 +199,14 @@ class VideoService:
         automatic retry (`X-Stainless-Retry-Count`, sent by the openai SDKs) gets
         the identical request's job from the last few minutes, if there is one:
         the first answer was lost, and a second paid render must not follow.
+
+        `uploads` are a form's file parts, named in `body` by placeholder file ids. They are
+        stored only once the request is known to be well-formed, and every file this call
+        stored is removed again if it fails after that, so a rejected create stores nothing.
         """
         rt = self.runtime.current
         if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
             existing = await self.store.find_idempotent(caller.tenant, idempotency_key)
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
@@ -231,61 +232,82 @@ class VideoService:
             media=lambda value, kind, path: _Pending(value, kind, path),
             end_user=end_user_of(caller.tenant, metadata),
         )
-        refs = [await self.media.load(p.value, p.kind, p.path, caller.tenant) for _, _, p in media_items(pending)]
-        request = map_media(pending, refs)
-        video_id = new_video_id()
-        now = self.clock()
-        plan = route(
-            request,
-            rt.routing,
-            rt.catalog,
-            media_urls=self.media_urls is not None,
-            rules=rt.settings.routes,
-            context=RouteContext(
-                key_name=caller.key_name,
-                tenant=caller.tenant,
-                headers={k.lower(): v for k, v in (headers or {}).items()},
-                metadata=metadata,
-                request_key=video_id,
-            ),
-            unavailable=self.health.unavailable(now),
-            pin=body.provider,
-            order=body.routing.order if body.routing else None,
-            allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
-        )
-        if not plan.trace.usable:
-            raise _unserviceable(request.model, plan.reasons)
+        named: set[str] = {m.value.file_id for _, _, m in media_items(pending) if isinstance(m.value, MediaObject) and m.value.file_id}  # named by id
+        stored: list[str] = []  # files this call stored: removed again if it fails
+        try:
+            refs = []
+            for _, _, p in media_items(pending):
+                ref = await self.media.load(p.value, p.kind, p.path, caller.tenant, uploads=uploads)
+                if ref.file_id not in named:
+                    stored.append(ref.file_id)
+                refs.append(ref)
+            request = map_media(pending, refs)
+            video_id = new_video_id()
+            now = self.clock()
+            plan = route(
+                request,
+                rt.routing,
+                rt.catalog,
+                media_urls=self.media_urls is not None,
+                rules=rt.settings.routes,
+                context=RouteContext(
+                    key_name=caller.key_name,
+                    tenant=caller.tenant,
+                    headers={k.lower(): v for k, v in (headers or {}).items()},
+                    metadata=metadata,
+                    request_key=video_id,
+                ),
+                unavailable=self.health.unavailable(now),
+                pin=body.provider,
+                order=body.routing.order if body.routing else None,
+                allow_fallbacks=body.routing.allow_fallbacks if body.routing else True,
+            )
+            if not plan.trace.usable:
+                raise _unserviceable(request.model, plan.reasons)
 
-        job = Job(
-            id=video_id,
-            tenant=caller.tenant,
-            key_name=caller.key_name,
-            created_at=now,
-            updated_at=now,
-            status=JobStatus.QUEUED,
-            model=request.model,
-            mode=request.mode,
-            request=request,
-            prompt=request.prompt,
-            seconds=str(request.seconds) if request.seconds is not None else None,
-            ratio=request.ratio,
-            resolution=request.resolution,
-            metadata=metadata,
-            routing=plan.trace,
-            queued_deadline_seconds=plan.deadline_seconds,
-            webhook_url=body.webhook_url,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            callback_token=new_token(),
-        )
-        lease = self.engine.new_lease()
-        saved = await self.store.create_job(job, lease=lease)
-        if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
-            return self._same_request(saved, fingerprint), False
-        log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
-        self.metrics.job_created(job, plan.trace.usable[0].provider)
+            job = Job(
+                id=video_id,
+                tenant=caller.tenant,
+                key_name=caller.key_name,
+                created_at=now,
+                updated_at=now,
+                status=JobStatus.QUEUED,
+                model=request.model,
+                mode=request.mode,
+                request=request,
+                prompt=request.prompt,
+                seconds=str(request.seconds) if request.seconds is not None else None,
+                ratio=request.ratio,
+                resolution=request.resolution,
+                metadata=metadata,
+                routing=plan.trace,
+                queued_deadline_seconds=plan.deadline_seconds,
+                webhook_url=body.webhook_url,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                callback_token=new_token(),
+            )
+            lease = self.engine.new_lease()
+            saved = await self.store.create_job(job, lease=lease)
+            if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
+                await self._discard(stored)
+                stored.clear()
+                return self._same_request(saved, fingerprint), False
+            log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+            self.metrics.job_created(job, plan.trace.usable[0].provider)
+        except BaseException:
+            await self._discard(stored)
+            raise
         self.engine.adopt(job, lease.until)
         return saved, True
+
+    async def _discard(self, file_ids: list[str]) -> None:
+        """Remove files a failed create stored (nothing refers to them)."""
+        for file_id in file_ids:
+            try:
+                await self.store.delete_file(file_id)
+            except Exception:  # the request fails with its own error; a leftover file is only junk
+                log.warning("files.discard_failed", file_id=file_id, exc_info=True)
 
     def _same_request(self, job: Job, fingerprint: str) -> Job:
         if job.request_hash != fingerprint:
@@ -506,7 +528,13 @@ class VideoService:
         if url is None:
             raise NotFound(f"Video {video_id} has no {variant}", param="variant")
         # every redirect hop is checked too: an upstream link must not bounce us onto a private address
-        response = await self.guard.open(self.content_http, "GET", url, field="result")
+        try:
+            response = await self.guard.open(self.content_http, "GET", url, field="result")
+        except UrlNotAllowed as exc:  # the upstream handed over a URL we won't fetch: its fault, not the caller's
+            log.warning("content.url_refused", job_id=job.id, variant=variant, reason=exc.message)
+            raise UpstreamFailed(f"The upstream's {variant} URL can't be fetched: {exc.message}", param=None, code="upstream_url_refused") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamFailed(f"The upstream's {variant} could not be fetched ({type(exc).__name__})", param=None, code="content_unavailable") from None
         try:
             if not response.is_success:
                 raise NotFound(f"The upstream no longer serves this {variant} (HTTP {response.status_code})", param="variant", code="content_unavailable")
@@ -533,8 +561,8 @@ class VideoService:
 
     # -- files -----------------------------------------------------------------------
 
-    async def upload_file(self, caller: Caller, filename: str | None, content_type: str | None, data: bytes, *, purpose: str) -> FileRecord:
-        return await self.media.save_upload(caller.tenant, filename, content_type, data, purpose=purpose)
+    async def upload_file(self, caller: Caller, upload: FilePart, *, purpose: str) -> FileRecord:
+        return await self.media.save_upload(caller.tenant, upload, purpose=purpose)
 
     async def get_file(self, caller: Caller, file_id: str) -> FileRecord:
         record = await self.store.get_file(file_id, caller.tenant)
@@ -634,6 +662,16 @@ def _range_of(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable(
             f"The range {header!r} is past the end of the content", param="Range", headers={"Content-Range": f"bytes */{exc.size}"}
         ) from exc
+
+
+def check_idempotency_key(key: str) -> None:
+    """A key is stored with its job: printable ASCII, at most MAX_IDEMPOTENCY_KEY characters."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
+        raise BadRequest(
+            f"Invalid header parameter 'Idempotency-Key' (expected 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters)",
+            param="Idempotency-Key",
+            code="invalid_parameter",
+        )
 
 
 def _is_retry(headers: Mapping[str, str] | None) -> bool:

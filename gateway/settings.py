@@ -121,6 +121,14 @@ class ServerSettings(_Config):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     # The base URL upstreams use to reach us (callbacks, signed media URLs); default http://host:port.
     public_url: str | None = None
+    # Slow clients (`vidgate serve`, gateway.serving): a request's headers must arrive within
+    # header_timeout_seconds of the connection opening (or of its first byte); a body may pause
+    # at most body_timeout_seconds; an idle connection closes after keep_alive_seconds.
+    header_timeout_seconds: Positive = 10.0
+    body_timeout_seconds: Positive = 30.0
+    keep_alive_seconds: Count = 5
+    # Open connections (and requests in flight) at once; past it requests get a 503.
+    max_connections: Count = 1024
 
     def __post_init__(self) -> None:
         if self.public_url is not None:
@@ -419,6 +427,12 @@ class WebhookSettings(_Config):
     )
     # no retry is scheduled later than this after the event (max_attempts caps it too)
     max_age_seconds: Positive = 3 * 86400.0
+    timeout_seconds: Positive = 10.0  # one attempt, connect to answer
+    # Attempts in flight per process, and at most this many of them for one tenant and for
+    # one receiver URL, so one tenant's dead receivers can't hold everyone's slots.
+    concurrency: Count = 32
+    per_tenant_concurrency: Count = 8
+    per_endpoint_concurrency: Count = 2
     endpoints: list[WebhookEndpointSettings] = []
 
     def __post_init__(self) -> None:

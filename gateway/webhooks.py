@@ -26,6 +26,7 @@ import hmac
 import random
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ import structlog
 
 from gateway.errors import Conflict, NotFound
 from gateway.jobs.model import DeliveryAttempt, Job, WebhookDelivery
-from gateway.jobs.store import Store
+from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, Store
 from gateway.metrics import NO_METRICS, DeliveryMetrics
 from gateway.settings import WebhookEndpointSettings, WebhookSettings
 from gateway.urlguard import UrlGuard, UrlNotAllowed
@@ -48,6 +49,10 @@ USER_AGENT = "vidgate-webhooks/1"
 SECRET_PREFIX = "whsec_"
 
 _ERROR_TEXT_LIMIT = 500
+DEFER_SECONDS = 1.0  # a delivery claimed past its tenant's or URL's bound is due again this much later
+BACKOFF_AFTER = 3  # failures to answer in a row before a receiver backs off
+BACKOFF_BASE = 10.0  # its first backoff, doubling with each further failure
+BACKOFF_MAX = 600.0
 
 
 # ---------------------------------------------------------------------------
@@ -180,9 +185,15 @@ class WebhookDispatcher:
     than `created_at + max_age_seconds`. A receiver that answers 410 Gone has its URL
     disabled for the tenant until an operator redelivers to it.
 
-    Each claimed delivery is attempted at once (at most `concurrency` in flight per
-    process) and an attempt is bounded by `timeout`, so it always ends well inside the
-    claim's `lease`.
+    Scheduling is fair: at most `concurrency` attempts are in flight per process, at most
+    `per_tenant` of them for one tenant and `per_endpoint` for one receiver URL; a claim
+    passes over tenants and URLs at their bound, and a delivery claimed past one is handed
+    back for a moment. A receiver that fails to answer (timeout, connection error)
+    BACKOFF_AFTER times in a row backs off: its deliveries are not claimed until the backoff
+    ends, so it holds no slot meanwhile. An attempt is bounded by `timeout`, so it always
+    ends well inside the claim's `lease`. At most one attempt per delivery is ever in
+    flight: a redelivery during one is refused (409), and each attempt is appended to the
+    stored log atomically (`Store.record_attempt`).
     """
 
     def __init__(
@@ -193,13 +204,17 @@ class WebhookDispatcher:
         *,
         guard: UrlGuard,
         clock: Callable[[], float] = time.time,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         lease: float = 60.0,
         jitter: float = 0.1,
         rand: Callable[[], float] = random.random,
-        concurrency: int = 8,
+        concurrency: int | None = None,
+        per_tenant: int | None = None,
+        per_endpoint: int | None = None,
         metrics: DeliveryMetrics = NO_METRICS,
     ) -> None:
+        timeout = settings.timeout_seconds if timeout is None else timeout
+        concurrency = settings.concurrency if concurrency is None else concurrency
         if lease < 2 * timeout:
             raise ValueError("the claim lease must be at least twice the attempt timeout")
         if concurrency < 1:
@@ -215,6 +230,12 @@ class WebhookDispatcher:
         self._rand = rand
         self._concurrency = concurrency
         self._metrics = metrics
+        self._per_tenant = min(concurrency, per_tenant or settings.per_tenant_concurrency)
+        self._per_endpoint = min(self._per_tenant, per_endpoint or settings.per_endpoint_concurrency)
+        self._by_tenant: Counter[str] = Counter()  # attempts in flight here
+        self._by_url: Counter[str] = Counter()
+        self._unanswered: dict[str, tuple[int, float]] = {}  # url -> (failures to answer in a row, backing off until)
+        self._handed_back = False  # the last claim handed deliveries back (past a tenant's or URL's bound)
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:  # never show a secret
@@ -283,10 +304,15 @@ class WebhookDispatcher:
                 raise Conflict(f"Webhook endpoint {delivery.endpoint!r} is disabled in the gateway's config", param="delivery_id", code="endpoint_disabled")
         if not self._secrets_for(delivery):
             raise Conflict("No webhook signing secret is configured for this delivery", param="delivery_id", code="webhook_not_signable")
+        try:
+            updated = await self._store.requeue_delivery(delivery.id, tenant, self._clock())
+        except DeliveryInFlight:
+            raise Conflict("An attempt at this delivery is in flight; redeliver once it has ended", param="delivery_id", code="delivery_in_flight") from None
+        except KeyError:
+            raise NotFound(f"No webhook delivery found with id {delivery_id!r}", param="delivery_id") from None
+        self._unanswered.pop(delivery.url, None)  # an operator asked for it: no backoff
         if await self._store.enable_endpoint(delivery.tenant, delivery.url):
             log.info("webhook.endpoint_enabled", host=_host(delivery.url), endpoint=delivery.endpoint, delivery_id=delivery.id)
-        updated = msgspec.structs.replace(delivery, status="pending", next_attempt_at=self._clock())
-        await self._store.update_delivery(updated)
         log.info("webhook.redelivery", delivery_id=delivery.id, job_id=delivery.job_id, endpoint=delivery.endpoint)
         self.wake()
         return updated
@@ -300,7 +326,7 @@ class WebhookDispatcher:
     async def run_due(self, limit: int | None = None) -> int:
         """Claim up to `limit` (default `concurrency`) due deliveries, attempt each once
         and wait for them; returns how many were claimed."""
-        claimed = await self._claim(limit or self._concurrency)
+        claimed = await self._claim_startable(limit or self._concurrency)
         if claimed:
             await asyncio.gather(*(self._attempt_logged(d) for d in claimed))
         return len(claimed)
@@ -316,7 +342,7 @@ class WebhookDispatcher:
                 free = self._concurrency - len(inflight)
                 if free > 0:
                     try:
-                        claimed = await self._claim(free)
+                        claimed = await self._claim_startable(free)
                     except Exception:  # the loop must outlive any one bad pass
                         log.exception("webhook.dispatch_error")
                         claimed = []
@@ -324,6 +350,8 @@ class WebhookDispatcher:
                         task = asyncio.create_task(self._attempt_logged(delivery))
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
+                    if self._handed_back and len(inflight) < self._concurrency:
+                        continue  # what was handed back made room in the claim for others: look again now
                 await self._idle(stop, inflight, interval)
         finally:
             for task in list(inflight):
@@ -343,9 +371,30 @@ class WebhookDispatcher:
         if not full:
             self._wake.clear()
 
-    async def _claim(self, limit: int) -> list[WebhookDelivery]:
+    async def _claim_startable(self, limit: int) -> list[WebhookDelivery]:
+        """Claim up to `limit` due deliveries this process may start now, and count them as
+        in flight; any claimed past a tenant's or a URL's bound is handed back for a moment."""
+        self._handed_back = False
         now = self._clock()
-        return await self._store.claim_deliveries(now, now + self._lease, limit)
+        busy_tenants = [t for t, n in self._by_tenant.items() if n >= self._per_tenant]
+        backing_off = [url for url, (_, until) in self._unanswered.items() if until > now]
+        busy_urls = [u for u, n in self._by_url.items() if n >= self._per_endpoint] + backing_off
+        claimed = await self._store.claim_deliveries(
+            now, now + self._lease, limit, skip_tenants=busy_tenants, skip_urls=busy_urls, per_tenant=self._per_tenant, per_url=self._per_endpoint
+        )
+        start: list[WebhookDelivery] = []
+        later: list[str] = []
+        for delivery in claimed:
+            if self._by_tenant[delivery.tenant] < self._per_tenant and self._by_url[delivery.url] < self._per_endpoint:
+                self._by_tenant[delivery.tenant] += 1
+                self._by_url[delivery.url] += 1
+                start.append(delivery)
+            else:
+                later.append(delivery.id)
+        if later:
+            await self._store.defer_deliveries(later, now + DEFER_SECONDS)
+        self._handed_back = bool(later)
+        return start
 
     async def _attempt_logged(self, delivery: WebhookDelivery) -> None:
         with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, delivery_id=delivery.id):
@@ -353,6 +402,23 @@ class WebhookDispatcher:
                 await self._attempt(delivery)
             except Exception:  # e.g. the store failed: the claim lapses and it is tried again
                 log.exception("webhook.attempt_error")
+            finally:
+                for counter, key in ((self._by_tenant, delivery.tenant), (self._by_url, delivery.url)):
+                    counter[key] -= 1
+                    if counter[key] <= 0:
+                        del counter[key]
+
+    def _answered(self, url: str, answered: bool) -> None:
+        """Track receivers that fail to answer; BACKOFF_AFTER failures in a row start a backoff."""
+        if answered:
+            self._unanswered.pop(url, None)
+            return
+        failures = self._unanswered.get(url, (0, 0.0))[0] + 1
+        until = 0.0
+        if failures >= BACKOFF_AFTER:
+            until = self._clock() + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - BACKOFF_AFTER))
+            log.warning("webhook.endpoint_backing_off", host=_host(url), failures=failures, until=until)
+        self._unanswered[url] = (failures, until)
 
     # -- one attempt -----------------------------------------------------------------
 
@@ -384,13 +450,12 @@ class WebhookDispatcher:
             error = "HTTP 410 Gone: the receiver asked to stop" if status == 410 else f"HTTP {status}"
         entry = DeliveryAttempt(at=at, status_code=status, latency_ms=latency_ms, error=error)
         attempt_no = delivery.attempts + 1
-        logged = [*delivery.log, entry]
+        self._answered(delivery.url, status is not None)
 
         if error is None:
-            done = msgspec.structs.replace(
-                delivery, attempts=attempt_no, status="delivered", next_attempt_at=None, last_status_code=status, last_error=None, log=logged
+            done = await self._store.record_attempt(
+                delivery.id, entry, DeliveryOutcome(status="delivered", next_attempt_at=None, last_status_code=status, last_error=None)
             )
-            await self._store.update_delivery(done)
             self._metrics.webhook_delivery("delivered")
             log.info(
                 "webhook.delivered",
@@ -408,16 +473,8 @@ class WebhookDispatcher:
             log.warning("webhook.endpoint_disabled", endpoint=delivery.endpoint, host=_host(delivery.url), tenant=delivery.tenant)
             final = True
         next_at = None if final else self._next_attempt_at(delivery, attempt_no)
-        updated = msgspec.structs.replace(
-            delivery,
-            attempts=attempt_no,
-            status="failed" if next_at is None else "pending",
-            next_attempt_at=next_at,
-            last_status_code=status,
-            last_error=error,
-            log=logged,
-        )
-        await self._store.update_delivery(updated)
+        outcome = DeliveryOutcome(status="failed" if next_at is None else "pending", next_attempt_at=next_at, last_status_code=status, last_error=error)
+        updated = await self._store.record_attempt(delivery.id, entry, outcome)
         self._metrics.webhook_delivery("failed" if next_at is None else "retrying")
         log.warning(
             "webhook.delivery_failed",
@@ -455,8 +512,9 @@ class WebhookDispatcher:
 
     async def _skipped(self, delivery: WebhookDelivery, reason: str) -> WebhookDelivery:
         """Fail without a request (nothing is added to the attempt log: nothing was sent)."""
-        updated = msgspec.structs.replace(delivery, status="failed", next_attempt_at=None, last_status_code=None, last_error=reason)
-        await self._store.update_delivery(updated)
+        updated = await self._store.record_attempt(
+            delivery.id, None, DeliveryOutcome(status="failed", next_attempt_at=None, last_status_code=None, last_error=reason)
+        )
         self._metrics.webhook_delivery("skipped")
         log.warning("webhook.delivery_skipped", event_type=delivery.event_type, endpoint=delivery.endpoint, host=_host(delivery.url), reason=reason)
         return updated

@@ -48,8 +48,8 @@ class ProviderObject(msgspec.Struct, kw_only=True):
     capacity: int
     in_flight: int
     queued: int  # jobs waiting in vidgate's queue for a slot
-    accounts: list[AccountState]
-    disabled_accounts: dict[str, str]
+    accounts: list[AccountState]  # admin keys only
+    disabled_accounts: dict[str, str]  # admin keys only
     models: list[str]
 
 
@@ -73,10 +73,11 @@ class CatalogController(Controller):
 
     @get("/providers", operation_id="listProviders", summary="Configured providers, health and capacity in use", responses=errors(401))
     async def providers(self, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ProviderList:
+        """Upstream account ids and per-account detail are for admin keys only (empty otherwise)."""
         data = []
         for p in service.providers():
             usage = p.usage
-            accounts = usage.accounts if usage is not None else ()
+            accounts = usage.accounts if usage is not None and caller.admin else ()
             data.append(
                 ProviderObject(
                     id=p.name,

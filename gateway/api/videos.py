@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, Stream
@@ -18,6 +17,7 @@ from gateway.api.content import content_response
 from gateway.api.docs import ContentOperation, CreateVideoOperation, EventsOperation, errors
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.forms import JSON, MULTIPART, URL_ENCODED, FilePart, create_form_limits, media_type, read_form, sha256_of
 from gateway.jobs.model import Job
 from gateway.schema import CreateVideoBody, Video, VideoDeleted, VideoList, decode_json, from_form
 from gateway.service import VideoService, fingerprint_of
@@ -38,9 +38,9 @@ class VideosController(Controller):
         responses=errors(400, 401, 403, 404, 409, 413, 422),
     )
     async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
-        body, fingerprint = await _read_create(request, caller, service)
+        read = await _read_create(request, caller, service)
         key = service.idempotency_key(request.headers)
-        job, created = await service.create(caller, body, fingerprint=fingerprint, idempotency_key=key, headers=request.headers)
+        job, created = await service.create(caller, read.body, fingerprint=read.fingerprint, idempotency_key=key, headers=request.headers, uploads=read.uploads)
         return Response(video_of(job), status_code=200, headers=_poll_headers(job.status) | ({"Idempotent-Replayed": "true"} if not created else {}))
 
     @get("/", operation_id="listVideos", summary="List videos, newest first", responses=errors(400, 401, 404))
@@ -130,31 +130,44 @@ def _poll_headers(status: JobStatus) -> dict[str, str]:
     return {} if status.terminal else {"openai-poll-after-ms": "1000"}
 
 
-async def _read_create(request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> tuple[CreateVideoBody, str]:
+async def _read_create(request: Request[Any, Any, Any], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> CreateRead:
+    """The body as JSON or as the SDK's form. File parts are read (within `[security]
+    max_upload_bytes` each) but not stored: the service stores them only once the request
+    is known to be valid, so a rejected create leaves nothing behind."""
     content_type = request.headers.get("content-type", "")
-    limit = service.settings.security.max_request_bytes
+    security = service.settings.security
+    limit = security.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}")
-    if content_type.startswith("application/json") or not content_type:
+    kind, _ = media_type(content_type)
+    if kind == JSON or not kind:
         raw = await request.body()
         body = decode_json(raw)
-        return body, fingerprint_of([("json", msgspec.json.decode(raw))])
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form()
+        return CreateRead(body, fingerprint_of([("json", msgspec.json.decode(raw))]), {})
+    if kind in (MULTIPART, URL_ENCODED):
+        form = await read_form(request.stream(), content_type, create_form_limits(security))
         items: list[tuple[str, Any]] = []
         prints: list[tuple[str, Any]] = []
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                prints.append((name, "sha256:" + hashlib.sha256(data).hexdigest()))
-                record = await service.upload_file(caller, value.filename, value.content_type, data, purpose="video_input")
-                items.append((_file_key(name), record.id))
+        uploads: dict[str, FilePart] = {}
+        token = secrets.token_hex(8)
+        for name, value in form:
+            if isinstance(value, FilePart):
+                prints.append((name, "sha256:" + await sha256_of(value)))
+                placeholder = f"upload_{token}_{len(uploads)}"  # stands for the part until it is stored
+                uploads[placeholder] = value
+                items.append((_file_key(name), placeholder))
             else:
                 items.append((name, value))
                 prints.append((name, value))
-        return from_form(items), fingerprint_of(sorted(prints))
-    raise BadRequest(f"Unsupported Content-Type {content_type!r}: send application/json or multipart/form-data", param="Content-Type")
+        return CreateRead(from_form(items), fingerprint_of(sorted(prints)), uploads)
+    raise BadRequest(f"Unsupported Content-Type {content_type[:80]!r}: send application/json or multipart/form-data", param="Content-Type")
+
+
+class CreateRead(NamedTuple):
+    body: CreateVideoBody
+    fingerprint: str
+    uploads: dict[str, FilePart]  # placeholder file id -> the file part it stands for
 
 
 def _file_key(name: str) -> str:

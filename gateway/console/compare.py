@@ -28,6 +28,7 @@ from gateway.console import views
 from gateway.console.session import PATH
 from gateway.console.signin import NO_STORE
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.forms import FilePart
 from gateway.jobs.model import Comparison, Job
 from gateway.service import VideoService
 
@@ -196,7 +197,9 @@ async def _comparison_body(form: Any, caller: Caller, service: VideoService) -> 
             data = await upload.read()
             if not data:
                 raise InvalidRequest(f"{upload.filename} is empty", param=field)
-            record = await service.upload_file(caller, upload.filename, upload.content_type, data, purpose="video_input")
+            record = await service.upload_file(
+                caller, FilePart(name=field, filename=upload.filename, content_type=upload.content_type, data=data), purpose="video_input"
+            )
             refs.append({"file_id": record.id})
         if field == "keyframes":
             refs = [{"image": ref} for ref in refs]

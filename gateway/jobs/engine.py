@@ -50,6 +50,8 @@ log = structlog.get_logger("vidgate.jobs")
 
 SUBMIT_POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_total=60.0)
 CALL_POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_total=60.0)
+WRITE_RETRY_BASE = 0.5  # seconds before a failed job write is tried again; doubles per failure in a row
+WRITE_RETRY_MAX = 10.0
 
 
 # ---------------------------------------------------------------------------
@@ -156,6 +158,7 @@ class JobEngine:
         self._prepared: dict[str, tuple[GenerationRequest[Media], dict[str, str], SubmitContext]] = {}
         self._wanted: dict[str, str] = {}  # job id -> the model id its pending slot request is for
         self._parked: set[str] = set()  # jobs waiting for a lease renewal before their next upstream call
+        self._unsaved: dict[str, _Unsaved] = {}  # jobs whose last write failed: what is left to do, retried on their timer
 
     # -- what the service calls ------------------------------------------------------
 
@@ -358,15 +361,45 @@ class JobEngine:
                 self._mail.pop(job_id, None)
 
     async def _step(self, job_id: str, event: lc.Event) -> None:
+        unsaved = self._unsaved.get(job_id)
+        if unsaved is not None and isinstance(event, lc.Tick):  # the retry timer of a failed write
+            if await self._run(job_id, unsaved.actions, unsaved.before) and job_id in self._jobs:
+                self._metrics.job_written(unsaved.before, self._jobs[job_id])
+            return
         before = self._jobs[job_id]
         step = lc.decide(before, event, self._facts())
         self._jobs[job_id] = step.job
-        for action in step.actions:
+        if await self._run(job_id, step.actions, before):
+            self._metrics.job_written(before, step.job)
+
+    async def _run(self, job_id: str, actions: Sequence[lc.LifecycleAction], before: Job) -> bool:
+        """Perform a step's actions in order; False when they stopped short (a write lost its
+        race, or could not be stored): nothing after an unstored decision may run."""
+        for i, action in enumerate(actions):
             if job_id not in self._jobs:
                 break
-            if not await self._do(job_id, action):
-                return  # a write lost its race: nothing of this step happened
-        self._metrics.job_written(before, step.job)
+            try:
+                if not await self._do(job_id, action):
+                    return False
+            except Exception as exc:
+                if not isinstance(action, lc.Save):
+                    raise
+                self._write_failed(job_id, exc, actions[i:], before)
+                return False  # a submit, above all, must never run without its stored record
+        return True
+
+    def _write_failed(self, job_id: str, exc: Exception, rest: Sequence[lc.LifecycleAction], before: Job) -> None:
+        """A job's write failed (the store is locked, read-only, unreachable). The decision
+        stays in memory (it may know an upstream id the store does not) and the failed Save,
+        with every action after it, runs again after a backoff, on the job's timer. A later
+        step whose own write succeeds stores the decision as well, and the retry then only
+        performs what is left."""
+        earlier = self._unsaved.get(job_id)
+        failures = (earlier.failures if earlier is not None else 0) + 1
+        self._unsaved[job_id] = _Unsaved(failures, tuple(rest), earlier.before if earlier is not None else before)
+        delay = min(WRITE_RETRY_MAX, WRITE_RETRY_BASE * 2 ** (failures - 1))
+        log.warning("job.write_failed", job_id=job_id, error=type(exc).__name__, failures=failures, retry_in=delay)
+        self._schedule(job_id, self._clock.now() + delay)
 
     def _facts(self) -> lc.Facts:
         runtime = self._runtime.current
@@ -445,6 +478,7 @@ class JobEngine:
                 self._mail.setdefault(job_id, deque()).appendleft((lc.Refreshed(stored), None))
             return False
         self._jobs[job_id] = written
+        self._unsaved.pop(job_id, None)  # stored, and with it any decision whose write failed before
         if written.slot is None and self.slots.holds(job_id):
             self.slots.release(job_id)  # the write that gave it up is stored: the slot is free for the next job
         if detail:
@@ -623,6 +657,7 @@ class JobEngine:
 
     def _forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
+        self._unsaved.pop(job_id, None)
         self._timer_of.pop(job_id, None)
         self._prepared.pop(job_id, None)
         self._wanted.pop(job_id, None)
@@ -635,6 +670,13 @@ def _model_id(job: Job, provider: str, up: UpstreamJob) -> str:
     """The upstream model id the job runs on at `provider`: its attempt there, else the answer's."""
     att = next((a for a in reversed(job.attempts) if a.provider == provider), None)
     return att.model_id if att is not None else (up.model or "")
+
+
+@dataclass(frozen=True)
+class _Unsaved:
+    failures: int  # in a row
+    actions: tuple[lc.LifecycleAction, ...]  # the Save that failed and everything after it
+    before: Job  # the job before the step whose write failed (what metrics compare the outcome with)
 
 
 def _lost_provider(job: Job, provider: str) -> lc.Event:

@@ -38,22 +38,51 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from gateway.jobs.model import Comparison, ComparisonVote, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.model import Comparison, ComparisonVote, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
-from gateway.jobs.store import JobWrite, Lease, StaleJob
+from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
 PING_TIMEOUT_SECONDS = 5.0
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
 _JOB_COLUMNS = "doc, version, slot"
-_INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
-    VALUES ($1, $2, $3, $4, $5, $6)"""
+_INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+
+
+def _nul(*values: object) -> bool:
+    """Whether a caller's text holds a NUL, which PostgreSQL's text refuses outright. No
+    stored id, key or name holds one, so a lookup by such a value finds nothing."""
+    return any(isinstance(v, str) and "\x00" in v for v in values)
 
 
 def _value(v: Any) -> Any:
     return v.value if isinstance(v, enum.Enum) else v
 
 
+# Conditions under which a later try may succeed: no connection, a standby or read-only
+# database, a full disk, too many clients, a lock or statement timeout, an operator's shutdown.
+_OUTAGES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _outage(exc: BaseException) -> str | None:
+    if isinstance(exc, FileExistsError):  # put_file's duplicate id, not an outage
+        return None
+    return f"{type(exc).__name__}: {exc}"[:200] if isinstance(exc, _OUTAGES) else None
+
+
+@outages_raise_store_unavailable(_outage)
 class PostgresStore:
     """`Store` on a PostgreSQL database named by `url` (`postgresql://user@host:port/db`).
 
@@ -102,8 +131,16 @@ class PostgresStore:
         if self._pool is None:
             return False
         try:
-            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-                return await self._pool.fetchval("SELECT 1") == 1
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS), self._pool.acquire() as conn:
+                # A write that is rolled back: fails on a standby, a read-only database, a held lock.
+                tx = conn.transaction()
+                await tx.start()
+                try:
+                    await conn.execute("SET LOCAL lock_timeout = '1s'")
+                    await conn.execute("UPDATE schema_version SET version = version")
+                finally:
+                    await tx.rollback()
+                return True
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             return False
 
@@ -129,7 +166,7 @@ class PostgresStore:
     def _delivery_row(self, d: WebhookDelivery) -> tuple[Any, ...]:
         # A pending delivery with no time set is due from its creation.
         due = d.next_attempt_at if d.next_attempt_at is not None else d.created_at
-        return (d.id, d.job_id, d.tenant, d.status, due, self._enc.encode(d))
+        return (d.id, d.job_id, d.tenant, d.status, due, d.url, self._enc.encode(d))
 
     # jobs -----------------------------------------------------------------
 
@@ -187,13 +224,19 @@ class PostgresStore:
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
         """The tenant's job created with this idempotency key, if any."""
+        if _nul(tenant, idempotency_key):
+            return None
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key))
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None if it does not exist or belongs to another tenant."""
+        if _nul(job_id, tenant):
+            return None
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", job_id, tenant))
 
     async def get_by_callback_token(self, token: str) -> Job | None:
+        if _nul(token):
+            return None
         return self._decode_job(await self._db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = $1", token))
 
     async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
@@ -277,6 +320,8 @@ class PostgresStore:
 
     async def delete_job(self, job_id: str, tenant: str) -> bool:
         """Remove the job and its events (its webhook deliveries stay as a record)."""
+        if _nul(job_id, tenant):
+            return False
         deleted = await self._db.fetchval("DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING id", job_id, tenant)
         return deleted is not None
 
@@ -301,6 +346,10 @@ class PostgresStore:
             raise ValueError("limit must be at least 1")
         if order not in ("asc", "desc"):
             raise ValueError("order must be 'asc' or 'desc'")
+        if _nul(after):
+            raise KeyError(after)
+        if _nul(tenant, status, provider, model):  # no stored value holds one
+            return [], False
         direction, compare = ("ASC", ">") if order == "asc" else ("DESC", "<")
         where: list[str] = ["tenant = $1"]
         args: list[object] = [tenant]
@@ -376,6 +425,8 @@ class PostgresStore:
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
+        if _nul(tenant):
+            return []
         rows = await self._db.fetch(
             f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE created_at >= $1 AND ($2::text IS NULL OR tenant = $2)
                 ORDER BY created_at, created_seq""",
@@ -400,12 +451,14 @@ class PostgresStore:
 
     async def events(self, job_id: str) -> list[StatusEvent]:
         """The job's events by time, ties in insertion order."""
+        if _nul(job_id):
+            return []
         rows = await self._db.fetch("SELECT job_id, at, status, progress, detail FROM events WHERE job_id = $1 ORDER BY at, seq", job_id)
         return [StatusEvent(**dict(r)) for r in rows]
 
     # files ----------------------------------------------------------------
 
-    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
+    async def put_file(self, record: FileRecord, data: bytes | bytearray) -> FileRecord:
         """Store the record and its bytes in one transaction; returns it with `sha256`
         filled in. `record.bytes` must equal `len(data)`; a duplicate id raises
         `FileExistsError` and leaves the stored file untouched."""
@@ -429,16 +482,26 @@ class PostgresStore:
         return record
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
+        if _nul(file_id, tenant):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM files WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", file_id, tenant)
         return self._file.decode(doc) if doc is not None else None
 
     async def read_file(self, file_id: str) -> bytes:
         """The whole file; `KeyError` if there are no bytes under this id. No tenant check:
         call `get_file(id, tenant)` first."""
+        if _nul(file_id):
+            raise KeyError(file_id)
         data = await self._db.fetchval("SELECT data FROM file_bytes WHERE id = $1", file_id)
         if data is None:
             raise KeyError(file_id)
         return data
+
+    async def delete_file(self, file_id: str) -> bool:
+        """Remove the record and (by the foreign key's cascade) its bytes."""
+        if _nul(file_id):
+            return False
+        return await self._db.fetchval("DELETE FROM files WHERE id = $1 RETURNING id", file_id) is not None
 
     async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
         """The file in chunks of at most `chunk_size`, one query per chunk, so a slow
@@ -448,6 +511,8 @@ class PostgresStore:
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
+        if _nul(file_id):
+            raise KeyError(file_id)
         size = await self._db.fetchval("SELECT octet_length(data) FROM file_bytes WHERE id = $1", file_id)
         if size is None:
             raise KeyError(file_id)
@@ -464,10 +529,10 @@ class PostgresStore:
         await self._db.execute(_INSERT_DELIVERY, *self._delivery_row(delivery))
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        """Overwrite a delivery by id; `KeyError` if it does not exist."""
-        id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
+        """Overwrite a delivery by id (ending any claim on it); `KeyError` if it does not exist."""
+        id_, _job, _tenant, status, due, _url, doc = self._delivery_row(delivery)
         updated = await self._db.fetchval(
-            "UPDATE deliveries SET status = $2, next_attempt_at = $3, doc = $4 WHERE id = $1 RETURNING id",
+            "UPDATE deliveries SET status = $2, next_attempt_at = $3, claimed_until = NULL, doc = $4 WHERE id = $1 RETURNING id",
             id_,
             status,
             due,
@@ -476,33 +541,104 @@ class PostgresStore:
         if updated is None:
             raise KeyError(id_)
 
-    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def claim_deliveries(
+        self,
+        now: float,
+        lease_until: float,
+        limit: int = 50,
+        *,
+        skip_tenants: Sequence[str] = (),
+        skip_urls: Sequence[str] = (),
+        per_tenant: int | None = None,
+        per_url: int | None = None,
+    ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
-        pushed to `lease_until` by the same statement; `FOR UPDATE SKIP LOCKED` makes
-        concurrent claimers take disjoint sets. The stored doc is not changed."""
+        pushed to `lease_until` and marked claimed by the same statement; `FOR UPDATE SKIP
+        LOCKED` makes concurrent claimers take disjoint sets. Deliveries of `skip_tenants`
+        or to `skip_urls` are left, and at most `per_tenant` / `per_url` of one tenant / URL
+        taken (ranked first: PostgreSQL locks no rows in a query with window functions).
+        The stored doc is not changed."""
         if limit < 1:
             return []
         rows = await self._db.fetch(
-            """WITH due AS (
-                   SELECT seq, next_attempt_at FROM deliveries
+            """WITH ranked AS (
+                   SELECT seq,
+                       ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_attempt_at, seq) AS nth_of_tenant,
+                       ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS nth_of_url
+                   FROM deliveries
                    WHERE status = 'pending' AND next_attempt_at <= $1
-                   ORDER BY next_attempt_at, seq LIMIT $3
-                   FOR UPDATE SKIP LOCKED)
-               UPDATE deliveries SET next_attempt_at = $2 FROM due WHERE deliveries.seq = due.seq
+                       AND tenant <> ALL($4::text[]) AND url <> ALL($5::text[])),
+               due AS (
+                   SELECT d.seq, d.next_attempt_at FROM deliveries d JOIN ranked r ON r.seq = d.seq
+                   WHERE r.nth_of_tenant <= $6 AND r.nth_of_url <= $7 AND d.status = 'pending' AND d.next_attempt_at <= $1
+                   ORDER BY d.next_attempt_at, d.seq LIMIT $3
+                   FOR UPDATE OF d SKIP LOCKED)
+               UPDATE deliveries SET next_attempt_at = $2, claimed_until = $2 FROM due WHERE deliveries.seq = due.seq
                RETURNING due.next_attempt_at AS was_due, due.seq, deliveries.doc""",
             now,
             lease_until,
             limit,
+            list(skip_tenants),
+            list(skip_urls),
+            per_tenant or limit,
+            per_url or limit,
         )
         rows = sorted(rows, key=lambda r: (r["was_due"], r["seq"]))
         return [self._delivery.decode(r["doc"]) for r in rows]
 
+    async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
+        """Append `attempt` (None: nothing was sent) to the stored log, count it, set
+        `outcome` and end the claim, on the row locked for the transaction: every request
+        sent is one entry, whatever else wrote the delivery meanwhile."""
+        if _nul(delivery_id):
+            raise KeyError(delivery_id)
+        async with self._db.acquire() as conn, conn.transaction():
+            doc = await conn.fetchval("SELECT doc FROM deliveries WHERE id = $1 FOR UPDATE", delivery_id)
+            if doc is None:
+                raise KeyError(delivery_id)
+            updated = outcome.applied(self._delivery.decode(doc), attempt)
+            _, _, _, status, due, _, new_doc = self._delivery_row(updated)
+            await conn.execute(
+                "UPDATE deliveries SET status = $2, next_attempt_at = $3, claimed_until = NULL, doc = $4 WHERE id = $1", delivery_id, status, due, new_doc
+            )
+        return updated
+
+    async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
+        """Give claimed deliveries back unattempted, due again at `until`."""
+        if delivery_ids:
+            await self._db.execute(
+                "UPDATE deliveries SET next_attempt_at = $2, claimed_until = NULL WHERE id = ANY($1::text[]) AND status = 'pending'",
+                list(delivery_ids),
+                until,
+            )
+
+    async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
+        """Make the tenant's delivery pending and due at `now`; `DeliveryInFlight` while an
+        attempt at it is under way (claimed, the claim not lapsed); `KeyError` if none."""
+        if _nul(delivery_id, tenant):
+            raise KeyError(delivery_id)
+        async with self._db.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT doc, claimed_until FROM deliveries WHERE id = $1 AND tenant = $2 FOR UPDATE", delivery_id, tenant)
+            if row is None:
+                raise KeyError(delivery_id)
+            if row["claimed_until"] is not None and row["claimed_until"] > now:
+                raise DeliveryInFlight(delivery_id)
+            updated = msgspec.structs.replace(self._delivery.decode(row["doc"]), status="pending", next_attempt_at=now)
+            await conn.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, doc = $3 WHERE id = $1", delivery_id, now, self._enc.encode(updated)
+            )
+        return updated
+
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
+        if _nul(delivery_id, tenant):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM deliveries WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)", delivery_id, tenant)
         return self._delivery.decode(doc) if doc is not None else None
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
         """Every delivery for the job, in insertion order."""
+        if _nul(job_id):
+            return []
         rows = await self._db.fetch("SELECT doc FROM deliveries WHERE job_id = $1 ORDER BY seq", job_id)
         return [self._delivery.decode(r["doc"]) for r in rows]
 
@@ -554,10 +690,14 @@ class PostgresStore:
 
     async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
         """The comparison, or None if it does not exist or belongs to another tenant."""
+        if _nul(comparison_id, tenant):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE id = $1 AND tenant = $2", comparison_id, tenant)
         return self._comparison.decode(doc) if doc is not None else None
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
+        if _nul(tenant, idempotency_key):
+            return None
         doc = await self._db.fetchval("SELECT doc FROM comparisons WHERE tenant = $1 AND idempotency_key = $2", tenant, idempotency_key)
         return self._comparison.decode(doc) if doc is not None else None
 

@@ -107,6 +107,13 @@ MIGRATIONS: tuple[tuple[str | Callable[[asyncpg.Connection], Awaitable[None]], .
         "CREATE INDEX jobs_slot ON jobs (slot) WHERE slot IS NOT NULL",
         _upgrade_requests,  # the typed stored request (gateway.jobs.legacy)
     ),
+    (
+        # Webhook delivery: who is attempting one and until when (so a redelivery can't start a
+        # second attempt beside it), and its target, so claims can pass over busy receivers.
+        "ALTER TABLE deliveries ADD COLUMN claimed_until DOUBLE PRECISION",
+        "ALTER TABLE deliveries ADD COLUMN url TEXT NOT NULL DEFAULT ''",
+        "UPDATE deliveries SET url = COALESCE(convert_from(doc, 'UTF8')::jsonb ->> 'url', '')",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -227,7 +227,13 @@ class SlotBoard:
         pool = self._pools[provider]
         for account, waiters in self._plan(pool).items():
             slot = SlotRef(provider, account.slots.account)
-            granted = set(await self._store.acquire_slots(slot.key, account.slots.limit, [w.job_id for w in waiters]))
+            try:
+                granted = set(await self._store.acquire_slots(slot.key, account.slots.limit, [w.job_id for w in waiters]))
+            except BaseException:  # the store can't grant now: the waiters keep their place for the next kick or poke
+                for waiter in reversed(waiters):
+                    if waiter.active:
+                        self._requeue(pool, waiter)
+                raise
             for waiter in waiters:
                 if waiter.job_id in granted:
                     self._grant(provider, account, waiter, slot)

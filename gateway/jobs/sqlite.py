@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import hashlib
 import os
 import re
@@ -40,13 +41,15 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from gateway.jobs.legacy import is_legacy, upgrade_job_doc
-from gateway.jobs.model import Comparison, ComparisonVote, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
-from gateway.jobs.store import JobWrite, Lease, StaleJob
+from gateway.jobs.model import Comparison, ComparisonVote, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
+from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+PROBE_BUSY_TIMEOUT_MS = 200  # the readiness probe's write waits this long for the lock
+PING_TIMEOUT_SECONDS = 2.0  # the whole probe, queued behind other statements on the thread
 _ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -142,6 +145,13 @@ MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] =
         "CREATE INDEX jobs_slot ON jobs (slot) WHERE slot IS NOT NULL",
         _upgrade_requests,  # the typed stored request (gateway.jobs.legacy)
     ),
+    (
+        # Webhook delivery: who is attempting one and until when (so a redelivery can't start a
+        # second attempt beside it), and its target, so claims can pass over busy receivers.
+        "ALTER TABLE deliveries ADD COLUMN claimed_until REAL",
+        "ALTER TABLE deliveries ADD COLUMN url TEXT NOT NULL DEFAULT ''",
+        "UPDATE deliveries SET url = COALESCE(json_extract(CAST(doc AS TEXT), '$.url'), '')",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -152,6 +162,21 @@ def _value(v: Any) -> Any:
     return v.value if isinstance(v, enum.Enum) else v
 
 
+_OUTAGES = ("locked", "readonly", "read-only", "disk i/o", "disk is full", "unable to open", "busy")
+_OUTAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EIO})
+
+
+def _outage(exc: BaseException) -> str | None:
+    """What keeps the store from writing, if `exc` is such a condition (see `StoreUnavailable`)."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+        message = str(exc).lower()
+        return message if any(word in message for word in _OUTAGES) else None
+    if isinstance(exc, OSError) and exc.errno in _OUTAGE_ERRNOS:
+        return exc.strerror or str(exc)
+    return None
+
+
+@outages_raise_store_unavailable(_outage)
 class SqliteStore:
     """`Store` on one SQLite file.
 
@@ -195,9 +220,26 @@ class SqliteStore:
             self._executor = None
 
     async def ping(self) -> bool:
+        """Whether the store can write now: takes the write lock (waiting at most
+        PROBE_BUSY_TIMEOUT_MS), writes a row in place and rolls back; False after
+        PING_TIMEOUT_SECONDS in all."""
+
+        def probe(conn: sqlite3.Connection) -> bool:
+            conn.execute(f"PRAGMA busy_timeout = {PROBE_BUSY_TIMEOUT_MS}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("UPDATE schema_version SET version = version")
+                finally:
+                    conn.execute("ROLLBACK")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return True
+
         try:
-            return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))
-        except (sqlite3.Error, RuntimeError):
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                return await self._run(probe)
+        except (sqlite3.Error, RuntimeError, TimeoutError):
             return False
 
     def _connect(self) -> None:
@@ -270,10 +312,11 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")  # may fail too (busy, read-only, full): then nothing was written
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await self._run(tx)
@@ -408,8 +451,8 @@ class SqliteStore:
                     out.append(None)
                     continue
                 conn.executemany(
-                    """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc)
-                       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+                    """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
+                       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
                     outbox,
                 )
                 if event is not None:
@@ -620,7 +663,14 @@ class SqliteStore:
             raise ValueError(f"unsafe file id {file_id!r}")
         return self.files_dir / file_id
 
-    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord:
+    def _stored_path(self, file_id: str) -> Path:
+        """Where a stored file's bytes are; `KeyError` for an id no file can have."""
+        try:
+            return self._file_path(file_id)
+        except ValueError:
+            raise KeyError(file_id) from None
+
+    async def put_file(self, record: FileRecord, data: bytes | bytearray) -> FileRecord:
         """Store the bytes, then the record; returns it with `sha256` filled in.
 
         The bytes go to a temporary file (fsynced) and are renamed into place
@@ -646,10 +696,16 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 raise FileExistsError(record.id) from exc
             os.replace(tmp, final)
+            moved.append(final)
             return record
 
+        moved: list[Path] = []
         try:
             return await self._write(insert)
+        except BaseException:
+            for path in moved:  # the commit failed after the bytes went into place: no record, no bytes
+                path.unlink(missing_ok=True)
+            raise
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -663,16 +719,27 @@ class SqliteStore:
         """The whole file; `KeyError` if there are no bytes under this id. No tenant check:
         call `get_file(id, tenant)` first."""
         try:
-            return await asyncio.to_thread(self._file_path(file_id).read_bytes)
+            return await asyncio.to_thread(self._stored_path(file_id).read_bytes)
         except FileNotFoundError as exc:
             raise KeyError(file_id) from exc
+
+    async def delete_file(self, file_id: str) -> bool:
+        """Remove the record, then the bytes (a record never points at missing bytes for
+        longer than this call)."""
+        try:
+            path = self._stored_path(file_id)
+        except KeyError:
+            return False
+        found = await self._write(lambda conn: conn.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return found
 
     async def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
         """The file in chunks of at most `chunk_size`, each read on a worker thread.
 
         `KeyError` (on first iteration) if there are no bytes under this id.
         """
-        path = self._file_path(file_id)
+        path = self._stored_path(file_id)
         try:
             f = await asyncio.to_thread(path.open, "rb")
         except FileNotFoundError as exc:
@@ -688,43 +755,105 @@ class SqliteStore:
     def _delivery_row(self, d: WebhookDelivery) -> tuple[Any, ...]:
         # A pending delivery with no time set is due from its creation.
         due = d.next_attempt_at if d.next_attempt_at is not None else d.created_at
-        return (d.id, d.job_id, d.tenant, d.status, due, self._enc.encode(d))
+        return (d.id, d.job_id, d.tenant, d.status, due, d.url, self._enc.encode(d))
 
     async def add_delivery(self, delivery: WebhookDelivery) -> None:
         """Record a new delivery. `next_attempt_at=None` means due at `created_at`."""
         row = self._delivery_row(delivery)
         await self._write(
             lambda conn: conn.execute(
-                "INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         )
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        """Overwrite a delivery by id; `KeyError` if it does not exist."""
-        id_, _job, _tenant, status, due, doc = self._delivery_row(delivery)
+        """Overwrite a delivery by id (ending any claim on it); `KeyError` if it does not exist."""
+        id_, _job, _tenant, status, due, _url, doc = self._delivery_row(delivery)
 
         def update(conn: sqlite3.Connection) -> None:
-            cur = conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, doc = ? WHERE id = ?", (status, due, doc, id_))
+            cur = conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, claimed_until = NULL, doc = ? WHERE id = ?", (status, due, doc, id_))
             if cur.rowcount == 0:
                 raise KeyError(id_)
 
         await self._write(update)
 
-    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def claim_deliveries(
+        self,
+        now: float,
+        lease_until: float,
+        limit: int = 50,
+        *,
+        skip_tenants: Sequence[str] = (),
+        skip_urls: Sequence[str] = (),
+        per_tenant: int | None = None,
+        per_url: int | None = None,
+    ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
-        pushed to `lease_until` in the same write transaction so no other process takes it."""
+        pushed to `lease_until` and marked claimed until then in the same write transaction
+        so no other process takes it. Deliveries of `skip_tenants` or to `skip_urls` are
+        passed over (left due), and at most `per_tenant` / `per_url` of one tenant / URL taken."""
+        if limit < 1:
+            return []
+        tenants, urls = list(skip_tenants), list(skip_urls)
 
         def claim(conn: sqlite3.Connection) -> list[WebhookDelivery]:
             rows = conn.execute(
-                """SELECT seq, doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                f"""SELECT seq, doc FROM (
+                       SELECT seq, doc, next_attempt_at,
+                           ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_attempt_at, seq) AS nth_of_tenant,
+                           ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS nth_of_url
+                       FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                           AND tenant NOT IN ({", ".join("?" * len(tenants))}) AND url NOT IN ({", ".join("?" * len(urls))}))
+                   WHERE nth_of_tenant <= ? AND nth_of_url <= ?
                    ORDER BY next_attempt_at, seq LIMIT ?""",
-                (now, limit),
+                (now, *tenants, *urls, per_tenant or limit, per_url or limit, limit),
             ).fetchall()
-            conn.executemany("UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?", [(lease_until, r[0]) for r in rows])
+            conn.executemany("UPDATE deliveries SET next_attempt_at = ?, claimed_until = ? WHERE seq = ?", [(lease_until, lease_until, r[0]) for r in rows])
             return [self._delivery.decode(r[1]) for r in rows]
 
         return await self._write(claim)
+
+    async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
+        """Append `attempt` (None: nothing was sent) to the stored delivery's log, count it,
+        set `outcome` and end the claim, in one transaction: every request sent is one entry,
+        whatever else wrote the delivery meanwhile. `KeyError` if it does not exist."""
+
+        def record(conn: sqlite3.Connection) -> WebhookDelivery:
+            row = conn.execute("SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                raise KeyError(delivery_id)
+            updated = outcome.applied(self._delivery.decode(row[0]), attempt)
+            _, _, _, status, due, _, doc = self._delivery_row(updated)
+            conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, claimed_until = NULL, doc = ? WHERE id = ?", (status, due, doc, delivery_id))
+            return updated
+
+        return await self._write(record)
+
+    async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
+        """Give claimed deliveries back unattempted, due again at `until`."""
+        if delivery_ids:
+            await self._write(
+                lambda conn: conn.executemany(
+                    "UPDATE deliveries SET next_attempt_at = ?, claimed_until = NULL WHERE id = ? AND status = 'pending'", [(until, i) for i in delivery_ids]
+                )
+            )
+
+    async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
+        """Make the tenant's delivery pending and due at `now`. `DeliveryInFlight` while an
+        attempt at it is under way (claimed, the claim not lapsed); `KeyError` if none."""
+
+        def requeue(conn: sqlite3.Connection) -> WebhookDelivery:
+            row = conn.execute("SELECT doc, claimed_until FROM deliveries WHERE id = ? AND tenant = ?", (delivery_id, tenant)).fetchone()
+            if row is None:
+                raise KeyError(delivery_id)
+            if row[1] is not None and row[1] > now:
+                raise DeliveryInFlight(delivery_id)
+            updated = msgspec.structs.replace(self._delivery.decode(row[0]), status="pending", next_attempt_at=now)
+            conn.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, doc = ? WHERE id = ?", (now, self._enc.encode(updated), delivery_id))
+            return updated
+
+        return await self._write(requeue)
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
         row = await self._run(
@@ -828,7 +957,7 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[i : i + size]
 
 
-def _write_temp(path: Path, data: bytes) -> str:
+def _write_temp(path: Path, data: bytes | bytearray) -> str:
     """Write `data` to `path` durably; returns its sha256 hex digest."""
     with path.open("xb") as f:
         f.write(data)

@@ -16,16 +16,48 @@ pushing their due time past the lease, so each attempt is made by one process.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Literal, Protocol
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
+import structlog
 
-from gateway.jobs.model import Comparison, ComparisonVote, FileRecord, Job, StatusEvent, WebhookDelivery
+from gateway.errors import StoreUnavailable
+from gateway.jobs.model import Comparison, ComparisonVote, DeliveryAttempt, FileRecord, Job, StatusEvent, WebhookDelivery
+
+log = structlog.get_logger("vidgate.store")
+S = TypeVar("S")
 
 
 class StaleJob(Exception):
     """An update lost a race: the job changed since it was read."""
+
+
+class DeliveryInFlight(Exception):
+    """An attempt at this webhook delivery is under way (claimed, the claim not lapsed)."""
+
+
+class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What an attempt (or a decision not to send) leaves on a delivery."""
+
+    status: Literal["pending", "delivered", "failed"]
+    next_attempt_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+
+    def applied(self, delivery: WebhookDelivery, attempt: DeliveryAttempt | None) -> WebhookDelivery:
+        """`delivery` with this outcome, and `attempt` appended to its log and counted."""
+        return msgspec.structs.replace(
+            delivery,
+            status=self.status,
+            next_attempt_at=self.next_attempt_at,
+            last_status_code=self.last_status_code,
+            last_error=self.last_error,
+            attempts=delivery.attempts + (attempt is not None),
+            log=[*delivery.log, attempt] if attempt is not None else delivery.log,
+        )
 
 
 class JobWrite(msgspec.Struct, frozen=True):
@@ -140,11 +172,16 @@ class Store(Protocol):
     async def events(self, job_id: str) -> list[StatusEvent]: ...
 
     # files --------------------------------------------------------------
-    async def put_file(self, record: FileRecord, data: bytes) -> FileRecord: ...
+    async def put_file(self, record: FileRecord, data: bytes | bytearray) -> FileRecord: ...
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None: ...
 
     async def read_file(self, file_id: str) -> bytes: ...
+
+    async def delete_file(self, file_id: str) -> bool:
+        """Remove a file's record and bytes; whether there was one. Used when the request
+        that stored it fails (no job refers to it)."""
+        ...
 
     def stream_file(self, file_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]: ...
 
@@ -154,14 +191,40 @@ class Store(Protocol):
         ...
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
-        """Overwrite a delivery by id; `KeyError` if it does not exist."""
+        """Overwrite a delivery by id, ending any claim on it; `KeyError` if it does not exist."""
         ...
 
-    async def claim_deliveries(self, now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def claim_deliveries(
+        self,
+        now: float,
+        lease_until: float,
+        limit: int = 50,
+        *,
+        skip_tenants: Sequence[str] = (),
+        skip_urls: Sequence[str] = (),
+        per_tenant: int | None = None,
+        per_url: int | None = None,
+    ) -> list[WebhookDelivery]:
         """Take up to `limit` pending deliveries due at `now`, earliest first, and push
-        their due time to `lease_until` so no other process takes them meanwhile.
+        their due time to `lease_until` (marking them claimed until then) so no other
+        process takes them meanwhile; deliveries of `skip_tenants` or to `skip_urls` are
+        left, and at most `per_tenant` of one tenant's and `per_url` to one URL are taken.
         Returned as they were before the claim. The caller records the outcome with
-        `update_delivery`; if it dies first, the delivery is due again at `lease_until`."""
+        `record_attempt`; if it dies first, the delivery is due again at `lease_until`."""
+        ...
+
+    async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
+        """Atomically append `attempt` (None: nothing was sent) to the stored log and count
+        it, set `outcome`, end the claim; returns the delivery. `KeyError` if missing."""
+        ...
+
+    async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
+        """Hand claimed, unattempted deliveries back, due again at `until`."""
+        ...
+
+    async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
+        """Make the tenant's delivery pending and due at `now` (a redelivery). Raises
+        `DeliveryInFlight` while an attempt at it is under way, `KeyError` if there is none."""
         ...
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None: ...
@@ -202,3 +265,51 @@ class Store(Protocol):
     async def comparisons_since(self, tenant: str | None, since: float) -> list[Comparison]:
         """Every comparison created at or after `since`, oldest first; `tenant=None` means all tenants."""
         ...
+
+
+def outages_raise_store_unavailable(why: Callable[[BaseException], str | None]) -> Callable[[type[S]], type[S]]:
+    """A class decorator for a store: every public method (but `open`, `close`, `ping`)
+    raises `StoreUnavailable` instead of an error `why` names (a lock, a read-only or full
+    database, a lost connection), so the app maps one error to 503 + Retry-After and the
+    engine knows a write may succeed later. `why(exc)` says what happened, or None."""
+
+    def translate(exc: Exception, method: str) -> None:
+        reason = why(exc)
+        if reason is not None:
+            log.warning("store.unavailable", method=method, reason=reason, error=type(exc).__name__)
+            raise StoreUnavailable() from exc
+
+    def coroutine(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                translate(exc, fn.__name__)
+                raise
+
+        return wrapper
+
+    def generator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except Exception as exc:
+                translate(exc, fn.__name__)
+                raise
+
+        return wrapper
+
+    def decorate(cls: type[S]) -> type[S]:
+        for name, fn in list(vars(cls).items()):
+            if name.startswith("_") or name in ("open", "close", "ping"):
+                continue
+            if inspect.iscoroutinefunction(fn):
+                setattr(cls, name, coroutine(fn))
+            elif inspect.isasyncgenfunction(fn):
+                setattr(cls, name, generator(fn))
+        return cls
+
+    return decorate

@@ -7,7 +7,8 @@ import asyncio
 import msgspec
 import pytest
 
-from gateway.jobs.store import StaleJob, Store
+from gateway.jobs.model import DeliveryAttempt
+from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, StaleJob, Store
 from providers.base import JobStatus
 from tests.store.conftest import Backend
 from tests.store.records import make_delivery, make_job
@@ -131,3 +132,61 @@ async def test_endpoint_disables_are_seen_by_other_processes(backend: Backend) -
     assert await b.endpoint_disabled("t1", "https://hooks.example/v") == "410 Gone"
     assert await b.enable_endpoint("t1", "https://hooks.example/v")
     assert await a.endpoint_disabled("t1", "https://hooks.example/v") is None
+
+
+OUTCOME = DeliveryOutcome(status="pending", next_attempt_at=500.0, last_status_code=503, last_error="HTTP 503")
+
+
+async def test_record_attempt_appends_atomically_and_ends_the_claim(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    await a.add_delivery(make_delivery(1, due=None))
+    [claimed] = await a.claim_deliveries(10.0, lease_until=100.0)
+    # two writers append at once (one per process): neither entry is lost
+    entries = [DeliveryAttempt(at=float(n), status_code=503) for n in range(10)]
+    await asyncio.gather(*((a if n % 2 else b).record_attempt(claimed.id, e, OUTCOME) for n, e in enumerate(entries)))
+    stored = await a.get_delivery("msg_1")
+    assert stored is not None
+    assert stored.attempts == 10 and sorted(e.at for e in stored.log) == [float(n) for n in range(10)]
+    assert (stored.status, stored.next_attempt_at, stored.last_status_code) == ("pending", 500.0, 503)
+    skipped = await a.record_attempt("msg_1", None, DeliveryOutcome(status="failed", next_attempt_at=None, last_status_code=None, last_error="skipped"))
+    assert skipped.attempts == 10 and skipped.status == "failed"  # nothing sent: nothing counted
+    with pytest.raises(KeyError):
+        await a.record_attempt("msg_9", None, OUTCOME)
+
+
+async def test_a_delivery_in_flight_is_not_requeued_until_its_claim_ends_or_lapses(store: Store) -> None:
+    await store.add_delivery(make_delivery(1, due=None))
+    await store.add_delivery(make_delivery(2, due=None))
+    await store.claim_deliveries(10.0, lease_until=100.0)
+    with pytest.raises(DeliveryInFlight):
+        await store.requeue_delivery("msg_1", "t1", 20.0)
+    with pytest.raises(KeyError):
+        await store.requeue_delivery("msg_1", "t2", 20.0)  # another tenant's
+    await store.record_attempt(
+        "msg_1", DeliveryAttempt(at=20.0, status_code=200), DeliveryOutcome(status="delivered", next_attempt_at=None, last_status_code=200, last_error=None)
+    )
+    requeued = await store.requeue_delivery("msg_1", "t1", 30.0)
+    assert (requeued.status, requeued.next_attempt_at, requeued.attempts) == ("pending", 30.0, 1)
+    assert [d.id for d in await store.claim_deliveries(30.0, lease_until=130.0)] == ["msg_1"]
+    assert (await store.requeue_delivery("msg_2", "t1", 101.0)).next_attempt_at == 101.0  # its claim lapsed at 100
+
+
+async def test_claims_pass_over_skipped_tenants_and_urls_and_deferred_deliveries_come_back(store: Store) -> None:
+    await store.add_delivery(make_delivery(1, due=1.0, tenant="t1", url="https://a.example/"))
+    await store.add_delivery(make_delivery(2, due=2.0, tenant="t2", url="https://b.example/"))
+    await store.add_delivery(make_delivery(3, due=3.0, tenant="t2", url="https://c.example/"))
+    assert [d.id for d in await store.claim_deliveries(10.0, 100.0, skip_tenants=["t1"], skip_urls=["https://b.example/"])] == ["msg_3"]
+    await store.defer_deliveries(["msg_3"], until=50.0)
+    assert await store.claim_deliveries(49.0, 100.0, skip_tenants=["t1", "t2"]) == []
+    assert [d.id for d in await store.claim_deliveries(50.0, 100.0)] == ["msg_1", "msg_2", "msg_3"]
+
+
+async def test_a_claim_takes_at_most_so_many_per_tenant_and_per_url(store: Store) -> None:
+    for n in range(1, 7):
+        await store.add_delivery(make_delivery(n, due=float(n), tenant="t1", url="https://a.example/"))
+    for n in range(7, 10):
+        await store.add_delivery(make_delivery(n, due=float(n), tenant="t2", url=f"https://b.example/{n}"))
+    claimed = await store.claim_deliveries(100.0, 200.0, 50, per_tenant=2, per_url=2)
+    assert [d.id for d in claimed] == ["msg_1", "msg_2", "msg_7", "msg_8"]
+    claimed = await store.claim_deliveries(100.0, 200.0, 50, per_url=1)
+    assert [d.id for d in claimed] == ["msg_3", "msg_9"]

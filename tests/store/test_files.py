@@ -67,3 +67,23 @@ async def test_another_process_reads_the_bytes(backend: Backend) -> None:
     assert await b.get_file("file_a", "t1") == saved
     assert await b.read_file("file_a") == data
     assert b"".join([c async for c in b.stream_file("file_a", chunk_size=4096)]) == data
+
+
+async def test_delete_file_removes_the_record_and_its_bytes(backend: Backend) -> None:
+    store = await backend.open()
+    other = await backend.open()  # another process on the same database
+    await store.put_file(make_file("file_a", b"abc"), b"abc")
+    await store.put_file(make_file("file_b", b"def"), b"def")
+    assert await store.delete_file("file_a") is True
+    for s in (store, other):
+        assert await s.get_file("file_a") is None
+        with pytest.raises(KeyError):
+            await s.read_file("file_a")
+        with pytest.raises(KeyError):
+            async for _ in s.stream_file("file_a"):
+                pass
+        assert await s.read_file("file_b") == b"def"  # only that one
+    assert await store.delete_file("file_a") is False
+    assert await store.delete_file("file_never") is False
+    await store.put_file(make_file("file_a", b"new"), b"new")  # the id is free again
+    assert await other.read_file("file_a") == b"new"

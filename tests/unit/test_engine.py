@@ -11,6 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from gateway.errors import StoreUnavailable
 from gateway.jobs.model import Job
 from gateway.jobs.sqlite import SqliteStore
 from gateway.jobs.store import JobWrite, Lease
@@ -263,3 +264,100 @@ ARK_MODEL = """
 [models."seedance-2.0-ark"]
 providers = { modelark = "dreamina-seedance-2-0-260128", powertokens = "dreamina-seedance-2-0-260128" }
 """
+
+
+class FlakyWrites(SqliteStore):
+    """A store whose writes fail while `down` (another process holds the lock), or only the
+    job writes whose last attempt is in status `down_at`."""
+
+    down = False
+    down_at: str | None = None
+    failed = 0
+
+    async def update_jobs(self, writes: Sequence[JobWrite]) -> list[Job | None]:
+        hit = any(w.job.attempt is not None and w.job.attempt.status == self.down_at for w in writes)
+        if self.down or hit:
+            self.failed += 1
+            raise StoreUnavailable()
+        return await super().update_jobs(writes)
+
+    async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
+        if self.down:
+            self.failed += 1
+            raise StoreUnavailable()
+        return await super().acquire_slots(slot, limit, job_ids)
+
+    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
+        if self.down:
+            raise StoreUnavailable()
+        return await super().renew_leases(lease, job_ids)
+
+
+async def test_a_failed_submitting_write_sends_nothing_and_the_job_completes_once_the_store_is_back(tmp_path: Path) -> None:
+    store = FlakyWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), job_seconds=10, store=store) as h:
+        store.down_at = "submitting"  # the record that must exist before the paid call
+        with capture_logs() as logs:
+            video = await h.create({**UA, "provider": "powertokens"})
+            await h.advance(20)
+        assert store.failed >= 3  # it kept trying, backing off
+        assert await h.sim("powertokens", "/_sim/jobs") == []  # never submitted without its record
+        assert (await h.video(video["id"]))["status"] == "queued"
+        assert any(e["event"] == "job.write_failed" for e in logs)
+
+        store.down_at = None
+        await h.advance(30)
+        done = await h.video(video["id"])
+        submits = await h.sim("powertokens", "/_sim/jobs")
+    assert done["status"] == "completed", done
+    assert len(submits) == 1
+
+
+async def test_a_job_waiting_for_a_slot_while_the_store_is_down_gets_one_when_it_is_back(tmp_path: Path) -> None:
+    store = FlakyWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), job_seconds=10, store=store) as h:
+        video = await h.create({**UA, "provider": "powertokens"})  # stored; its slot is asked for next
+        store.down = True
+        other = await h.client.post("/v1/videos", json={**UA, "provider": "powertokens", "prompt": "second"})
+        assert other.status_code == 200  # create_job is not failed by this fake; the slot grant is
+        await h.advance(10)
+        assert len(await h.sim("powertokens", "/_sim/jobs")) <= 1
+        store.down = False
+        await h.advance(30)
+        statuses = [(await h.video(v))["status"] for v in (video["id"], other.json()["id"])]
+    assert statuses == ["completed", "completed"]
+
+
+async def test_a_failed_final_write_is_written_once_the_store_is_back(tmp_path: Path) -> None:
+    store = FlakyWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), job_seconds=10, store=store) as h:
+        video = await h.create(UA)
+        await h.advance(3)
+        assert (await h.video(video["id"]))["status"] == "in_progress"
+        store.down = True
+        await h.advance(20)  # the upstream finished meanwhile; its completion can't be stored
+        assert (await h.video(video["id"]))["status"] == "in_progress"
+        store.down = False
+        await h.advance(15)
+        done = await h.video(video["id"])
+        submits = await h.sim("useapi", "/_sim/jobs")
+    assert done["status"] == "completed", done
+    assert len(submits) == 1 and len(done["attempts"]) == 1
+
+
+async def test_a_failed_write_of_a_submit_keeps_its_upstream_id_and_completes_without_reconciling(tmp_path: Path) -> None:
+    # PowerTokens can neither list lost submits nor call back: re-deciding from the stored
+    # 'submitting' record would fail the job as an unknown outcome. The decision is kept instead.
+    store = FlakyWrites(tmp_path / "vidgate.db")
+    async with Harness.start(settings_for(tmp_path), job_seconds=10, store=store) as h:
+        store.down_at = "submitted"
+        video = await h.create({**UA, "provider": "powertokens"})
+        await h.advance(5)
+        assert store.failed >= 2
+        assert (await h.video(video["id"]))["status"] == "queued"  # the store still says submitting
+        store.down_at = None
+        await h.advance(20)
+        done = await h.video(video["id"])
+        submits = await h.sim("powertokens", "/_sim/jobs")
+    assert done["status"] == "completed", done
+    assert len(submits) == 1 and done["upstream"]["id"] == (submits[0].get("task_id") or submits[0].get("jobid"))

@@ -13,6 +13,7 @@ from litestar import Litestar, get
 
 import gateway.media
 from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.forms import FilePart
 from gateway.jobs.model import FileRecord, MediaRef
 from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.urlguard import UrlGuard, UrlNotAllowed
@@ -247,7 +248,7 @@ async def test_unsupported_scheme_string() -> None:
 async def test_file_id_must_exist_for_the_tenant_and_be_the_right_kind() -> None:
     store = FakeStore()
     loader = _loader(store)
-    record = await loader.save_upload("t1", "cat.png", "image/png", PNG, purpose="video_input")
+    record = await loader.save_upload("t1", FilePart(name="file", filename="cat.png", content_type="image/png", data=PNG), purpose="video_input")
 
     spec = await loader.load({"file_id": record.id}, "image", "input_reference", "t1")
     assert (spec.file_id, spec.url, spec.width) == (record.id, None, 640)
@@ -292,24 +293,24 @@ async def test_ambiguous_or_empty_media_objects(value: object) -> None:
 async def test_save_upload_infers_kind_from_the_bytes() -> None:
     store = FakeStore()
     loader = _loader(store)
-    record = await loader.save_upload("t1", "../../etc/clip.png", "image/png", MP4, purpose="video_input")
+    record = await loader.save_upload("t1", FilePart(name="file", filename="../../etc/clip.png", content_type="image/png", data=MP4), purpose="video_input")
     assert (record.kind, record.content_type, record.filename) == ("video", "video/mp4", "clip.png")
     assert (record.width, record.height, record.duration_ms, record.purpose) == (320, 180, 2000, "video_input")
     assert store.blobs[record.id] == MP4
 
-    audio = await loader.save_upload("t1", None, None, WAV, purpose="video_input")
+    audio = await loader.save_upload("t1", FilePart(name="file", filename=None, content_type=None, data=WAV), purpose="video_input")
     assert (audio.kind, audio.duration_ms, audio.filename) == ("audio", 3000, None)
 
 
 async def test_save_upload_limits() -> None:
     with pytest.raises(PayloadTooLarge) as caught:
-        await _loader(max_bytes=100).save_upload("t1", "cat.png", "image/png", PNG, purpose="video_input")
+        await _loader(max_bytes=100).save_upload("t1", FilePart(name="file", filename="cat.png", content_type="image/png", data=PNG), purpose="video_input")
     assert caught.value.param == "file"
     with pytest.raises(InvalidRequest, match="unsupported media type") as caught:
-        await _loader().save_upload("t1", "doc.pdf", "image/png", b"%PDF-1.7", purpose="video_input")
+        await _loader().save_upload("t1", FilePart(name="file", filename="doc.pdf", content_type="image/png", data=b"%PDF-1.7"), purpose="video_input")
     assert caught.value.param == "file"
     with pytest.raises(InvalidRequest, match="empty"):
-        await _loader().save_upload("t1", "x.png", "image/png", b"", purpose="video_input")
+        await _loader().save_upload("t1", FilePart(name="file", filename="x.png", content_type="image/png", data=b""), purpose="video_input")
 
 
 async def test_declared_response_type_does_not_matter_for_kind() -> None:
@@ -365,7 +366,7 @@ async def test_probing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(gateway.media, "probe", recording_probe)
     loader = _loader()
-    await loader.save_upload("t1", "cat.png", "image/png", PNG, purpose="video_input")
+    await loader.save_upload("t1", FilePart(name="file", filename="cat.png", content_type="image/png", data=PNG), purpose="video_input")
     await loader.load(_data_url(WAV), "audio", "audio", "t1")
     assert len(threads) == 2
     assert threading.get_ident() not in threads

@@ -633,8 +633,9 @@ async def test_two_dispatchers_on_one_store_never_send_the_same_attempt_twice(tm
     try:
         clock = Clock(100.0)
         settings = _settings(endpoints=[_endpoint("acme-hook", tenant="acme")], schedule_seconds=[10.0])
-        one = _dispatcher(a, receiver("one"), clock, settings, concurrency=4)
-        two = _dispatcher(b, receiver("two"), clock, settings, concurrency=4)
+        # one receiver URL: let each process run 4 attempts at it (fairness is tested elsewhere)
+        one = _dispatcher(a, receiver("one"), clock, settings, concurrency=4, per_endpoint=4)
+        two = _dispatcher(b, receiver("two"), clock, settings, concurrency=4, per_endpoint=4)
         ids = [d.id for i in range(24) for d in await _finish(a, one, _job(f"video_{i}"), clock.now)]
         for _ in range(2):  # the first attempts, then (10 s later) the retries
             while sum(await asyncio.gather(one.run_due(), two.run_due())):
@@ -780,7 +781,7 @@ async def test_run_loop_survives_a_store_error(store: SqliteStore) -> None:
     failures = 0
     stop = asyncio.Event()
 
-    async def broken(now: float, lease_until: float, limit: int = 50) -> list[WebhookDelivery]:
+    async def broken(now: float, lease_until: float, limit: int = 50, **skip: Any) -> list[WebhookDelivery]:
         nonlocal failures
         failures += 1
         if failures >= 2:
