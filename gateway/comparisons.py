@@ -21,6 +21,7 @@ already made (never a second paid upstream job) under their original comparison 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any, Literal
 
@@ -295,7 +296,9 @@ class _ChildPlan:
     """How one provider's child job is created: its derived Idempotency-Key and fingerprint."""
 
     def __init__(self, provider: str, idempotency_key: str | None, fingerprint: str) -> None:
-        self.key = f"comparison:{idempotency_key}:{provider}" if idempotency_key is not None else None
+        # derived from a digest of the caller's key, so it stays within the key length bound whatever that key is
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40] if idempotency_key is not None else None
+        self.key = f"comparison:{digest}:{provider}" if digest is not None else None
         self.fingerprint = fingerprint_of([("comparison", fingerprint), ("provider", provider)])
 
 

@@ -351,7 +351,7 @@ class JobEngine:
                         if job_id in self._jobs:
                             await self._step(job_id, event)
                     except Exception:
-                        log.exception("job.step_failed", job_id=job_id, event=type(event).__name__)
+                        log.exception("job.step_failed", job_id=job_id, on=type(event).__name__)
                     finally:
                         if done is not None and not done.done():
                             done.set_result(None)

@@ -284,3 +284,15 @@ def test_a_retry_after_a_half_finished_comparison_reuses_its_children(fresh: Sta
             assert video["metadata"]["comparison_id"] == comparison["id"]
         assert client.get("/v1/videos", headers=headers).json()["data"].__len__() == 3  # one child per provider, made once
     assert len(accepted(fresh.sim_jobs("useapi"))) <= 1 and len(accepted(fresh.sim_jobs("powertokens"))) <= 1
+
+
+def test_the_longest_idempotency_key_makes_a_comparison_and_replays_it(fresh: Stack) -> None:
+    # each child's key is derived from the caller's; it must stay within the key bound too
+    key = "k" * 255
+    body = {"request": {"model": "seedance-2.0", "prompt": "long key"}, "providers": ["useapi", "powertokens"]}
+    with fresh.client() as client:
+        first = client.post("/v1/comparisons", json=body, headers={"Idempotency-Key": key})
+        again = client.post("/v1/comparisons", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert len(accepted(fresh.sim_jobs("useapi"))) == 1 and len(accepted(fresh.sim_jobs("powertokens"))) == 1
