@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import sqlite3
 import sys
 import tempfile
@@ -282,8 +283,12 @@ def cadence(mock: Mock, expected: float, jobs_in_flight: int) -> Cadence:
 # ---------------------------------------------------------------------------
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Warning)\b.*$", re.MULTILINE)
+
+
 def events_of_note(vg: Vidgate) -> tuple[int, dict[str, int]]:
-    """(lease losses, warning and error events by name) from vidgate's JSON log."""
+    """(lease losses, warning and error events) from vidgate's JSON log. Events are grouped by
+    their first line and the exception they carry, so one bug counts once, with its count."""
     lost, noted = 0, Counter[str]()
     with vg.proc.log.open(errors="replace") as fh:
         for line in fh:
@@ -293,10 +298,13 @@ def events_of_note(vg: Vidgate) -> tuple[int, dict[str, int]]:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("event") == "job.lease_lost":
+            event = str(entry.get("event", "?"))
+            if event == "job.lease_lost":
                 lost += 1
             if entry.get("level") in ("warning", "error", "critical"):
-                noted[f"{entry.get('level')} {entry.get('event')}"] += 1
+                last_traceback = str(entry.get("exception", "")).split("During handling")[-1]
+                raised = [m.group(0) for m in _EXCEPTION_LINE.finditer(last_traceback)]
+                noted[f"{entry.get('level')} {event.splitlines()[0][:60]}" + (f" [{raised[-1][:120]}]" if raised else "")] += 1
     return lost, dict(noted.most_common(8))
 
 
@@ -305,7 +313,8 @@ def report(
 ) -> str:
     ms = lambda v: "-" if math.isnan(v) else f"{v:.1f}"  # noqa: E731
     lines = [
-        f"scale bench: {args.jobs} jobs, store {args.store}, poll interval {args.poll_interval:g} s, upstream jobs last {args.job_seconds:g} s",
+        f"scale bench: {args.jobs} jobs, store {args.store}, poll interval {args.poll_interval:g} s, upstream jobs last {args.job_seconds:g} s"
+        + (", progress 0 until done" if args.no_progress else ", progress growing with age"),
         f"load average at start {after['load_start']}, end {after['load_end']}",
         "",
         f"creates answered         {creates.answered} of {args.jobs} in {creates.seconds:.1f} s "
@@ -334,7 +343,7 @@ def report(
     lines += [
         f"lease losses             {after['lease_lost']} job.lease_lost",
         f"jobs by status (store)   {after['by_status']}",
-        f"warnings/errors (log)    {after['noted'] or 'none'}",
+        "warnings/errors (log)    " + ("none" if not after["noted"] else "\n".join(f"{n:6d}  {k}" for k, n in after["noted"].items()).lstrip()),
         f"vidgate peak RSS (VmHWM) {after['hwm_mib']} MiB",
     ]
     return "\n".join(lines)
@@ -440,6 +449,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="vidgate's store (default sqlite)")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="the provider's poll interval, and so every job's expected one (default 5)")
     parser.add_argument("--job-seconds", type=float, default=3600.0, help="how long a job runs upstream; keep it past the whole run (default 3600)")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="the mock reports progress 0 until done (default: progress grows with age, so many polls change the job and write)",
+    )
     parser.add_argument("--create-concurrency", type=int, default=32, help="concurrent creates (hey -c; default 32)")
     parser.add_argument("--create-limit", type=float, default=300.0, help="most seconds for all the creates; the rest are not sent (default 300)")
     parser.add_argument("--submit-limit", type=float, default=120.0, help="most seconds to wait for the submits to reach the upstream (default 120)")
@@ -468,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         require_tools("hey")
         # the store is entered first, so it is stopped last (after vidgate)
         with open_store(args.store, scratch) as store, Processes(scratch / "logs") as procs:
-            mock = start_mock(procs, job_seconds=args.job_seconds, progress=True)
+            mock = start_mock(procs, job_seconds=args.job_seconds, progress=not args.no_progress)
             config = VidgateConfig(
                 upstream=mock.url,
                 store_url=store.url,
