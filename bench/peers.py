@@ -407,7 +407,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-limit", type=float, default=120.0, help="most seconds to wait for vidgate's background work after a burst (default 120)")
     parser.add_argument("--phase-limit", type=float, default=180.0, help="most seconds for one hey run (default 180)")
     parser.add_argument("--calm-cores", type=float, default=0.3, help="before a phase, wait while other processes use more cores than this (default 0.3)")
-    parser.add_argument("--calm-wait", type=float, default=10.0, help="most seconds of that wait (default 10; 0 = never wait)")
+    parser.add_argument("--calm-wait", type=float, default=3.0, help="most seconds of that wait (default 3; 0 = never wait)")
     parser.add_argument(
         "--tools",
         type=Path,

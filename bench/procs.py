@@ -66,14 +66,16 @@ class Processes:
 
     def __enter__(self) -> Processes:
         self.logs.mkdir(parents=True, exist_ok=True)
-        # SIGTERM (a `kill`, a CI timeout) unwinds like Ctrl-C, so the `with` block stops the children.
-        self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # SIGTERM (a `kill`, a timeout) unwinds like Ctrl-C, so the `with` block stops the children;
+        # SIGINT too when started as a background job, where the shell had it ignored.
+        self._previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
         return self
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.started):
             self.stop(proc)
-        signal.signal(signal.SIGTERM, self._previous)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def start(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Proc:
         log = self.logs / f"{name}.log"
