@@ -121,7 +121,7 @@ class Throughput:
     rps: float
     p50_ms: float
     p99_ms: float
-    socket_errors: str | None
+    socket_errors: int  # connect, read, write and timeout errors, added up
 
     @property
     def ok(self) -> int:
@@ -192,5 +192,5 @@ def parse_wrk(text: str) -> Throughput:
         rps=float(rps.group(1)) if rps else math.nan,
         p50_ms=_wrk_ms(p50.group(1)) if p50 else math.nan,
         p99_ms=_wrk_ms(p99.group(1)) if p99 else math.nan,
-        socket_errors=sockets.group(1).strip() if sockets else None,
+        socket_errors=sum(int(n) for n in re.findall(r"\d+", sockets.group(1))) if sockets else 0,
     )

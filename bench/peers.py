@@ -136,20 +136,22 @@ def wait_drained(mock: Mock, before: dict[str, int], *, cap: float, quiet: float
         time.sleep(0.1)
 
 
+def load(req: Request, kind: str, args: argparse.Namespace, script: Path) -> tuple[int, int, float, float, float]:
+    """One phase's load: (2xx answers, other answers and socket errors, seconds, p50 ms, p99 ms)."""
+    if kind == "c1":
+        lat = hey(req, n=args.requests, concurrency=1, time_limit=args.phase_limit)
+        return lat.ok(), len(lat.ms) - lat.ok(), lat.wall, lat.p(0.5), lat.p(0.99)
+    thr = wrk(req, connections=args.connections, seconds=args.seconds, script=script)
+    return thr.ok, thr.non2xx + thr.socket_errors, thr.seconds, thr.p50_ms, thr.p99_ms
+
+
 def measure(target: Target, route: str, kind: str, rnd: int, args: argparse.Namespace, *, mock: Mock, pids: list[int], scratch: Path) -> Phase:
     wait_calm(pids, max_cores=args.calm_cores, max_wait=args.calm_wait)
-    req = target.request(route)
     before_mock = mock.stats()
     before = snapshot(pids)
     with RssPeak(target.pid) as rss:
-        if kind == "c1":
-            lat = hey(req, n=args.requests, concurrency=1, time_limit=args.phase_limit)
-            ok, errors, wall, p50, p99 = lat.ok(), len(lat.ms) - lat.ok(), lat.wall, lat.p(0.5), lat.p(0.99)
-        else:
-            thr = wrk(req, connections=args.connections, seconds=args.seconds, script=scratch / f"{target.name}-{route}.lua")
-            ok, errors, wall, p50, p99 = thr.ok, thr.non2xx + (1 if thr.socket_errors else 0), thr.seconds, thr.p50_ms, thr.p99_ms
-        loaded = snapshot(pids)
-        phase_usage = usage(before, loaded)
+        ok, errors, wall, p50, p99 = load(target.request(route), kind, args, scratch / f"{target.name}-{route}.lua")
+        phase_usage = usage(before, snapshot(pids))
         phase = Phase(
             round=rnd,
             target=target.name,
