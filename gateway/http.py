@@ -18,6 +18,7 @@ import httpx
 import msgspec
 import structlog
 
+from gateway.aiohttp_transport import AiohttpTransport
 from providers.base import UpstreamError
 
 T = TypeVar("T")
@@ -34,13 +35,13 @@ def make_client(
     instance: str | None = None,
 ) -> httpx.AsyncClient:
     """An upstream client. `instance` (the replica's id) goes into the User-Agent so an
-    upstream's logs, and the simulators' request logs, tell replicas apart."""
+    upstream's logs, and the simulators' request logs, tell replicas apart. Without a
+    `transport` (tests pass one) it runs on aiohttp's pool (`gateway.aiohttp_transport`)."""
     agent = f"vidgate/0.1 ({instance})" if instance else "vidgate/0.1"
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        transport=transport,
+        transport=transport or AiohttpTransport(max_connections=max_connections),
         headers={"User-Agent": agent},
     )
 
