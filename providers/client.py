@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
+from urllib.parse import urlencode
 
 import httpx
 import msgspec
@@ -53,6 +54,11 @@ class UpstreamClient:
         self.http = http
         self._observer = observer
         self._auth = adapter.auth_headers(secret)
+        # API calls skip httpx.AsyncClient.send's per-request machinery (cookie jar, auth and
+        # redirect flows, URL merging: about half of a poll's CPU) and go straight to the
+        # client's transport with the client's own headers, base URL and timeouts.
+        self._base = str(http.base_url).rstrip("/")
+        self._headers = {**dict(http.headers), **self._auth}
         # Bounding calls in flight to the connection pool's size keeps a burst of jobs
         # from queueing hundreds of requests inside httpcore, whose pool bookkeeping
         # grows with connections x queued requests (seen in bench/overhead.py).
@@ -134,11 +140,21 @@ class UpstreamClient:
         """
         try:
             if self._slots is None:
-                return await self.http.send(self._request(call))
+                return await self._send(self._request(call))
             async with self._slots:
-                return await self.http.send(self._request(call))
+                return await self._send(self._request(call))
         except httpx.TransportError as exc:
             raise _transport_error(exc, idempotent=idempotent) from exc
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        transport = self.http._transport  # httpx is pinned <0.29; the client's own transport, as send() would use
+        response = await transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     @asynccontextmanager
     async def _observed(self, operation: str) -> AsyncIterator[None]:
@@ -163,12 +179,15 @@ class UpstreamClient:
                 self._observer.upstream_call(operation, error, time.perf_counter() - started)
 
     def _request(self, call: HttpCall) -> httpx.Request:
-        headers = {**self._auth, **call.headers}
+        headers = {**self._headers, **call.headers} if call.headers else dict(self._headers)
         content = call.content
         if call.json is not None:
             content = _json.encode(call.json)
             headers.setdefault("Content-Type", "application/json")
-        return self.http.build_request(call.method, call.path, params=dict(call.params) or None, content=content, headers=headers)
+        url = self._base + call.path
+        if call.params:
+            url += "?" + urlencode(dict(call.params))
+        return httpx.Request(call.method, url, content=content, headers=headers, extensions={"timeout": self.http.timeout.as_dict()})
 
 
 def _transport_error(exc: httpx.TransportError, *, idempotent: bool) -> UpstreamError:

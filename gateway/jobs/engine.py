@@ -158,6 +158,8 @@ class JobEngine:
         self._prepared: dict[str, tuple[GenerationRequest[Media], dict[str, str], SubmitContext]] = {}
         self._wanted: dict[str, str] = {}  # job id -> the model id its pending slot request is for
         self._parked: set[str] = set()  # jobs waiting for a lease renewal before their next upstream call
+        self._views: Mapping[str, lc.ProviderView] = {}
+        self._views_key: tuple[int, int] | None = None
         self._unsaved: dict[str, _Unsaved] = {}  # jobs whose last write failed: what is left to do, retried on their timer
 
     # -- what the service calls ------------------------------------------------------
@@ -404,12 +406,17 @@ class JobEngine:
     def _facts(self) -> lc.Facts:
         runtime = self._runtime.current
         now = self._clock.now()
-        cooling = self._health.unavailable(now)
-        providers = {name: self._view(rt, name in runtime.providers, name in cooling) for name, rt in {**runtime.retired, **runtime.providers}.items()}
+        # The provider views change with a reload or a cooldown: rebuilt at most once a second
+        # per runtime, not on every step of every job.
+        key = (id(runtime), int(now))
+        if self._views_key != key:
+            cooling = self._health.unavailable(now)
+            self._views = {name: self._view(rt, name in runtime.providers, name in cooling) for name, rt in {**runtime.retired, **runtime.providers}.items()}
+            self._views_key = key
         c = self._config
         return lc.Facts(
             now=now,
-            providers=providers,
+            providers=self._views,
             poll_min=c.poll_min,
             poll_max=c.poll_max,
             keep_outputs=c.keep_outputs and self._outputs is not None,
