@@ -49,6 +49,7 @@ from providers.capabilities import ModelCaps
 log = structlog.get_logger("vidgate.jobs")
 
 SUBMIT_POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_total=60.0)
+TIMER_GRAIN = 0.01  # seconds: how late a timer may fire so that thousands of jobs' timers batch
 CALL_POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_total=60.0)
 WRITE_RETRY_BASE = 0.5  # seconds before a failed job write is tried again; doubles per failure in a row
 WRITE_RETRY_MAX = 10.0
@@ -320,6 +321,8 @@ class JobEngine:
     async def _sleep_until_next(self, stop: asyncio.Event) -> None:
         due = self.next_due()
         delay = self._config.claim_interval if due is None else max(0.0, due - self._clock.now())
+        if 0 < delay < TIMER_GRAIN:
+            delay = TIMER_GRAIN  # timers due within a grain fire together: one wake-up, not one per job
         self._wake.clear()
         await self._wait(stop, delay, self._wake)
 
