@@ -16,6 +16,13 @@ Concurrency model:
   skipped, not waited for, and a row claimed and committed meanwhile is
   re-checked against the claim's condition and dropped; so two processes
   claiming at once get disjoint sets.
+- Every write that locks several rows of a table locks them in one global order
+  (`SELECT ... ORDER BY id FOR UPDATE` before the write), so two transactions never
+  wait for each other in a cycle: group commits, slot grants, lease releases and
+  delivery deferrals from any number of replicas queue behind one another instead of
+  deadlocking. A deadlock or serialization failure that still happens (a statement
+  outside vidgate, a lock order this store does not control) rolls back the whole
+  transaction, and `_transaction` runs it again, a bounded number of times.
 - Migrations run at `open()` inside one transaction holding
   `pg_advisory_xact_lock` (see `postgres_schema`), so replicas started
   together never apply one twice.
@@ -32,18 +39,26 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import msgspec
+import structlog
 
 from gateway.jobs.model import Comparison, ComparisonVote, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
 from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
+log = structlog.get_logger("vidgate.store")
+T = TypeVar("T")
+
 PING_TIMEOUT_SECONDS = 5.0
+TX_ATTEMPTS = 5  # tries of a transaction that deadlocked or failed to serialize
+TX_RETRY_PAUSE = 0.02  # seconds, times the attempt number, jittered: the winner finishes meanwhile
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
 _JOB_COLUMNS = "doc, version, slot"
 _INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
@@ -71,6 +86,7 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.LockNotAvailableError,
     asyncpg.QueryCanceledError,
     asyncpg.CannotConnectNowError,
+    *_RETRYABLE,  # still failing after TX_ATTEMPTS tries: contention, which passes
     OSError,
     TimeoutError,
 )
@@ -151,6 +167,23 @@ class PostgresStore:
         if self._pool is None:
             raise RuntimeError("PostgresStore is not open")
         return self._pool
+
+    async def _transaction(self, what: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`fn(connection)` inside one transaction. A deadlock or serialization failure rolls
+        the whole transaction back, so it is run again from the start (re-reading what it
+        read), up to TX_ATTEMPTS times in all; `fn` must not change anything outside the
+        database that a second run would repeat."""
+        attempt = 1
+        while True:
+            try:
+                async with self._db.acquire() as conn, conn.transaction():
+                    return await fn(conn)
+            except _RETRYABLE as exc:
+                if attempt >= TX_ATTEMPTS:
+                    raise
+                log.info("store.transaction_retried", method=what, attempt=attempt, error=type(exc).__name__)
+                await asyncio.sleep(random.uniform(0.5, 1.5) * TX_RETRY_PAUSE * attempt)
+                attempt += 1
 
     def _decode_job(self, row: asyncpg.Record | None) -> Job | None:
         if row is None:
@@ -267,7 +300,9 @@ class PostgresStore:
                 strict=True,
             ):
                 column.append(value)
-        async with self._db.acquire() as conn, conn.transaction():
+
+        async def update(conn: asyncpg.Connection) -> set[str]:
+            await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", columns[0])  # the global lock order
             rows = await conn.fetch(
                 """UPDATE jobs AS j SET status = u.status, provider = u.provider, model = u.model, callback_token = u.callback_token,
                        version = u.version, slot = u.slot, doc = u.doc
@@ -284,6 +319,9 @@ class PostgresStore:
             events = [(e.job_id, e.at, _value(e.status), e.progress, e.detail) for w in writes if w.job.id in written and (e := w.event) is not None]
             if events:
                 await conn.executemany("INSERT INTO events (job_id, at, status, progress, detail) VALUES ($1, $2, $3, $4, $5)", events)
+            return written
+
+        written = await self._transaction("update_jobs", update)
         return [u if u.id in written else None for u in updated]
 
     async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
@@ -293,10 +331,13 @@ class PostgresStore:
         across replicas, so N processes never exceed one account's `max_jobs`."""
         if not job_ids:
             return []
-        async with self._db.acquire() as conn, conn.transaction():
+
+        async def acquire(conn: asyncpg.Connection) -> list[str]:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('vidgate-slot:' || $1))", slot)
             held = await conn.fetchval("SELECT count(*) FROM jobs WHERE slot = $1 AND status = ANY($2::text[])", slot, _ACTIVE)
-            rows = await conn.fetch("SELECT id, slot FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[])", list(job_ids), _ACTIVE)
+            rows = await conn.fetch(
+                "SELECT id, slot FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[]) ORDER BY id FOR UPDATE", list(job_ids), _ACTIVE
+            )
             current = {r["id"]: r["slot"] for r in rows}
             granted: list[str] = []
             fresh: list[str] = []
@@ -311,7 +352,9 @@ class PostgresStore:
                 granted.append(job_id)
             if fresh:
                 await conn.execute("UPDATE jobs SET slot = $1 WHERE id = ANY($2::text[])", slot, fresh)
-        return granted
+            return granted
+
+        return await self._transaction("acquire_slots", acquire)
 
     async def slot_usage(self) -> dict[str, int]:
         """How many active jobs hold each slot, across every replica."""
@@ -404,24 +447,35 @@ class PostgresStore:
         """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
         if not job_ids:
             return set()
-        rows = await self._db.fetch(
-            """UPDATE jobs SET lease_until = $2
-               WHERE lease_owner = $1 AND id = ANY($3::text[]) AND status = ANY($4::text[]) RETURNING id""",
-            lease.owner,
-            lease.until,
-            list(job_ids),
-            _ACTIVE,
-        )
-        return {r["id"] for r in rows}
+
+        async def renew(conn: asyncpg.Connection) -> set[str]:
+            await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(job_ids))
+            rows = await conn.fetch(
+                """UPDATE jobs SET lease_until = $2
+                   WHERE lease_owner = $1 AND id = ANY($3::text[]) AND status = ANY($4::text[]) RETURNING id""",
+                lease.owner,
+                lease.until,
+                list(job_ids),
+                _ACTIVE,
+            )
+            return {r["id"] for r in rows}
+
+        return await self._transaction("renew_leases", renew)
 
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
         """Drop `owner`'s leases on these jobs."""
-        if job_ids:
-            await self._db.execute(
+        if not job_ids:
+            return
+
+        async def release(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(job_ids))
+            await conn.execute(
                 "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])",
                 owner,
                 list(job_ids),
             )
+
+        await self._transaction("release_leases", release)
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
@@ -605,12 +659,18 @@ class PostgresStore:
 
     async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
         """Give claimed deliveries back unattempted, due again at `until`."""
-        if delivery_ids:
-            await self._db.execute(
+        if not delivery_ids:
+            return
+
+        async def defer(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT FROM deliveries WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(delivery_ids))
+            await conn.execute(
                 "UPDATE deliveries SET next_attempt_at = $2, claimed_until = NULL WHERE id = ANY($1::text[]) AND status = 'pending'",
                 list(delivery_ids),
                 until,
             )
+
+        await self._transaction("defer_deliveries", defer)
 
     async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
         """Make the tenant's delivery pending and due at `now`; `DeliveryInFlight` while an

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import asyncpg
 import pytest
 
 from gateway.jobs.postgres import PostgresStore
 from gateway.jobs.postgres_schema import MIGRATIONS, SCHEMA_VERSION
-from gateway.jobs.store import Lease
+from gateway.jobs.store import JobWrite, Lease
 from providers.simkit import free_port
 from tests.store.records import make_file, make_job
 
@@ -92,3 +93,60 @@ async def test_an_unreachable_server_fails_open_and_ping() -> None:
     assert not await store.ping()
     with pytest.raises(RuntimeError, match="not open"):
         await store.active_jobs()
+
+
+async def test_overlapping_batches_and_lease_writes_from_two_replicas_never_deadlock(postgres_database: str) -> None:
+    # Two replicas' group commits, slot grants and lease writes over the same jobs, each in
+    # its own order: rows locked in no fixed order deadlock (PostgreSQL aborts one side).
+    a, b = PostgresStore(postgres_database), PostgresStore(postgres_database)
+    await a.open()
+    await b.open()
+    try:
+        ids = [f"video_{n:04d}" for n in range(40)]
+        for n in range(40):
+            await a.create_job(make_job(n), lease=Lease("a", 1e9))
+        rng = random.Random(14)
+
+        async def batch(store: PostgresStore) -> None:
+            jobs = [await store.get_job(job_id) for job_id in rng.sample(ids, 25)]
+            for job in jobs:
+                job.progress = (job.progress + 1) % 100
+            await store.update_jobs([JobWrite(job) for job in jobs])
+
+        async def leases(store: PostgresStore) -> None:
+            await store.renew_leases(Lease("a", 1e9), rng.sample(ids, 30))
+
+        async def slots(store: PostgresStore) -> None:
+            await store.acquire_slots(f"p/{rng.randrange(3)}", 100, rng.sample(ids, 20))
+
+        for _ in range(30):
+            await asyncio.gather(*(work(store) for store in (a, b) for work in (batch, batch, leases, slots)))
+        assert {j.id for j in await a.active_jobs()} == set(ids)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_deadlocked_batch_is_retried_inside_the_store(postgres_database: str) -> None:
+    # Another client locks video_0002 and then asks for video_0001 while the batch, which
+    # locked video_0001, waits for video_0002: PostgreSQL aborts the batch (the side that
+    # waited longest detects it); the store runs it again once the other side is through.
+    store = PostgresStore(postgres_database)
+    await store.open()
+    other = await asyncpg.connect(postgres_database)
+    try:
+        for n in (1, 2):
+            await store.create_job(make_job(n))
+        jobs = [await store.get_job(f"video_{n:04d}") for n in (1, 2)]
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("UPDATE jobs SET model = model WHERE id = 'video_0002'")
+        batch = asyncio.create_task(store.update_jobs([JobWrite(j) for j in jobs]))
+        await asyncio.sleep(0.3)  # the batch holds video_0001 and waits for video_0002
+        await asyncio.wait_for(other.execute("UPDATE jobs SET model = model WHERE id = 'video_0001'"), timeout=10)
+        await tx.commit()
+        written = await asyncio.wait_for(batch, timeout=10)
+        assert [w.version for w in written] == [1, 1]  # type: ignore[union-attr]
+    finally:
+        await other.close()
+        await store.close()
