@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -67,3 +69,35 @@ async def test_a_version_1_database_migrates(tmp_path: Path) -> None:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"jobs_tenant_created", "jobs_created"} <= indexes
+
+
+async def test_reads_answer_while_a_write_transaction_is_open(store: SqliteStore) -> None:
+    await store.create_job(make_job(1))
+    await store.put_file(make_file("file_a", b"abc"), b"abc")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_write(conn: sqlite3.Connection) -> None:  # a group commit of thousands of jobs, say
+        conn.execute("UPDATE jobs SET version = 7 WHERE id = 'video_0001'")
+        inside.set()
+        release.wait(10)
+
+    writing = asyncio.create_task(store._write(slow_write))
+    try:
+        assert await asyncio.to_thread(inside.wait, 5)
+        async with asyncio.timeout(5):  # behind the writer these would wait for `release`
+            job = await store.get_job("video_0001", "t1")
+            assert job is not None and job.version == 0  # the last commit, not the open transaction
+            assert [j.id for j in (await store.list_jobs("t1"))[0]] == ["video_0001"]
+            assert await store.get_file("file_a", "t1") is not None
+            assert await store.events("video_0001") == []
+        assert not writing.done()
+    finally:
+        release.set()
+        await writing
+    # a write returns once committed, so the next read sees it
+    assert (await store.get_job("video_0001")).version == 7  # type: ignore[union-attr]
+
+
+async def test_the_read_connection_cannot_write(store: SqliteStore) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store._read(lambda conn: conn.execute("DELETE FROM jobs"))
