@@ -76,7 +76,7 @@ def new_token() -> str:
 class JobDriver(Protocol):
     """What the service asks of the job engine (`gateway.jobs.engine.JobEngine`)."""
 
-    def adopt(self, job: Job, lease_until: float) -> None: ...
+    def adopt(self, job: Job) -> None: ...
     def holds(self, job_id: str) -> bool: ...
     async def cancel(self, job_id: str) -> Job | None: ...
     def callback(self, job_id: str, upstream_id: str | None) -> bool: ...
@@ -298,7 +298,7 @@ class VideoService:
         except BaseException:
             await self._discard(stored)
             raise
-        self.engine.adopt(job, lease.until)
+        self.engine.adopt(job)
         return saved, True
 
     async def _discard(self, file_ids: list[str]) -> None:

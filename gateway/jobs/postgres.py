@@ -10,19 +10,20 @@ Concurrency model:
   optimistic (`version`), so a lost race raises `StaleJob` rather than
   overwriting; idempotent inserts use `ON CONFLICT DO NOTHING`, which waits for
   a racing insert of the same key to commit and then finds its row.
-- Claims (`claim_jobs`, `claim_deliveries`) are one statement each: a
-  `SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED` picks rows and an
-  `UPDATE` stamps them. Rows another process is claiming at that moment are
-  skipped, not waited for, and a row claimed and committed meanwhile is
-  re-checked against the claim's condition and dropped; so two processes
-  claiming at once get disjoint sets.
+- Claims (`claim_jobs`, `claim_deliveries`) take rows with `FOR UPDATE SKIP
+  LOCKED` and stamp them in the same statement. Rows another process is claiming
+  at that moment are skipped, not waited for, and a row claimed and committed
+  meanwhile is re-checked against the claim's condition and dropped; so two
+  processes claiming at once get disjoint sets.
 - Every write that locks several rows of a table locks them in one global order
   (`SELECT ... ORDER BY id FOR UPDATE` before the write), so two transactions never
   wait for each other in a cycle: group commits, slot grants, lease releases and
-  delivery deferrals from any number of replicas queue behind one another instead of
-  deadlocking. A deadlock or serialization failure that still happens (a statement
-  outside vidgate, a lock order this store does not control) rolls back the whole
-  transaction, and `_transaction` runs it again, a bounded number of times.
+  delivery deferrals from any number of replicas queue behind one another instead
+  of deadlocking. A transaction that touches both heartbeats (`owners`) and jobs
+  locks the `owners` rows first (see `claim_jobs`). A deadlock or serialization
+  failure that still happens (a statement outside vidgate, a lock order this store
+  does not control) rolls back the whole transaction, and `_transaction` runs it
+  again, a bounded number of times.
 - Migrations run at `open()` inside one transaction holding
   `pg_advisory_xact_lock` (see `postgres_schema`), so replicas started
   together never apply one twice.
@@ -61,6 +62,11 @@ TX_RETRY_PAUSE = 0.02  # seconds, times the attempt number, jittered: the winner
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
 _JOB_COLUMNS = "doc, version, slot"
+# An owner about to hold a job: its heartbeat lasts at least until the lease's end. A row
+# made here is marked `lost`: the owner may be one whose row was cleaned up after it lapsed
+# and lost its jobs, so its next heartbeat must not say that all it holds is still its own.
+_KEEP_OWNER = """INSERT INTO owners (owner, until, lost) VALUES ($1, $2, true)
+    ON CONFLICT (owner) DO UPDATE SET until = greatest(owners.until, excluded.until)"""
 _INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
     VALUES ($1, $2, $3, $4, $5, $6, $7)"""
 
@@ -204,8 +210,8 @@ class PostgresStore:
     # jobs -----------------------------------------------------------------
 
     async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
-        """Insert `job` (leased when `lease` is given), or return the tenant's existing
-        job with the same idempotency key.
+        """Insert `job` (held by `lease.owner` when a lease is given), or return the tenant's
+        existing job with the same idempotency key.
 
         The caller tells the two apart by comparing ids. Any other clash
         (duplicate id or callback token) raises `asyncpg.UniqueViolationError`.
@@ -223,19 +229,24 @@ class PostgresStore:
             job.version,
             self._enc.encode(job),
             lease.owner if lease else None,
-            lease.until if lease else None,
             job.slot.key if job.slot else None,
         )
-        while True:
-            inserted = await self._db.fetchval(
+
+        async def insert(conn: asyncpg.Connection) -> str | None:
+            if lease is not None:
+                await conn.execute(_KEEP_OWNER, lease.owner, lease.until)  # the owner's row first: see `claim_jobs`
+            inserted: str | None = await conn.fetchval(
                 """INSERT INTO jobs (id, tenant, status, provider, model, created_at, idempotency_key,
-                       request_hash, callback_token, version, doc, lease_owner, lease_until, slot)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                       request_hash, callback_token, version, doc, lease_owner, slot)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                    ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                    RETURNING id""",
                 *args,
             )
-            if inserted is not None:
+            return inserted
+
+        while True:
+            if await self._transaction("create_job", insert) is not None:
                 return job
             # The key is taken (`ON CONFLICT` waited for a racing insert to commit).
             existing = await self.find_idempotent(job.tenant, job.idempotency_key)  # type: ignore[arg-type]
@@ -421,58 +432,105 @@ class PostgresStore:
         return self._decode_jobs(rows)
 
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
-        """Lease up to `limit` unheld active jobs to `lease.owner`, oldest first.
+        """Hand up to `limit` unheld active jobs to `lease.owner`, oldest first: jobs with no
+        holder, and jobs of owners whose heartbeat lapsed before `now` (the claimer's own
+        included, after a stall). Owners that lose jobs are marked robbed; lapsed owners
+        left holding no active job are forgotten.
 
-        `FOR UPDATE SKIP LOCKED` makes concurrent claimers take disjoint sets.
+        Lock order, the same in every transaction that touches both tables: `owners` rows
+        first, sorted by owner, then job rows. The lapsed owners' rows (and the claimer's)
+        are locked `FOR UPDATE`, so a heartbeat racing this claim either lands first (the
+        owner is no longer lapsed when its row is re-checked) or waits and then finds itself
+        robbed. A job row is taken `FOR UPDATE SKIP LOCKED`, so concurrent claimers get
+        disjoint sets. A create takes its owner's row before inserting the job, and a row is
+        deleted only while locked, after a fresh look finds no active job naming it: so every
+        active job's holder has a row, and claims never need to look for jobs without one.
+        The two lookups go through `jobs_lease_owner`: when every owner is alive and every
+        job held, a claim reads no job row.
         """
         if limit < 1:
             return []
-        rows = await self._db.fetch(
-            f"""WITH picked AS (
-                    SELECT id FROM jobs
-                    WHERE status = ANY($3::text[]) AND (lease_owner IS NULL OR lease_until < $4)
-                    ORDER BY created_seq LIMIT $5
-                    FOR UPDATE SKIP LOCKED)
-                UPDATE jobs SET lease_owner = $1, lease_until = $2 FROM picked WHERE jobs.id = picked.id
-                RETURNING jobs.created_seq, {_JOB_COLUMNS}""",
-            lease.owner,
-            lease.until,
-            _ACTIVE,
-            now,
-            limit,
-        )
+
+        async def claim(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            owners = await conn.fetch("SELECT owner, until FROM owners WHERE until < $1 OR owner = $2 ORDER BY owner FOR UPDATE", now, lease.owner)
+            lapsed = [r["owner"] for r in owners if r["until"] < now]
+            # Each lookup locks what it takes and skips what another claimer is taking, so
+            # claimers racing for the same jobs each fill their `limit` from the rest.
+            unheld = "lease_owner IS NULL AND status = ANY($1::text[])"
+            found = await conn.fetch(
+                f"SELECT id, lease_owner, created_seq FROM jobs WHERE {unheld} ORDER BY created_seq LIMIT $2 FOR UPDATE SKIP LOCKED", _ACTIVE, limit
+            )
+            if lapsed:
+                found += await conn.fetch(
+                    """SELECT id, lease_owner, created_seq FROM jobs WHERE lease_owner = ANY($1::text[]) AND status = ANY($2::text[])
+                       ORDER BY created_seq LIMIT $3 FOR UPDATE SKIP LOCKED""",
+                    lapsed,
+                    _ACTIVE,
+                    limit,
+                )
+            picked = sorted(found, key=lambda r: r["created_seq"])[:limit]
+            rows: list[asyncpg.Record] = []
+            if picked:
+                rows = await conn.fetch(
+                    f"UPDATE jobs SET lease_owner = $1 WHERE id = ANY($2::text[]) RETURNING created_seq, {_JOB_COLUMNS}", lease.owner, [r["id"] for r in picked]
+                )
+            robbed = {r["lease_owner"] for r in picked} - {None, lease.owner}
+            if robbed:
+                await conn.execute("UPDATE owners SET lost = true WHERE owner = ANY($1::text[])", list(robbed))
+            if rows:
+                await conn.execute(_KEEP_OWNER, lease.owner, lease.until)
+            others = [owner for owner in lapsed if owner != lease.owner]
+            if others:
+                await conn.execute(
+                    """DELETE FROM owners WHERE owner = ANY($1::text[])
+                       AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = owners.owner AND status = ANY($2::text[]))""",
+                    others,
+                    _ACTIVE,
+                )
+            return rows
+
+        rows = await self._transaction("claim_jobs", claim)
         return self._decode_jobs(sorted(rows, key=lambda r: r["created_seq"]))
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
-        """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
-        if not job_ids:
-            return set()
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extend `lease.owner`'s heartbeat to `lease.until` (one row of `owners`, whatever it
+        holds); whether nothing was taken from it since the last one. The row is locked
+        first, so a claim robbing this owner at the same moment finishes before it is read."""
 
-        async def renew(conn: asyncpg.Connection) -> set[str]:
-            await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(job_ids))
-            rows = await conn.fetch(
-                """UPDATE jobs SET lease_until = $2
-                   WHERE lease_owner = $1 AND id = ANY($3::text[]) AND status = ANY($4::text[]) RETURNING id""",
+        async def beat(conn: asyncpg.Connection) -> bool:
+            lost = await conn.fetchval("SELECT lost FROM owners WHERE owner = $1 FOR UPDATE", lease.owner)
+            await conn.execute(
+                """INSERT INTO owners (owner, until, lost) VALUES ($1, $2, false)
+                   ON CONFLICT (owner) DO UPDATE SET until = greatest(owners.until, excluded.until), lost = false""",
                 lease.owner,
                 lease.until,
-                list(job_ids),
-                _ACTIVE,
             )
-            return {r["id"] for r in rows}
+            return lost is False  # None: no row
 
-        return await self._transaction("renew_leases", renew)
+        return await self._transaction("heartbeat", beat)
+
+    async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` `owner` holds. A plain read: a claim that took one of them had
+        the owner's row locked, so it committed before the heartbeat that sent the caller here."""
+        if not job_ids or _nul(owner):
+            return set()
+        rows = await self._db.fetch("SELECT id FROM jobs WHERE lease_owner = $1 AND id = ANY($2::text[])", owner, list(job_ids))
+        return {r["id"] for r in rows}
 
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
-        """Drop `owner`'s leases on these jobs."""
-        if not job_ids:
-            return
+        """Drop `owner`'s hold on these jobs, and its heartbeat once it holds no active job.
+        The owner's row is locked first (the order of `claim_jobs`), so no create of this
+        owner's can slip a job in between the check and the delete."""
 
         async def release(conn: asyncpg.Connection) -> None:
-            await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(job_ids))
+            await conn.execute("SELECT FROM owners WHERE owner = $1 FOR UPDATE", owner)
+            if job_ids:
+                await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(job_ids))
+                await conn.execute("UPDATE jobs SET lease_owner = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])", owner, list(job_ids))
             await conn.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])",
+                "DELETE FROM owners WHERE owner = $1 AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = $1 AND status = ANY($2::text[]))",
                 owner,
-                list(job_ids),
+                _ACTIVE,
             )
 
         await self._transaction("release_leases", release)

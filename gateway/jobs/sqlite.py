@@ -159,6 +159,23 @@ MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] =
         "ALTER TABLE deliveries ADD COLUMN url TEXT NOT NULL DEFAULT ''",
         "UPDATE deliveries SET url = COALESCE(json_extract(CAST(doc AS TEXT), '$.url'), '')",
     ),
+    (
+        # Leases by heartbeat: a job names its holder, one row per process says until when
+        # it holds them (gateway.jobs.store), so renewing costs one row, not one per job.
+        # `lost`: another owner claimed some of its jobs since its last heartbeat.
+        """CREATE TABLE owners (
+            owner TEXT PRIMARY KEY,
+            until REAL NOT NULL,
+            lost INTEGER NOT NULL DEFAULT 0
+        )""",
+        # Every holder of an active job gets a heartbeat as long as its latest lease.
+        """INSERT INTO owners (owner, until)
+            SELECT lease_owner, COALESCE(MAX(lease_until), 0) FROM jobs
+            WHERE lease_owner IS NOT NULL AND status IN ('queued', 'in_progress') GROUP BY lease_owner""",
+        "ALTER TABLE jobs DROP COLUMN lease_until",
+        # Claims look up unheld jobs and lapsed owners' jobs, never scanning every active job.
+        "CREATE INDEX jobs_lease_owner ON jobs (lease_owner, status, created_seq)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -402,27 +419,24 @@ class SqliteStore:
     # jobs -----------------------------------------------------------------
 
     async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
-        """Insert `job` (leased when `lease` is given), or return the tenant's existing
-        job with the same idempotency key.
+        """Insert `job` (held by `lease.owner` when a lease is given), or return the tenant's
+        existing job with the same idempotency key.
 
         The caller tells the two apart by comparing ids, and compares
         `request_hash` itself to decide whether a replay is a conflict.
         Any other clash (duplicate id or callback token) raises
         `sqlite3.IntegrityError`.
         """
-        row = self._job_row(job) | {
-            "lease_owner": lease.owner if lease else None,
-            "lease_until": lease.until if lease else None,
-        }
+        row = self._job_row(job) | {"lease_owner": lease.owner if lease else None}
 
         def insert(conn: sqlite3.Connection) -> Job:
             try:
                 conn.execute(
                     """INSERT INTO jobs (id, tenant, status, provider, model, created_seq, created_at,
-                           idempotency_key, request_hash, callback_token, version, slot, doc, lease_owner, lease_until)
+                           idempotency_key, request_hash, callback_token, version, slot, doc, lease_owner)
                        VALUES (:id, :tenant, :status, :provider, :model,
                            (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM jobs), :created_at,
-                           :idempotency_key, :request_hash, :callback_token, :version, :slot, :doc, :lease_owner, :lease_until)""",
+                           :idempotency_key, :request_hash, :callback_token, :version, :slot, :doc, :lease_owner)""",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -432,6 +446,8 @@ class SqliteStore:
                 if existing is None:
                     raise
                 return existing
+            if lease is not None:
+                _keep_owner(conn, lease)
             return job
 
         return await self._write(insert)
@@ -619,60 +635,87 @@ class SqliteStore:
         )
 
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
-        """Lease up to `limit` unheld active jobs to `lease.owner`, oldest first.
+        """Hand up to `limit` unheld active jobs to `lease.owner`, oldest first: jobs with no
+        holder, and jobs of owners whose heartbeat lapsed before `now` (the claimer's own
+        included, after a stall). Owners that lose jobs are marked robbed; lapsed owners
+        left holding no active job are forgotten.
 
-        Select and update run in one `BEGIN IMMEDIATE` transaction, which holds
-        the database's write lock, so two processes never claim the same job.
+        One `BEGIN IMMEDIATE` transaction holds the database's write lock throughout,
+        so two processes never claim the same job, and a heartbeat runs wholly before
+        or after a claim. Both lookups go through `jobs_lease_owner`: when every owner
+        is alive and every job held, a claim reads no job row.
         """
+        if limit < 1:
+            return []
         marks = ", ".join("?" * len(_ACTIVE))
 
         def claim(conn: sqlite3.Connection) -> list[Job]:
-            rows = conn.execute(
-                f"""SELECT id, {_JOB_COLUMNS} FROM jobs
-                    WHERE status IN ({marks}) AND (lease_owner IS NULL OR lease_until < ?)
-                    ORDER BY created_seq LIMIT ?""",
-                (*_ACTIVE, now, limit),
+            lapsed = [r[0] for r in conn.execute("SELECT owner FROM owners WHERE until < ?", (now,))]
+            columns = f"created_seq, id, lease_owner, {_JOB_COLUMNS}"
+            found = conn.execute(
+                f"SELECT {columns} FROM jobs WHERE lease_owner IS NULL AND status IN ({marks}) ORDER BY created_seq LIMIT ?", (*_ACTIVE, limit)
             ).fetchall()
+            for chunk in _chunks(lapsed, 400):
+                owners = ", ".join("?" * len(chunk))
+                found += conn.execute(
+                    f"SELECT {columns} FROM jobs WHERE lease_owner IN ({owners}) AND status IN ({marks}) ORDER BY created_seq LIMIT ?",
+                    (*chunk, *_ACTIVE, limit),
+                ).fetchall()
+            picked = sorted(found)[:limit]
+            conn.executemany("UPDATE jobs SET lease_owner = ? WHERE id = ?", [(lease.owner, r[1]) for r in picked])
+            robbed = {r[2] for r in picked} - {None, lease.owner}
+            conn.executemany("UPDATE owners SET lost = 1 WHERE owner = ?", [(owner,) for owner in robbed])
+            if picked:
+                _keep_owner(conn, lease)
             conn.executemany(
-                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                [(lease.owner, lease.until, r[0]) for r in rows],
+                f"""DELETE FROM owners WHERE owner = ? AND owner <> ?
+                    AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = owners.owner AND status IN ({marks}))""",
+                [(owner, lease.owner, *_ACTIVE) for owner in lapsed],
             )
-            return [self._decode_job(r[1:]) for r in rows]  # type: ignore[misc]
+            return [self._decode_job(r[3:]) for r in picked]  # type: ignore[misc]
 
         return await self._write(claim)
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
-        """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
-        if not job_ids:
-            return set()
-        marks = ", ".join("?" * len(_ACTIVE))
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extend `lease.owner`'s heartbeat to `lease.until` (a row of `owners`, whatever it
+        holds); whether nothing was taken from it since the last one."""
 
-        def renew(conn: sqlite3.Connection) -> set[str]:
-            held: set[str] = set()
+        def beat(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT lost FROM owners WHERE owner = ?", (lease.owner,)).fetchone()
+            conn.execute(
+                """INSERT INTO owners (owner, until, lost) VALUES (?, ?, 0)
+                   ON CONFLICT (owner) DO UPDATE SET until = max(until, excluded.until), lost = 0""",
+                (lease.owner, lease.until),
+            )
+            return row is not None and not row[0]
+
+        return await self._write(beat)
+
+    async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` `owner` holds. Read from the last commit: a claim that took one
+        committed before the heartbeat that sent the caller here."""
+
+        def held(conn: sqlite3.Connection) -> set[str]:
+            out: set[str] = set()
             for chunk in _chunks(list(job_ids), 500):
                 ids = ", ".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"""UPDATE jobs SET lease_until = ?
-                        WHERE lease_owner = ? AND id IN ({ids}) AND status IN ({marks}) RETURNING id""",
-                    (lease.until, lease.owner, *chunk, *_ACTIVE),
-                ).fetchall()
-                held.update(r[0] for r in rows)
-            return held
+                out.update(r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE lease_owner = ? AND id IN ({ids})", (owner, *chunk)))
+            return out
 
-        return await self._write(renew)
+        return await self._read(held) if job_ids else set()
 
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
-        """Drop `owner`'s leases on these jobs."""
-        if not job_ids:
-            return
+        """Drop `owner`'s hold on these jobs, and its heartbeat once it holds no active job."""
+        marks = ", ".join("?" * len(_ACTIVE))
 
         def release(conn: sqlite3.Connection) -> None:
             for chunk in _chunks(list(job_ids), 500):
                 ids = ", ".join("?" * len(chunk))
-                conn.execute(
-                    f"UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN ({ids})",
-                    (owner, *chunk),
-                )
+                conn.execute(f"UPDATE jobs SET lease_owner = NULL WHERE lease_owner = ? AND id IN ({ids})", (owner, *chunk))
+            conn.execute(
+                f"DELETE FROM owners WHERE owner = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = ? AND status IN ({marks}))",
+                (owner, owner, *_ACTIVE),
+            )
 
         await self._write(release)
 
@@ -1003,6 +1046,18 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _keep_owner(conn: sqlite3.Connection, lease: Lease) -> None:
+    """Make sure `lease.owner` has a heartbeat lasting at least until `lease.until` (it now
+    holds a job). A row made here is marked `lost`: the owner may be one whose row was
+    cleaned up after it lapsed and lost its jobs, so its next heartbeat must not say
+    that everything it holds is still its own."""
+    conn.execute(
+        """INSERT INTO owners (owner, until, lost) VALUES (?, ?, 1)
+           ON CONFLICT (owner) DO UPDATE SET until = max(until, excluded.until)""",
+        (lease.owner, lease.until),
+    )
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
