@@ -216,43 +216,87 @@ class PostgresStore:
         The caller tells the two apart by comparing ids. Any other clash
         (duplicate id or callback token) raises `asyncpg.UniqueViolationError`.
         """
-        args = (
-            job.id,
-            job.tenant,
-            _value(job.status),
-            job.provider,
-            job.model,
-            job.created_at,
-            job.idempotency_key,
-            job.request_hash,
-            job.callback_token,
-            job.version,
-            self._enc.encode(job),
-            lease.owner if lease else None,
-            job.slot.key if job.slot else None,
-        )
+        [created] = await self.create_jobs([(job, lease)])
+        return created
 
-        async def insert(conn: asyncpg.Connection) -> str | None:
+    async def create_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> list[Job]:
+        """`create_job` for each item, in order, in one transaction and one `INSERT` (rows in
+        the items' order, so `created_seq` follows it). `ON CONFLICT DO NOTHING` on the
+        idempotency key skips a row whose key is taken, by a stored job, by a racing insert
+        (once it commits) or by an earlier row of this batch; those items get the job that
+        holds the key. The holders' heartbeat rows are written first (see `claim_jobs`)."""
+        results: list[Job | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            batch = [items[i] for i in pending]
+            inserted = await self._insert_jobs(batch)
+            taken = [(i, job) for i, (job, _) in zip(pending, batch, strict=True) if job.id not in inserted]
+            for i, (job, _) in zip(pending, batch, strict=True):
+                if job.id in inserted:
+                    results[i] = job
+            holders: dict[tuple[str, str], Job] = {}
+            if taken:
+                rows = await self._db.fetch(
+                    f"""SELECT tenant, idempotency_key, {_JOB_COLUMNS} FROM jobs
+                        WHERE (tenant, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+                    [job.tenant for _, job in taken],
+                    [job.idempotency_key for _, job in taken],
+                )
+                holders = {(r["tenant"], r["idempotency_key"]): self._decode_job(r) for r in rows}  # type: ignore[misc]
+            pending = []
+            for i, job in taken:
+                holder = holders.get((job.tenant, job.idempotency_key or ""))
+                if holder is not None:
+                    results[i] = holder
+                else:  # the key's job was deleted since: the key is free again
+                    pending.append(i)
+        return [r for r in results if r is not None]
+
+    async def _insert_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> set[str]:
+        """Insert what does not clash on an idempotency key; the ids inserted."""
+        columns: list[list[Any]] = [[] for _ in range(13)]
+        owners: dict[str, float] = {}
+        for job, lease in items:
+            values = (
+                job.id,
+                job.tenant,
+                _value(job.status),
+                job.provider,
+                job.model,
+                job.created_at,
+                job.idempotency_key,
+                job.request_hash,
+                job.callback_token,
+                job.version,
+                self._enc.encode(job),
+                lease.owner if lease else None,
+                job.slot.key if job.slot else None,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
             if lease is not None:
-                await conn.execute(_KEEP_OWNER, lease.owner, lease.until)  # the owner's row first: see `claim_jobs`
-            inserted: str | None = await conn.fetchval(
+                owners[lease.owner] = max(lease.until, owners.get(lease.owner, lease.until))
+
+        async def insert(conn: asyncpg.Connection) -> set[str]:
+            for owner in sorted(owners):  # `owners` rows before job rows, in order
+                await conn.execute(_KEEP_OWNER, owner, owners[owner])
+            rows = await conn.fetch(
                 """INSERT INTO jobs (id, tenant, status, provider, model, created_at, idempotency_key,
                        request_hash, callback_token, version, doc, lease_owner, slot)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                   SELECT id, tenant, status, provider, model, created_at, idempotency_key,
+                       request_hash, callback_token, version, doc, lease_owner, slot
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
+                       $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::text[], $13::text[])
+                       WITH ORDINALITY AS u(id, tenant, status, provider, model, created_at, idempotency_key,
+                           request_hash, callback_token, version, doc, lease_owner, slot, n)
+                   ORDER BY n
                    ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                    RETURNING id""",
-                *args,
+                *columns,
             )
-            return inserted
+            return {r["id"] for r in rows}
 
-        while True:
-            if await self._transaction("create_job", insert) is not None:
-                return job
-            # The key is taken (`ON CONFLICT` waited for a racing insert to commit).
-            existing = await self.find_idempotent(job.tenant, job.idempotency_key)  # type: ignore[arg-type]
-            if existing is not None:
-                return existing
-            # ... by a job deleted since: the key is free again.
+        return await self._transaction("create_jobs", insert)
 
     async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
         """The tenant's newest job with this request hash created at or after `since`."""

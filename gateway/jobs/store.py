@@ -96,6 +96,13 @@ class Store(Protocol):
         inserts race, in one process or several)."""
         ...
 
+    async def create_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> list[Job]:
+        """Many `create_job`s in one transaction (a group commit), in order: for each, the job
+        as inserted, or the tenant's job already under its idempotency key (stored before, or
+        earlier in this batch). Any other clash (a duplicate id or callback token) fails the
+        whole batch and stores nothing of it."""
+        ...
+
     async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
         """The tenant's newest job created at or after `since` with this `request_hash`
         (used to recognise an SDK's automatic retry that carries no Idempotency-Key)."""
