@@ -170,10 +170,11 @@ class Store(Protocol):
 
     async def heartbeat(self, lease: Lease) -> bool:
         """Extend `lease.owner`'s heartbeat to `lease.until`, which keeps every job it holds.
-        True when every job it held at its last heartbeat is still its own. False when it
-        has no heartbeat on record (a new process, or one released or cleaned up after it
-        lapsed) or another owner claimed some of its jobs since: then `held_by` says which
-        it still holds. One statement's worth of work, however many jobs it holds."""
+        True when every job it held at its last heartbeat is still its own. False when
+        another owner claimed some of its jobs since, or no heartbeat vouches for its record:
+        it has none (a new process, or one released or cleaned up after it lapsed) or only
+        one that a create or claim made. Then `held_by` says which jobs it still holds.
+        One row's worth of work, however many jobs it holds."""
         ...
 
     async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
