@@ -29,6 +29,7 @@ from gateway.jobs.model import FileRecord, Job, WebhookDelivery
 from gateway.jobs.request import end_user_of
 from gateway.jobs.slots import PoolUsage
 from gateway.jobs.store import Lease, StaleJob, Store
+from gateway.jobs.writer import CreateWriter
 from gateway.media import MediaLoader, SignedMediaUrls
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.outputs import OutputStorage
@@ -76,7 +77,7 @@ def new_token() -> str:
 class JobDriver(Protocol):
     """What the service asks of the job engine (`gateway.jobs.engine.JobEngine`)."""
 
-    def adopt(self, job: Job, lease_until: float) -> None: ...
+    def adopt(self, job: Job) -> None: ...
     def holds(self, job_id: str) -> bool: ...
     async def cancel(self, job_id: str) -> Job | None: ...
     def callback(self, job_id: str, upstream_id: str | None) -> bool: ...
@@ -159,6 +160,7 @@ class VideoService:
         self.output_storage = output_storage  # where finished outputs are copied (gateway.outputs), or None
         self.media_urls = media_urls  # None: upstreams can't reach vidgate, so uploads can't be served to them
         self.metrics = metrics
+        self._creates = CreateWriter(store)
 
     @property
     def settings(self) -> Settings:
@@ -287,18 +289,17 @@ class VideoService:
                 request_hash=fingerprint,
                 callback_token=new_token(),
             )
-            lease = self.engine.new_lease()
-            saved = await self.store.create_job(job, lease=lease)
+            saved = await self._creates.create(job, self.engine.new_lease())  # group-committed with other creates
             if saved.id != job.id:  # lost an idempotency race to an identical request (here or on another replica)
                 await self._discard(stored)
                 stored.clear()
                 return self._same_request(saved, fingerprint), False
-            log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
-            self.metrics.job_created(job, plan.trace.usable[0].provider)
         except BaseException:
             await self._discard(stored)
             raise
-        self.engine.adopt(job, lease.until)
+        self.engine.adopt(job)  # at once: held by this process, nobody else would drive it
+        log.info("job.created", job_id=job.id, model=job.model, mode=job.mode, candidates=[c.provider for c in plan.trace.usable])
+        self.metrics.job_created(job, plan.trace.usable[0].provider)
         return saved, True
 
     async def _discard(self, file_ids: list[str]) -> None:

@@ -10,9 +10,10 @@ Upstream calls are bounded per provider by the upstream client's in-flight limit
 not by job slots; store writes go through `JobWriter` (group commit).
 
 Leases (`gateway.jobs.leases`) divide the jobs between processes sharing a store:
-the engine renews everything it holds in one statement per interval and claims
-what nobody holds. A job it already drives is never claimed twice, and a lost
-lease is a `LeaseLost` event, never a cancelled task.
+the engine beats one heartbeat per interval, which keeps everything it holds
+whatever the count, and claims what nobody holds. A job it already drives is
+never claimed twice, and a lost lease is a `LeaseLost` event, never a cancelled
+task.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ WRITE_RETRY_MAX = 10.0
 class EngineStore(Protocol):
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None: ...
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]: ...
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]: ...
+    async def heartbeat(self, lease: Lease) -> bool: ...
+    async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]: ...
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None: ...
 
 
@@ -155,19 +157,19 @@ class JobEngine:
         self._timer_of: dict[str, int] = {}  # job id -> the seq of its live timer
         self._seq = itertools.count()
         self._wake = asyncio.Event()
-        self._renewed = asyncio.Event()  # set after every lease renewal
+        self._renewed = asyncio.Event()  # set after every heartbeat
         self._prepared: dict[str, tuple[GenerationRequest[Media], dict[str, str], SubmitContext]] = {}
         self._wanted: dict[str, str] = {}  # job id -> the model id its pending slot request is for
-        self._parked: set[str] = set()  # jobs waiting for a lease renewal before their next upstream call
+        self._parked: set[str] = set()  # jobs waiting for a heartbeat before their next upstream call
         self._views: Mapping[str, lc.ProviderView] = {}
         self._views_key: tuple[int, int] | None = None
         self._unsaved: dict[str, _Unsaved] = {}  # jobs whose last write failed: what is left to do, retried on their timer
 
     # -- what the service calls ------------------------------------------------------
 
-    def adopt(self, job: Job, lease_until: float) -> None:
-        """Drive a job this process just created (leased to it until `lease_until`)."""
-        self.leases.hold([job.id], lease_until)
+    def adopt(self, job: Job) -> None:
+        """Drive a job this process just created (with a lease of `new_lease()`)."""
+        self.leases.hold([job.id])
         self._start(job)
 
     def holds(self, job_id: str) -> bool:
@@ -216,8 +218,8 @@ class JobEngine:
     # -- running ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim what nobody holds, then drive jobs until `stop` is set; leases are renewed
-        every `claim_interval` by a task of their own, never starved by job work."""
+        """Claim what nobody holds, then drive jobs until `stop` is set; the heartbeat is
+        beaten every `claim_interval` by a task of its own, never starved by job work."""
         keeper = asyncio.create_task(self._keep_leases(stop), name="leases")
         try:
             while not stop.is_set():
@@ -246,7 +248,7 @@ class JobEngine:
 
     @property
     def quiet(self) -> bool:
-        """No job has anything to do until time passes (every busy mailbox waits for a lease renewal)."""
+        """No job has anything to do until time passes (every busy mailbox waits for a heartbeat)."""
         return all(job_id in self._parked for job_id in self._draining)
 
     async def settle(self) -> None:
@@ -266,12 +268,11 @@ class JobEngine:
         room = self._config.max_jobs - len(self._jobs)
         if room <= 0:
             return 0
-        lease = self.leases.new()
-        claimed = await self._store.claim_jobs(lease, self._clock.now(), room)
-        self.leases.hold((j.id for j in claimed), lease.until)
-        fresh = [j for j in claimed if j.id not in self._jobs]  # already driven here: the lease is all that changed
+        claimed = await self._store.claim_jobs(self.leases.new(), self._clock.now(), room)
+        self.leases.hold(j.id for j in claimed)
+        fresh = [j for j in claimed if j.id not in self._jobs]  # already driven here: nothing changes
         if len(fresh) < len(claimed):
-            # our own leases had lapsed (a renewal came late, e.g. the store was held up): nothing else changes
+            # our own heartbeat had lapsed (it came late, e.g. the store was held up): nothing else changes
             log.warning("jobs.leases_lapsed_here", jobs=len(claimed) - len(fresh))
         for job in fresh:
             if job.slot is not None:
@@ -281,33 +282,36 @@ class JobEngine:
         return len(fresh)
 
     async def renew(self) -> None:
-        """Extend every lease held; a job whose lease was lost stops being driven here."""
-        held = [j for j in self.leases.held() if j in self._jobs]
-        if held:
-            lease = self.leases.new()
-            kept = await self._store.renew_leases(lease, held)
-            self.leases.hold(kept, lease.until)
+        """Beat the heartbeat that keeps every job held here. When the store says another
+        process may have claimed some of them meanwhile, ask which are still held: the
+        others stop being driven here."""
+        lease = self.leases.new()
+        if not await self._store.heartbeat(lease):
+            held = [j for j in self.leases.held() if j in self._jobs]
+            kept = await self._store.held_by(lease.owner, held) if held else set()
             for job_id in set(held) - kept:
+                self.leases.drop(job_id)
                 job = self._jobs.get(job_id)
                 if job is not None and not job.status.terminal:
                     log.warning("job.lease_lost", job_id=job_id)
                     self._post(job_id, lc.LeaseLost())
+        self.leases.renewed(lease.until)
         self._renewed.set()
         self._renewed = asyncio.Event()
         self.slots.poke()
 
     async def stop(self) -> None:
-        """Stop driving and hand the leases back, so another process takes the jobs at once."""
+        """Stop driving and hand the leases back (and the heartbeat with them), so another
+        process takes the jobs at once."""
         held = self.leases.held()
         tasks = list(self._draining.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if held:
-            try:
-                await self._store.release_leases(self.leases.owner, held)
-            except Exception:  # shutting down: the leases lapse by themselves
-                log.exception("jobs.lease_release_failed")
+        try:
+            await self._store.release_leases(self.leases.owner, held)
+        except Exception:  # shutting down: the leases lapse by themselves
+            log.exception("jobs.lease_release_failed")
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -539,7 +543,7 @@ class JobEngine:
         self._post(job.id, await call)
 
     async def _lease_held(self, job_id: str) -> bool:
-        """Hold off while the lease is about to lapse, until a renewal extends it (True)
+        """Hold off while the lease is about to lapse, until a heartbeat extends it (True)
         or the job stops being driven here (False)."""
         while not self.leases.holds(job_id):
             if job_id not in self._jobs:

@@ -10,12 +10,20 @@ Concurrency model:
   optimistic (`version`), so a lost race raises `StaleJob` rather than
   overwriting; idempotent inserts use `ON CONFLICT DO NOTHING`, which waits for
   a racing insert of the same key to commit and then finds its row.
-- Claims (`claim_jobs`, `claim_deliveries`) are one statement each: a
-  `SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED` picks rows and an
-  `UPDATE` stamps them. Rows another process is claiming at that moment are
-  skipped, not waited for, and a row claimed and committed meanwhile is
-  re-checked against the claim's condition and dropped; so two processes
-  claiming at once get disjoint sets.
+- Claims (`claim_jobs`, `claim_deliveries`) take rows with `FOR UPDATE SKIP
+  LOCKED` and stamp them in the same statement. Rows another process is claiming
+  at that moment are skipped, not waited for, and a row claimed and committed
+  meanwhile is re-checked against the claim's condition and dropped; so two
+  processes claiming at once get disjoint sets.
+- Every write that locks several rows of a table locks them in one global order
+  (`SELECT ... ORDER BY id FOR UPDATE` before the write), so two transactions never
+  wait for each other in a cycle: group commits, slot grants, lease releases and
+  delivery deferrals from any number of replicas queue behind one another instead
+  of deadlocking. A transaction that touches both heartbeats (`owners`) and jobs
+  locks the `owners` rows first (see `claim_jobs`). A deadlock or serialization
+  failure that still happens (a statement outside vidgate, a lock order this store
+  does not control) rolls back the whole transaction, and `_transaction` runs it
+  again, a bounded number of times.
 - Migrations run at `open()` inside one transaction holding
   `pg_advisory_xact_lock` (see `postgres_schema`), so replicas started
   together never apply one twice.
@@ -32,20 +40,33 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import msgspec
+import structlog
 
 from gateway.jobs.model import Comparison, ComparisonVote, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
 from gateway.jobs.postgres_schema import migrate
 from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, JobWrite, Lease, StaleJob, outages_raise_store_unavailable
 from providers.base import JobStatus
 
+log = structlog.get_logger("vidgate.store")
+T = TypeVar("T")
+
 PING_TIMEOUT_SECONDS = 5.0
+TX_ATTEMPTS = 5  # tries of a transaction that deadlocked or failed to serialize
+TX_RETRY_PAUSE = 0.02  # seconds, times the attempt number, jittered: the winner finishes meanwhile
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
 _JOB_COLUMNS = "doc, version, slot"
+# An owner about to hold a job: its heartbeat lasts at least until the lease's end. A row
+# made here is marked `lost`: the owner may be one whose row was cleaned up after it lapsed
+# and lost its jobs, so its next heartbeat must not say that all it holds is still its own.
+_KEEP_OWNER = """INSERT INTO owners (owner, until, lost) VALUES ($1, $2, true)
+    ON CONFLICT (owner) DO UPDATE SET until = greatest(owners.until, excluded.until)"""
 _INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
     VALUES ($1, $2, $3, $4, $5, $6, $7)"""
 
@@ -71,6 +92,7 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.LockNotAvailableError,
     asyncpg.QueryCanceledError,
     asyncpg.CannotConnectNowError,
+    *_RETRYABLE,  # still failing after TX_ATTEMPTS tries: contention, which passes
     OSError,
     TimeoutError,
 )
@@ -152,6 +174,23 @@ class PostgresStore:
             raise RuntimeError("PostgresStore is not open")
         return self._pool
 
+    async def _transaction(self, what: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`fn(connection)` inside one transaction. A deadlock or serialization failure rolls
+        the whole transaction back, so it is run again from the start (re-reading what it
+        read), up to TX_ATTEMPTS times in all; `fn` must not change anything outside the
+        database that a second run would repeat."""
+        attempt = 1
+        while True:
+            try:
+                async with self._db.acquire() as conn, conn.transaction():
+                    return await fn(conn)
+            except _RETRYABLE as exc:
+                if attempt >= TX_ATTEMPTS:
+                    raise
+                log.info("store.transaction_retried", method=what, attempt=attempt, error=type(exc).__name__)
+                await asyncio.sleep(random.uniform(0.5, 1.5) * TX_RETRY_PAUSE * attempt)
+                attempt += 1
+
     def _decode_job(self, row: asyncpg.Record | None) -> Job | None:
         if row is None:
             return None
@@ -171,44 +210,93 @@ class PostgresStore:
     # jobs -----------------------------------------------------------------
 
     async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
-        """Insert `job` (leased when `lease` is given), or return the tenant's existing
-        job with the same idempotency key.
+        """Insert `job` (held by `lease.owner` when a lease is given), or return the tenant's
+        existing job with the same idempotency key.
 
         The caller tells the two apart by comparing ids. Any other clash
         (duplicate id or callback token) raises `asyncpg.UniqueViolationError`.
         """
-        args = (
-            job.id,
-            job.tenant,
-            _value(job.status),
-            job.provider,
-            job.model,
-            job.created_at,
-            job.idempotency_key,
-            job.request_hash,
-            job.callback_token,
-            job.version,
-            self._enc.encode(job),
-            lease.owner if lease else None,
-            lease.until if lease else None,
-            job.slot.key if job.slot else None,
-        )
-        while True:
-            inserted = await self._db.fetchval(
+        [created] = await self.create_jobs([(job, lease)])
+        return created
+
+    async def create_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> list[Job]:
+        """`create_job` for each item, in order, in one transaction and one `INSERT` (rows in
+        the items' order, so `created_seq` follows it). `ON CONFLICT DO NOTHING` on the
+        idempotency key skips a row whose key is taken, by a stored job, by a racing insert
+        (once it commits) or by an earlier row of this batch; those items get the job that
+        holds the key. The holders' heartbeat rows are written first (see `claim_jobs`)."""
+        results: list[Job | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            batch = [items[i] for i in pending]
+            inserted = await self._insert_jobs(batch)
+            taken = [(i, job) for i, (job, _) in zip(pending, batch, strict=True) if job.id not in inserted]
+            for i, (job, _) in zip(pending, batch, strict=True):
+                if job.id in inserted:
+                    results[i] = job
+            holders: dict[tuple[str, str], Job] = {}
+            if taken:
+                rows = await self._db.fetch(
+                    f"""SELECT tenant, idempotency_key, {_JOB_COLUMNS} FROM jobs
+                        WHERE (tenant, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+                    [job.tenant for _, job in taken],
+                    [job.idempotency_key for _, job in taken],
+                )
+                holders = {(r["tenant"], r["idempotency_key"]): self._decode_job(r) for r in rows}  # type: ignore[misc]
+            pending = []
+            for i, job in taken:
+                holder = holders.get((job.tenant, job.idempotency_key or ""))
+                if holder is not None:
+                    results[i] = holder
+                else:  # the key's job was deleted since: the key is free again
+                    pending.append(i)
+        return [r for r in results if r is not None]
+
+    async def _insert_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> set[str]:
+        """Insert what does not clash on an idempotency key; the ids inserted."""
+        columns: list[list[Any]] = [[] for _ in range(13)]
+        owners: dict[str, float] = {}
+        for job, lease in items:
+            values = (
+                job.id,
+                job.tenant,
+                _value(job.status),
+                job.provider,
+                job.model,
+                job.created_at,
+                job.idempotency_key,
+                job.request_hash,
+                job.callback_token,
+                job.version,
+                self._enc.encode(job),
+                lease.owner if lease else None,
+                job.slot.key if job.slot else None,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+            if lease is not None:
+                owners[lease.owner] = max(lease.until, owners.get(lease.owner, lease.until))
+
+        async def insert(conn: asyncpg.Connection) -> set[str]:
+            for owner in sorted(owners):  # `owners` rows before job rows, in order
+                await conn.execute(_KEEP_OWNER, owner, owners[owner])
+            rows = await conn.fetch(
                 """INSERT INTO jobs (id, tenant, status, provider, model, created_at, idempotency_key,
-                       request_hash, callback_token, version, doc, lease_owner, lease_until, slot)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                       request_hash, callback_token, version, doc, lease_owner, slot)
+                   SELECT id, tenant, status, provider, model, created_at, idempotency_key,
+                       request_hash, callback_token, version, doc, lease_owner, slot
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
+                       $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::text[], $13::text[])
+                       WITH ORDINALITY AS u(id, tenant, status, provider, model, created_at, idempotency_key,
+                           request_hash, callback_token, version, doc, lease_owner, slot, n)
+                   ORDER BY n
                    ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                    RETURNING id""",
-                *args,
+                *columns,
             )
-            if inserted is not None:
-                return job
-            # The key is taken (`ON CONFLICT` waited for a racing insert to commit).
-            existing = await self.find_idempotent(job.tenant, job.idempotency_key)  # type: ignore[arg-type]
-            if existing is not None:
-                return existing
-            # ... by a job deleted since: the key is free again.
+            return {r["id"] for r in rows}
+
+        return await self._transaction("create_jobs", insert)
 
     async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
         """The tenant's newest job with this request hash created at or after `since`."""
@@ -267,7 +355,9 @@ class PostgresStore:
                 strict=True,
             ):
                 column.append(value)
-        async with self._db.acquire() as conn, conn.transaction():
+
+        async def update(conn: asyncpg.Connection) -> set[str]:
+            await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", columns[0])  # the global lock order
             rows = await conn.fetch(
                 """UPDATE jobs AS j SET status = u.status, provider = u.provider, model = u.model, callback_token = u.callback_token,
                        version = u.version, slot = u.slot, doc = u.doc
@@ -284,6 +374,9 @@ class PostgresStore:
             events = [(e.job_id, e.at, _value(e.status), e.progress, e.detail) for w in writes if w.job.id in written and (e := w.event) is not None]
             if events:
                 await conn.executemany("INSERT INTO events (job_id, at, status, progress, detail) VALUES ($1, $2, $3, $4, $5)", events)
+            return written
+
+        written = await self._transaction("update_jobs", update)
         return [u if u.id in written else None for u in updated]
 
     async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
@@ -293,10 +386,13 @@ class PostgresStore:
         across replicas, so N processes never exceed one account's `max_jobs`."""
         if not job_ids:
             return []
-        async with self._db.acquire() as conn, conn.transaction():
+
+        async def acquire(conn: asyncpg.Connection) -> list[str]:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('vidgate-slot:' || $1))", slot)
             held = await conn.fetchval("SELECT count(*) FROM jobs WHERE slot = $1 AND status = ANY($2::text[])", slot, _ACTIVE)
-            rows = await conn.fetch("SELECT id, slot FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[])", list(job_ids), _ACTIVE)
+            rows = await conn.fetch(
+                "SELECT id, slot FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[]) ORDER BY id FOR UPDATE", list(job_ids), _ACTIVE
+            )
             current = {r["id"]: r["slot"] for r in rows}
             granted: list[str] = []
             fresh: list[str] = []
@@ -311,7 +407,9 @@ class PostgresStore:
                 granted.append(job_id)
             if fresh:
                 await conn.execute("UPDATE jobs SET slot = $1 WHERE id = ANY($2::text[])", slot, fresh)
-        return granted
+            return granted
+
+        return await self._transaction("acquire_slots", acquire)
 
     async def slot_usage(self) -> dict[str, int]:
         """How many active jobs hold each slot, across every replica."""
@@ -378,50 +476,108 @@ class PostgresStore:
         return self._decode_jobs(rows)
 
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
-        """Lease up to `limit` unheld active jobs to `lease.owner`, oldest first.
+        """Hand up to `limit` unheld active jobs to `lease.owner`, oldest first: jobs with no
+        holder, and jobs of owners whose heartbeat lapsed before `now` (the claimer's own
+        included, after a stall). Owners that lose jobs are marked robbed; lapsed owners
+        left holding no active job are forgotten.
 
-        `FOR UPDATE SKIP LOCKED` makes concurrent claimers take disjoint sets.
+        Lock order, the same in every transaction that touches both tables: `owners` rows
+        first, sorted by owner, then job rows. The lapsed owners' rows (and the claimer's)
+        are locked `FOR UPDATE`, so a heartbeat racing this claim either lands first (the
+        owner is no longer lapsed when its row is re-checked) or waits and then finds itself
+        robbed. A job row is taken `FOR UPDATE SKIP LOCKED`, so concurrent claimers get
+        disjoint sets. A create takes its owner's row before inserting the job, and a row is
+        deleted only while locked, after a fresh look finds no active job naming it: so every
+        active job's holder has a row, and claims never need to look for jobs without one.
+        The two lookups go through `jobs_lease_owner`: when every owner is alive and every
+        job held, a claim reads no job row.
         """
         if limit < 1:
             return []
-        rows = await self._db.fetch(
-            f"""WITH picked AS (
-                    SELECT id FROM jobs
-                    WHERE status = ANY($3::text[]) AND (lease_owner IS NULL OR lease_until < $4)
-                    ORDER BY created_seq LIMIT $5
-                    FOR UPDATE SKIP LOCKED)
-                UPDATE jobs SET lease_owner = $1, lease_until = $2 FROM picked WHERE jobs.id = picked.id
-                RETURNING jobs.created_seq, {_JOB_COLUMNS}""",
-            lease.owner,
-            lease.until,
-            _ACTIVE,
-            now,
-            limit,
-        )
+
+        async def claim(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            owners = await conn.fetch("SELECT owner, until FROM owners WHERE until < $1 OR owner = $2 ORDER BY owner FOR UPDATE", now, lease.owner)
+            lapsed = [r["owner"] for r in owners if r["until"] < now]
+            # Each lookup locks what it takes and skips what another claimer is taking, so
+            # claimers racing for the same jobs each fill their `limit` from the rest.
+            unheld = "lease_owner IS NULL AND status = ANY($1::text[])"
+            found = await conn.fetch(
+                f"SELECT id, lease_owner, created_seq FROM jobs WHERE {unheld} ORDER BY created_seq LIMIT $2 FOR UPDATE SKIP LOCKED", _ACTIVE, limit
+            )
+            if lapsed:
+                found += await conn.fetch(
+                    """SELECT id, lease_owner, created_seq FROM jobs WHERE lease_owner = ANY($1::text[]) AND status = ANY($2::text[])
+                       ORDER BY created_seq LIMIT $3 FOR UPDATE SKIP LOCKED""",
+                    lapsed,
+                    _ACTIVE,
+                    limit,
+                )
+            picked = sorted(found, key=lambda r: r["created_seq"])[:limit]
+            rows: list[asyncpg.Record] = []
+            if picked:
+                rows = await conn.fetch(
+                    f"UPDATE jobs SET lease_owner = $1 WHERE id = ANY($2::text[]) RETURNING created_seq, {_JOB_COLUMNS}", lease.owner, [r["id"] for r in picked]
+                )
+            robbed = {r["lease_owner"] for r in picked} - {None, lease.owner}
+            if robbed:
+                await conn.execute("UPDATE owners SET lost = true WHERE owner = ANY($1::text[])", list(robbed))
+            if rows:
+                await conn.execute(_KEEP_OWNER, lease.owner, lease.until)
+            others = [owner for owner in lapsed if owner != lease.owner]
+            if others:
+                await conn.execute(
+                    """DELETE FROM owners WHERE owner = ANY($1::text[])
+                       AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = owners.owner AND status = ANY($2::text[]))""",
+                    others,
+                    _ACTIVE,
+                )
+            return rows
+
+        rows = await self._transaction("claim_jobs", claim)
         return self._decode_jobs(sorted(rows, key=lambda r: r["created_seq"]))
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
-        """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
-        if not job_ids:
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extend `lease.owner`'s heartbeat to `lease.until` (one row of `owners`, whatever it
+        holds); whether nothing was taken from it since the last one. The row is locked
+        first, so a claim robbing this owner at the same moment finishes before it is read."""
+
+        async def beat(conn: asyncpg.Connection) -> bool:
+            lost = await conn.fetchval("SELECT lost FROM owners WHERE owner = $1 FOR UPDATE", lease.owner)
+            await conn.execute(
+                """INSERT INTO owners (owner, until, lost) VALUES ($1, $2, false)
+                   ON CONFLICT (owner) DO UPDATE SET until = greatest(owners.until, excluded.until), lost = false""",
+                lease.owner,
+                lease.until,
+            )
+            return lost is False  # None: no row
+
+        return await self._transaction("heartbeat", beat)
+
+    async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` `owner` holds. A plain read: a claim that took one of them had
+        the owner's row locked, so it committed before the heartbeat that sent the caller here."""
+        if not job_ids or _nul(owner):
             return set()
-        rows = await self._db.fetch(
-            """UPDATE jobs SET lease_until = $2
-               WHERE lease_owner = $1 AND id = ANY($3::text[]) AND status = ANY($4::text[]) RETURNING id""",
-            lease.owner,
-            lease.until,
-            list(job_ids),
-            _ACTIVE,
-        )
+        rows = await self._db.fetch("SELECT id FROM jobs WHERE lease_owner = $1 AND id = ANY($2::text[])", owner, list(job_ids))
         return {r["id"] for r in rows}
 
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
-        """Drop `owner`'s leases on these jobs."""
-        if job_ids:
-            await self._db.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])",
+        """Drop `owner`'s hold on these jobs, and its heartbeat once it holds no active job.
+        The owner's row is locked first (the order of `claim_jobs`), so no create of this
+        owner's can slip a job in between the check and the delete."""
+
+        async def release(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT FROM owners WHERE owner = $1 FOR UPDATE", owner)
+            if job_ids:
+                await conn.execute("SELECT FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(job_ids))
+                await conn.execute("UPDATE jobs SET lease_owner = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])", owner, list(job_ids))
+            await conn.execute(
+                "DELETE FROM owners WHERE owner = $1 AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = $1 AND status = ANY($2::text[]))",
                 owner,
-                list(job_ids),
+                _ACTIVE,
             )
+
+        await self._transaction("release_leases", release)
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
@@ -605,12 +761,18 @@ class PostgresStore:
 
     async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
         """Give claimed deliveries back unattempted, due again at `until`."""
-        if delivery_ids:
-            await self._db.execute(
+        if not delivery_ids:
+            return
+
+        async def defer(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT FROM deliveries WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", list(delivery_ids))
+            await conn.execute(
                 "UPDATE deliveries SET next_attempt_at = $2, claimed_until = NULL WHERE id = ANY($1::text[]) AND status = 'pending'",
                 list(delivery_ids),
                 until,
             )
+
+        await self._transaction("defer_deliveries", defer)
 
     async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
         """Make the tenant's delivery pending and due at `now`; `DeliveryInFlight` while an

@@ -2,7 +2,8 @@
 
 Every record is stored whole as msgspec JSON in a `doc BYTEA` column (as in the
 SQLite store); the other columns are copies of the fields that queries filter,
-order or lock on. `version` and the lease columns live only in their columns.
+order or lock on. `version` and `lease_owner` live only in their columns; heartbeats
+are rows of `owners`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,23 @@ MIGRATIONS: tuple[tuple[str | Callable[[asyncpg.Connection], Awaitable[None]], .
         "ALTER TABLE deliveries ADD COLUMN claimed_until DOUBLE PRECISION",
         "ALTER TABLE deliveries ADD COLUMN url TEXT NOT NULL DEFAULT ''",
         "UPDATE deliveries SET url = COALESCE(convert_from(doc, 'UTF8')::jsonb ->> 'url', '')",
+    ),
+    (
+        # Leases by heartbeat: a job names its holder, one row per process says until when
+        # it holds them (gateway.jobs.store), so renewing costs one row, not one per job.
+        # `lost`: another owner claimed some of its jobs since its last heartbeat.
+        """CREATE TABLE owners (
+            owner TEXT PRIMARY KEY,
+            until DOUBLE PRECISION NOT NULL,
+            lost BOOLEAN NOT NULL DEFAULT false
+        )""",
+        # Every holder of an active job gets a heartbeat as long as its latest lease.
+        """INSERT INTO owners (owner, until)
+            SELECT lease_owner, COALESCE(max(lease_until), 0) FROM jobs
+            WHERE lease_owner IS NOT NULL AND status IN ('queued', 'in_progress') GROUP BY lease_owner""",
+        "ALTER TABLE jobs DROP COLUMN lease_until",
+        # Claims look up unheld jobs and lapsed owners' jobs, never scanning every active job.
+        "CREATE INDEX jobs_lease_owner ON jobs (lease_owner, status, created_seq)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

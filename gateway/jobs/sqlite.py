@@ -1,12 +1,19 @@
 """The default durable store: one SQLite file in WAL mode, plus a directory of file bytes.
 
-Threading model: one connection, owned by one dedicated worker thread. Every
-database call is a small synchronous function submitted to that thread, so the
-event loop never blocks, concurrent coroutines are serialized in submission
-order without a lock, and the connection is only ever touched by the thread
-that opened it. SQLite admits one writer at a time anyway, so a pool of
-connections would add SQLITE_BUSY contention inside one process and buy
-little for a gateway whose queries are single indexed lookups.
+Threading model: two connections, each owned by one dedicated worker thread. Every
+write is a small synchronous function submitted to the writer's thread, so the event
+loop never blocks, concurrent writes are serialized in submission order without a
+lock, and the connection is only ever touched by the thread that opened it. SQLite
+admits one writer at a time anyway, so more writing connections would add
+SQLITE_BUSY contention inside one process and buy little.
+
+Reads that stand alone (a status GET, a page of jobs, a file record, the events of a
+job) go to the second, read-only connection on its own thread. WAL lets a reader run
+beside the writer on its own snapshot, so a read never queues behind a group commit
+of hundreds of jobs. Every read starts a fresh snapshot after the writes that returned
+before it was asked for (a write returns once committed), so a caller reads its own
+writes. Reads that decide a write (an idempotent insert finding the existing job, a
+claim) run inside the write's transaction on the writer.
 
 Several processes may share the file: WAL lets readers run beside the writer,
 every write transaction is `BEGIN IMMEDIATE` (it takes the write lock up front
@@ -152,6 +159,23 @@ MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] =
         "ALTER TABLE deliveries ADD COLUMN url TEXT NOT NULL DEFAULT ''",
         "UPDATE deliveries SET url = COALESCE(json_extract(CAST(doc AS TEXT), '$.url'), '')",
     ),
+    (
+        # Leases by heartbeat: a job names its holder, one row per process says until when
+        # it holds them (gateway.jobs.store), so renewing costs one row, not one per job.
+        # `lost`: another owner claimed some of its jobs since its last heartbeat.
+        """CREATE TABLE owners (
+            owner TEXT PRIMARY KEY,
+            until REAL NOT NULL,
+            lost INTEGER NOT NULL DEFAULT 0
+        )""",
+        # Every holder of an active job gets a heartbeat as long as its latest lease.
+        """INSERT INTO owners (owner, until)
+            SELECT lease_owner, COALESCE(MAX(lease_until), 0) FROM jobs
+            WHERE lease_owner IS NOT NULL AND status IN ('queued', 'in_progress') GROUP BY lease_owner""",
+        "ALTER TABLE jobs DROP COLUMN lease_until",
+        # Claims look up unheld jobs and lapsed owners' jobs, never scanning every active job.
+        "CREATE INDEX jobs_lease_owner ON jobs (lease_owner, status, created_seq)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -187,8 +211,10 @@ class SqliteStore:
     def __init__(self, path: str | Path, *, files_dir: str | Path | None = None) -> None:
         self.path = Path(path)
         self.files_dir = Path(files_dir) if files_dir is not None else self.path.with_name(f"{self.path.stem}-files")
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = None  # the writer's thread
         self._conn: sqlite3.Connection | None = None
+        self._reader: ThreadPoolExecutor | None = None  # the reader's thread
+        self._read_conn: sqlite3.Connection | None = None
         self._enc = msgspec.json.Encoder()
         self._job = msgspec.json.Decoder(Job)
         self._file = msgspec.json.Decoder(FileRecord)
@@ -203,26 +229,40 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite-read")
         try:
-            await self._submit(self._connect)
+            await self._submit(self._connect)  # creates and migrates the schema before anything reads it
+            await self._on_reader(self._connect_reader)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            await self._shut_down()
             raise
 
     async def close(self) -> None:
         if self._executor is None:
             return
+        await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader, writer = self._reader, self._executor
         try:
-            await self._submit(self._disconnect)
+            if reader is not None:
+                await loop.run_in_executor(reader, self._disconnect_reader)
         finally:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            try:
+                if writer is not None:
+                    await loop.run_in_executor(writer, self._disconnect)
+            finally:
+                for pool in (reader, writer):
+                    if pool is not None:
+                        pool.shutdown(wait=True)
+                self._executor = self._reader = None
 
     async def ping(self) -> bool:
         """Whether the store can write now: takes the write lock (waiting at most
         PROBE_BUSY_TIMEOUT_MS), writes a row in place and rolls back; False after
-        PING_TIMEOUT_SECONDS in all."""
+        PING_TIMEOUT_SECONDS in all. It runs on the writer's thread, behind the writes
+        queued there: that is what it measures."""
 
         def probe(conn: sqlite3.Connection) -> bool:
             conn.execute(f"PRAGMA busy_timeout = {PROBE_BUSY_TIMEOUT_MS}")
@@ -254,6 +294,21 @@ class SqliteStore:
             conn.close()
             raise
         self._conn = conn
+
+    def _connect_reader(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")  # a write here would bypass the writer's order
+        except BaseException:
+            conn.close()
+            raise
+        self._read_conn = conn
+
+    def _disconnect_reader(self) -> None:
+        conn, self._read_conn = self._read_conn, None
+        if conn is not None:
+            conn.close()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -299,6 +354,22 @@ class SqliteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the database thread."""
         return await self._submit(lambda: fn(self._connection()))
+
+    async def _on_reader(self, fn: Callable[[], T]) -> T:
+        if self._reader is None:
+            raise RuntimeError("SqliteStore is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the reader's thread: a snapshot of everything committed
+        so far, never waiting for the writer."""
+
+        def run() -> T:
+            if self._read_conn is None:
+                raise RuntimeError("SqliteStore is not open")
+            return fn(self._read_conn)
+
+        return await self._on_reader(run)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -348,43 +419,53 @@ class SqliteStore:
     # jobs -----------------------------------------------------------------
 
     async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
-        """Insert `job` (leased when `lease` is given), or return the tenant's existing
-        job with the same idempotency key.
+        """Insert `job` (held by `lease.owner` when a lease is given), or return the tenant's
+        existing job with the same idempotency key.
 
         The caller tells the two apart by comparing ids, and compares
         `request_hash` itself to decide whether a replay is a conflict.
         Any other clash (duplicate id or callback token) raises
         `sqlite3.IntegrityError`.
         """
-        row = self._job_row(job) | {
-            "lease_owner": lease.owner if lease else None,
-            "lease_until": lease.until if lease else None,
-        }
+        [created] = await self.create_jobs([(job, lease)])
+        return created
 
-        def insert(conn: sqlite3.Connection) -> Job:
-            try:
-                conn.execute(
-                    """INSERT INTO jobs (id, tenant, status, provider, model, created_seq, created_at,
-                           idempotency_key, request_hash, callback_token, version, slot, doc, lease_owner, lease_until)
-                       VALUES (:id, :tenant, :status, :provider, :model,
-                           (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM jobs), :created_at,
-                           :idempotency_key, :request_hash, :callback_token, :version, :slot, :doc, :lease_owner, :lease_until)""",
-                    row,
-                )
-            except sqlite3.IntegrityError:
-                if job.idempotency_key is None:
-                    raise
-                existing = self._find_idempotent(conn, job.tenant, job.idempotency_key)
-                if existing is None:
-                    raise
-                return existing
-            return job
+    async def create_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> list[Job]:
+        """`create_job` for each item, in order, in one write transaction: one commit (and
+        one fsync of the WAL) for a whole burst of creates."""
+        rows = [self._job_row(job) | {"lease_owner": lease.owner if lease else None} for job, lease in items]
 
-        return await self._write(insert)
+        def insert(conn: sqlite3.Connection) -> list[Job]:
+            out: list[Job] = []
+            owners: dict[str, float] = {}
+            for (job, lease), row in zip(items, rows, strict=True):
+                try:
+                    conn.execute(
+                        """INSERT INTO jobs (id, tenant, status, provider, model, created_seq, created_at,
+                               idempotency_key, request_hash, callback_token, version, slot, doc, lease_owner)
+                           VALUES (:id, :tenant, :status, :provider, :model,
+                               (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM jobs), :created_at,
+                               :idempotency_key, :request_hash, :callback_token, :version, :slot, :doc, :lease_owner)""",
+                        row,
+                    )
+                except sqlite3.IntegrityError:
+                    existing = self._find_idempotent(conn, job.tenant, job.idempotency_key) if job.idempotency_key is not None else None
+                    if existing is None:
+                        raise
+                    out.append(existing)
+                    continue
+                if lease is not None:
+                    owners[lease.owner] = max(lease.until, owners.get(lease.owner, lease.until))
+                out.append(job)
+            for owner, until in owners.items():
+                _keep_owner(conn, Lease(owner, until))
+            return out
+
+        return await self._write(insert) if items else []
 
     async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
         """The tenant's newest job with this request hash created at or after `since`."""
-        return await self._run(
+        return await self._read(
             lambda conn: self._decode_job(
                 conn.execute(
                     f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND request_hash = ? AND created_at >= ?
@@ -396,14 +477,14 @@ class SqliteStore:
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
         """The tenant's job created with this idempotency key, if any."""
-        return await self._run(lambda conn: self._find_idempotent(conn, tenant, idempotency_key))
+        return await self._read(lambda conn: self._find_idempotent(conn, tenant, idempotency_key))
 
     def _find_idempotent(self, conn: sqlite3.Connection, tenant: str, key: str) -> Job | None:
         return self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?", (tenant, key)).fetchone())
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         """The job, or None if it does not exist or belongs to another tenant."""
-        return await self._run(
+        return await self._read(
             lambda conn: self._decode_job(
                 conn.execute(
                     f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND (? IS NULL OR tenant = ?)",
@@ -413,7 +494,7 @@ class SqliteStore:
         )
 
     async def get_by_callback_token(self, token: str) -> Job | None:
-        return await self._run(lambda conn: self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()))
+        return await self._read(lambda conn: self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()))
 
     async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
         """Write `job` if nobody wrote it since it was read; returns a copy with `version + 1`.
@@ -493,7 +574,7 @@ class SqliteStore:
     async def slot_usage(self) -> dict[str, int]:
         """How many active jobs hold each slot, across every process on this store."""
         marks = ", ".join("?" * len(_ACTIVE))
-        rows = await self._run(
+        rows = await self._read(
             lambda conn: conn.execute(f"SELECT slot, count(*) FROM jobs WHERE slot IS NOT NULL AND status IN ({marks}) GROUP BY slot", _ACTIVE).fetchall()
         )
         return {slot: n for slot, n in rows}
@@ -552,12 +633,12 @@ class SqliteStore:
             jobs = [self._decode_job(r) for r in rows[:limit]]
             return jobs, len(rows) > limit  # type: ignore[return-value]
 
-        return await self._run(page)
+        return await self._read(page)
 
     async def active_jobs(self) -> list[Job]:
         """Every job not completed, failed or cancelled, oldest first."""
         marks = ", ".join("?" * len(_ACTIVE))
-        return await self._run(
+        return await self._read(
             lambda conn: [
                 self._decode_job(r)  # type: ignore[misc]
                 for r in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY created_seq", _ACTIVE)
@@ -565,67 +646,94 @@ class SqliteStore:
         )
 
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
-        """Lease up to `limit` unheld active jobs to `lease.owner`, oldest first.
+        """Hand up to `limit` unheld active jobs to `lease.owner`, oldest first: jobs with no
+        holder, and jobs of owners whose heartbeat lapsed before `now` (the claimer's own
+        included, after a stall). Owners that lose jobs are marked robbed; lapsed owners
+        left holding no active job are forgotten.
 
-        Select and update run in one `BEGIN IMMEDIATE` transaction, which holds
-        the database's write lock, so two processes never claim the same job.
+        One `BEGIN IMMEDIATE` transaction holds the database's write lock throughout,
+        so two processes never claim the same job, and a heartbeat runs wholly before
+        or after a claim. Both lookups go through `jobs_lease_owner`: when every owner
+        is alive and every job held, a claim reads no job row.
         """
+        if limit < 1:
+            return []
         marks = ", ".join("?" * len(_ACTIVE))
 
         def claim(conn: sqlite3.Connection) -> list[Job]:
-            rows = conn.execute(
-                f"""SELECT id, {_JOB_COLUMNS} FROM jobs
-                    WHERE status IN ({marks}) AND (lease_owner IS NULL OR lease_until < ?)
-                    ORDER BY created_seq LIMIT ?""",
-                (*_ACTIVE, now, limit),
+            lapsed = [r[0] for r in conn.execute("SELECT owner FROM owners WHERE until < ?", (now,))]
+            columns = f"created_seq, id, lease_owner, {_JOB_COLUMNS}"
+            found = conn.execute(
+                f"SELECT {columns} FROM jobs WHERE lease_owner IS NULL AND status IN ({marks}) ORDER BY created_seq LIMIT ?", (*_ACTIVE, limit)
             ).fetchall()
+            for chunk in _chunks(lapsed, 400):
+                owners = ", ".join("?" * len(chunk))
+                found += conn.execute(
+                    f"SELECT {columns} FROM jobs WHERE lease_owner IN ({owners}) AND status IN ({marks}) ORDER BY created_seq LIMIT ?",
+                    (*chunk, *_ACTIVE, limit),
+                ).fetchall()
+            picked = sorted(found)[:limit]
+            conn.executemany("UPDATE jobs SET lease_owner = ? WHERE id = ?", [(lease.owner, r[1]) for r in picked])
+            robbed = {r[2] for r in picked} - {None, lease.owner}
+            conn.executemany("UPDATE owners SET lost = 1 WHERE owner = ?", [(owner,) for owner in robbed])
+            if picked:
+                _keep_owner(conn, lease)
             conn.executemany(
-                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                [(lease.owner, lease.until, r[0]) for r in rows],
+                f"""DELETE FROM owners WHERE owner = ? AND owner <> ?
+                    AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = owners.owner AND status IN ({marks}))""",
+                [(owner, lease.owner, *_ACTIVE) for owner in lapsed],
             )
-            return [self._decode_job(r[1:]) for r in rows]  # type: ignore[misc]
+            return [self._decode_job(r[3:]) for r in picked]  # type: ignore[misc]
 
         return await self._write(claim)
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
-        """Extend the leases `lease.owner` still holds among `job_ids`; returns those ids."""
-        if not job_ids:
-            return set()
-        marks = ", ".join("?" * len(_ACTIVE))
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extend `lease.owner`'s heartbeat to `lease.until` (a row of `owners`, whatever it
+        holds); whether nothing was taken from it since the last one."""
 
-        def renew(conn: sqlite3.Connection) -> set[str]:
-            held: set[str] = set()
+        def beat(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT lost FROM owners WHERE owner = ?", (lease.owner,)).fetchone()
+            conn.execute(
+                """INSERT INTO owners (owner, until, lost) VALUES (?, ?, 0)
+                   ON CONFLICT (owner) DO UPDATE SET until = max(until, excluded.until), lost = 0""",
+                (lease.owner, lease.until),
+            )
+            return row is not None and not row[0]
+
+        return await self._write(beat)
+
+    async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` `owner` holds. Read from the last commit: a claim that took one
+        committed before the heartbeat that sent the caller here."""
+
+        def held(conn: sqlite3.Connection) -> set[str]:
+            out: set[str] = set()
             for chunk in _chunks(list(job_ids), 500):
                 ids = ", ".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"""UPDATE jobs SET lease_until = ?
-                        WHERE lease_owner = ? AND id IN ({ids}) AND status IN ({marks}) RETURNING id""",
-                    (lease.until, lease.owner, *chunk, *_ACTIVE),
-                ).fetchall()
-                held.update(r[0] for r in rows)
-            return held
+                out.update(r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE lease_owner = ? AND id IN ({ids})", (owner, *chunk)))
+            return out
 
-        return await self._write(renew)
+        return await self._read(held) if job_ids else set()
 
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
-        """Drop `owner`'s leases on these jobs."""
-        if not job_ids:
-            return
+        """Drop `owner`'s hold on these jobs, and its heartbeat once it holds no active job."""
+        marks = ", ".join("?" * len(_ACTIVE))
 
         def release(conn: sqlite3.Connection) -> None:
             for chunk in _chunks(list(job_ids), 500):
                 ids = ", ".join("?" * len(chunk))
-                conn.execute(
-                    f"UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN ({ids})",
-                    (owner, *chunk),
-                )
+                conn.execute(f"UPDATE jobs SET lease_owner = NULL WHERE lease_owner = ? AND id IN ({ids})", (owner, *chunk))
+            conn.execute(
+                f"DELETE FROM owners WHERE owner = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE lease_owner = ? AND status IN ({marks}))",
+                (owner, owner, *_ACTIVE),
+            )
 
         await self._write(release)
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
         where, args = ("created_at >= ?", (since,)) if tenant is None else ("tenant = ? AND created_at >= ?", (tenant, since))
-        return await self._run(
+        return await self._read(
             lambda conn: [
                 self._decode_job(r)  # type: ignore[misc]
                 for r in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY created_at, created_seq", args)
@@ -648,7 +756,7 @@ class SqliteStore:
 
     async def events(self, job_id: str) -> list[StatusEvent]:
         """The job's events by time, ties in insertion order."""
-        rows = await self._run(
+        rows = await self._read(
             lambda conn: conn.execute(
                 "SELECT job_id, at, status, progress, detail FROM events WHERE job_id = ? ORDER BY at, seq",
                 (job_id,),
@@ -710,7 +818,7 @@ class SqliteStore:
             tmp.unlink(missing_ok=True)
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
-        row = await self._run(
+        row = await self._read(
             lambda conn: conn.execute("SELECT doc FROM files WHERE id = ? AND (? IS NULL OR tenant = ?)", (file_id, tenant, tenant)).fetchone()
         )
         return self._file.decode(row[0]) if row else None
@@ -856,7 +964,7 @@ class SqliteStore:
         return await self._write(requeue)
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
-        row = await self._run(
+        row = await self._read(
             lambda conn: conn.execute("SELECT doc FROM deliveries WHERE id = ? AND (? IS NULL OR tenant = ?)", (delivery_id, tenant, tenant)).fetchone()
         )
         return self._delivery.decode(row[0]) if row else None
@@ -871,7 +979,7 @@ class SqliteStore:
         )
 
     async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
-        row = await self._run(lambda conn: conn.execute("SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).fetchone())
+        row = await self._read(lambda conn: conn.execute("SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).fetchone())
         return row[0] if row else None
 
     async def enable_endpoint(self, tenant: str, url: str) -> bool:
@@ -879,7 +987,7 @@ class SqliteStore:
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
         """Every delivery for the job, in insertion order."""
-        rows = await self._run(lambda conn: conn.execute("SELECT doc FROM deliveries WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall())
+        rows = await self._read(lambda conn: conn.execute("SELECT doc FROM deliveries WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall())
         return [self._delivery.decode(r[0]) for r in rows]
 
     # comparisons ------------------------------------------------------------
@@ -906,11 +1014,11 @@ class SqliteStore:
 
     async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
         """The comparison, or None if it does not exist or belongs to another tenant."""
-        row = await self._run(lambda conn: conn.execute("SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)).fetchone())
+        row = await self._read(lambda conn: conn.execute("SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)).fetchone())
         return self._comparison.decode(row[0]) if row else None
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
-        row = await self._run(
+        row = await self._read(
             lambda conn: conn.execute("SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)).fetchone()
         )
         return self._comparison.decode(row[0]) if row else None
@@ -932,7 +1040,7 @@ class SqliteStore:
 
     async def comparisons_since(self, tenant: str | None, since: float) -> list[Comparison]:
         where, args = ("created_at >= ?", (since,)) if tenant is None else ("tenant = ? AND created_at >= ?", (tenant, since))
-        rows = await self._run(lambda conn: conn.execute(f"SELECT doc FROM comparisons WHERE {where} ORDER BY created_at, id", args).fetchall())
+        rows = await self._read(lambda conn: conn.execute(f"SELECT doc FROM comparisons WHERE {where} ORDER BY created_at, id", args).fetchall())
         return [self._comparison.decode(r[0]) for r in rows]
 
 
@@ -949,6 +1057,18 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _keep_owner(conn: sqlite3.Connection, lease: Lease) -> None:
+    """Make sure `lease.owner` has a heartbeat lasting at least until `lease.until` (it now
+    holds a job). A row made here is marked `lost`: the owner may be one whose row was
+    cleaned up after it lapsed and lost its jobs, so its next heartbeat must not say
+    that everything it holds is still its own."""
+    conn.execute(
+        """INSERT INTO owners (owner, until, lost) VALUES (?, ?, 1)
+           ON CONFLICT (owner) DO UPDATE SET until = max(until, excluded.until)""",
+        (lease.owner, lease.until),
+    )
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

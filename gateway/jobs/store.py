@@ -7,11 +7,15 @@ names a tenant returns `None` for another tenant's object, so the API can answer
 404 without a second check.
 
 Replicas divide the work with leases. A process drives (submits, polls) only
-the active jobs whose lease it holds: it takes new jobs' leases when it creates
-them, claims unleased or lapsed ones, and renews what it holds well before the
-lease lapses. A process that dies stops renewing, so its jobs are claimed by the
-others once `until` passes. Webhook deliveries are claimed the same way, by
-pushing their due time past the lease, so each attempt is made by one process.
+the active jobs it holds: a job row names its holder (`lease_owner`), set when the
+process creates or claims the job. What keeps them held is one heartbeat per
+process (`owners`: owner -> until), which the process extends well before it lapses,
+in one statement however many jobs it holds. A process that dies stops beating, so
+once its `until` passes the others claim its jobs; a claim that takes a job from a
+lapsed owner marks that owner as robbed in the same transaction, and the owner's
+next heartbeat says so (False), so it asks which jobs it still holds (`held_by`)
+before acting on any. Webhook deliveries are claimed by pushing their due time past
+a lease, so each attempt is made by one process.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ class JobWrite(msgspec.Struct, frozen=True):
 
 
 class Lease(msgspec.Struct, frozen=True):
-    """Who holds a job (a process's instance id) and until when (epoch seconds)."""
+    """A process (its instance id) and until when its heartbeat keeps the jobs it holds
+    (epoch seconds)."""
 
     owner: str
     until: float
@@ -85,9 +90,17 @@ class Store(Protocol):
 
     # jobs ---------------------------------------------------------------
     async def create_job(self, job: Job, *, lease: Lease | None = None) -> Job:
-        """Insert a new job, leased to `lease.owner` when given. If `job.idempotency_key`
-        is already used by the tenant, nothing is inserted and the existing job is
-        returned instead (also when two inserts race, in one process or several)."""
+        """Insert a new job, held by `lease.owner` when given (whose heartbeat is extended to
+        at least `lease.until`). If `job.idempotency_key` is already used by the tenant,
+        nothing is inserted and the existing job is returned instead (also when two
+        inserts race, in one process or several)."""
+        ...
+
+    async def create_jobs(self, items: Sequence[tuple[Job, Lease | None]]) -> list[Job]:
+        """Many `create_job`s in one transaction (a group commit), in order: for each, the job
+        as inserted, or the tenant's job already under its idempotency key (stored before, or
+        earlier in this batch). Any other clash (a duplicate id or callback token) fails the
+        whole batch and stores nothing of it."""
         ...
 
     async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
@@ -148,19 +161,30 @@ class Store(Protocol):
         ...
 
     async def claim_jobs(self, lease: Lease, now: float, limit: int) -> list[Job]:
-        """Lease to `lease.owner` up to `limit` active jobs that nobody holds (no lease,
-        or one that lapsed before `now`), oldest first, and return them. Two callers
-        never get the same job from one round of claims."""
+        """Hand to `lease.owner` up to `limit` active jobs that nobody holds (no holder, or
+        one whose heartbeat lapsed before `now`), oldest first, and return them; its
+        heartbeat is extended to at least `lease.until`. An owner other than the claimer
+        that loses a job this way is marked robbed (its next `heartbeat` is False). Two
+        callers never get the same job from one round of claims."""
         ...
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
-        """Extend to `lease.until` the leases `lease.owner` still holds among `job_ids`;
-        returns those ids (the rest were lost: lapsed and claimed by someone else,
-        finished, or deleted)."""
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extend `lease.owner`'s heartbeat to `lease.until`, which keeps every job it holds.
+        True when every job it held at its last heartbeat is still its own. False when
+        another owner claimed some of its jobs since, or no heartbeat vouches for its record:
+        it has none (a new process, or one released or cleaned up after it lapsed) or only
+        one that a create or claim made. Then `held_by` says which jobs it still holds.
+        One row's worth of work, however many jobs it holds."""
+        ...
+
+    async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` `owner` holds (the rest were claimed by another owner,
+        released, or deleted)."""
         ...
 
     async def release_leases(self, owner: str, job_ids: Sequence[str]) -> None:
-        """Give up `owner`'s leases on these jobs (so others may claim them at once)."""
+        """Give up `owner`'s hold on these jobs (so others may claim them at once). Once it
+        holds no active job, its heartbeat goes too (a clean stop)."""
         ...
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:

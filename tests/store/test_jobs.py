@@ -11,7 +11,7 @@ import pytest
 from gateway.jobs.model import Candidate, RoutingTrace, StatusEvent
 from gateway.jobs.postgres import PostgresStore
 from gateway.jobs.sqlite import SqliteStore
-from gateway.jobs.store import StaleJob, Store
+from gateway.jobs.store import Lease, StaleJob, Store
 from providers.base import Cost, ErrorClass, ErrorInfo, JobStatus, VideoResult
 from tests.store.conftest import Backend
 from tests.store.records import attempt, make_job
@@ -97,6 +97,51 @@ async def test_idempotency_returns_existing_job(store: Store, backend: Backend) 
     with pytest.raises(backend.clash):
         await store.create_job(make_job(7, idempotency_key="k3", callback_token="cb"))
     assert await store.find_idempotent("t1", "k3") is None
+
+
+async def test_a_batch_of_creates_keeps_each_ones_idempotency(store: Store) -> None:
+    stored = await store.create_job(make_job(1, idempotency_key="old"))
+    batch = [
+        (make_job(2, idempotency_key="new"), Lease("a", 100.0)),
+        (make_job(3), Lease("a", 100.0)),
+        (make_job(4, idempotency_key="old", prompt="replayed"), Lease("a", 100.0)),  # taken before the batch
+        (make_job(5, idempotency_key="new"), Lease("a", 100.0)),  # taken earlier in the batch
+        (make_job(6, tenant="t2", idempotency_key="new"), None),  # another tenant's key
+        (make_job(7), None),
+    ]
+    created = await store.create_jobs(batch)
+    assert [j.id for j in created] == ["video_0002", "video_0003", "video_0001", "video_0002", "video_0006", "video_0007"]
+    assert created[2] == stored and created[1] == batch[1][0]
+    assert await store.get_job("video_0004") is None and await store.get_job("video_0005") is None
+    page, _ = await store.list_jobs("t1", order="asc")
+    assert [j.id for j in page] == ["video_0001", "video_0002", "video_0003", "video_0007"]  # creation order is the batch's
+    assert await store.held_by("a", [f"video_{n:04d}" for n in range(1, 8)]) == {"video_0002", "video_0003"}
+    assert await store.claim_jobs(Lease("b", 200.0), now=50.0, limit=10) == [await store.get_job("video_0001"), await store.get_job("video_0006"), created[5]]
+    assert await store.create_jobs([]) == []
+
+
+async def test_a_clash_in_a_batch_of_creates_stores_nothing_of_it(store: Store, backend: Backend) -> None:
+    await store.create_job(make_job(1, callback_token="cb"))
+    with pytest.raises(backend.clash):
+        await store.create_jobs([(make_job(2, idempotency_key="k"), None), (make_job(3, callback_token="cb"), None)])
+    assert await store.get_job("video_0002") is None and await store.find_idempotent("t1", "k") is None
+    with pytest.raises(backend.clash):
+        await store.create_jobs([(make_job(4), None), (make_job(4, prompt="same id"), None)])
+    assert await store.get_job("video_0004") is None
+
+
+async def test_batches_of_creates_racing_across_two_stores_insert_each_key_once(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    batches = [[(make_job(100 * n + k, idempotency_key=f"key-{(k * 7 + n) % 10}"), None) for k in range(10)] for n in range(6)]
+    results = await asyncio.gather(*((a, b)[n % 2].create_jobs(batch) for n, batch in enumerate(batches)))
+    by_key: dict[str, set[str]] = {}
+    for batch, created in zip(batches, results, strict=True):
+        for (job, _), got in zip(batch, created, strict=True):
+            assert got.idempotency_key == job.idempotency_key
+            by_key.setdefault(job.idempotency_key or "", set()).add(got.id)
+    assert all(len(ids) == 1 for ids in by_key.values()) and len(by_key) == 10
+    page, _ = await a.list_jobs("t1", limit=100)
+    assert len(page) == 10
 
 
 async def test_a_replay_after_the_job_was_updated_returns_its_current_state(store: Store) -> None:

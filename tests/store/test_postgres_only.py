@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import asyncpg
+import msgspec
 import pytest
 
 from gateway.jobs.postgres import PostgresStore
 from gateway.jobs.postgres_schema import MIGRATIONS, SCHEMA_VERSION
-from gateway.jobs.store import Lease
+from gateway.jobs.store import JobWrite, Lease
+from providers.base import JobStatus
 from providers.simkit import free_port
 from tests.store.records import make_file, make_job
 
@@ -74,8 +77,10 @@ async def test_file_bytes_and_leases_are_rows(postgres_database: str) -> None:
         "SELECT attstorage FROM pg_attribute WHERE attrelid = 'file_bytes'::regclass AND attname = 'data'",
     )
     assert [r["attstorage"] for r in storage] == [b"e"]  # uncompressed, out of line: slices read cheaply
-    leases = await fetch(postgres_database, "SELECT id, lease_owner, lease_until FROM jobs ORDER BY id")
-    assert [tuple(r) for r in leases] == [("video_0001", "host-a", 123.5), ("video_0002", None, None)]
+    leases = await fetch(postgres_database, "SELECT id, lease_owner FROM jobs ORDER BY id")
+    assert [tuple(r) for r in leases] == [("video_0001", "host-a"), ("video_0002", None)]
+    owners = await fetch(postgres_database, "SELECT owner, until FROM owners")
+    assert [tuple(r) for r in owners] == [("host-a", 123.5)]
 
 
 def test_pool_bounds_are_checked() -> None:
@@ -92,3 +97,99 @@ async def test_an_unreachable_server_fails_open_and_ping() -> None:
     assert not await store.ping()
     with pytest.raises(RuntimeError, match="not open"):
         await store.active_jobs()
+
+
+async def test_overlapping_batches_and_lease_writes_from_two_replicas_never_deadlock(postgres_database: str) -> None:
+    # Two replicas' group commits, slot grants and lease writes over the same jobs, each in
+    # its own order: rows locked in no fixed order deadlock (PostgreSQL aborts one side).
+    a, b = PostgresStore(postgres_database), PostgresStore(postgres_database)
+    await a.open()
+    await b.open()
+    try:
+        ids = [f"video_{n:04d}" for n in range(40)]
+        for n in range(40):
+            await a.create_job(make_job(n), lease=Lease("a", 1e9))
+        rng = random.Random(14)
+
+        async def batch(store: PostgresStore) -> None:
+            jobs = [await store.get_job(job_id) for job_id in rng.sample(ids, 25)]
+            for job in jobs:
+                job.progress = (job.progress + 1) % 100
+            await store.update_jobs([JobWrite(job) for job in jobs])
+
+        async def leases(store: PostgresStore) -> None:
+            await store.release_leases("a", rng.sample(ids, 10))
+            await store.claim_jobs(Lease("a", 1e9), now=0.0, limit=40)
+            await store.heartbeat(Lease("a", 1e9))
+
+        async def slots(store: PostgresStore) -> None:
+            await store.acquire_slots(f"p/{rng.randrange(3)}", 100, rng.sample(ids, 20))
+
+        for _ in range(30):
+            await asyncio.gather(*(work(store) for store in (a, b) for work in (batch, batch, leases, slots)))
+        assert {j.id for j in await a.active_jobs()} == set(ids)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_deadlocked_batch_is_retried_inside_the_store(postgres_database: str) -> None:
+    # Another client locks video_0002 and then asks for video_0001 while the batch, which
+    # locked video_0001, waits for video_0002: PostgreSQL aborts the batch (the side that
+    # waited longest detects it); the store runs it again once the other side is through.
+    store = PostgresStore(postgres_database)
+    await store.open()
+    other = await asyncpg.connect(postgres_database)
+    try:
+        for n in (1, 2):
+            await store.create_job(make_job(n))
+        jobs = [await store.get_job(f"video_{n:04d}") for n in (1, 2)]
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("UPDATE jobs SET model = model WHERE id = 'video_0002'")
+        batch = asyncio.create_task(store.update_jobs([JobWrite(j) for j in jobs]))
+        await asyncio.sleep(0.3)  # the batch holds video_0001 and waits for video_0002
+        await asyncio.wait_for(other.execute("UPDATE jobs SET model = model WHERE id = 'video_0001'"), timeout=10)
+        await tx.commit()
+        written = await asyncio.wait_for(batch, timeout=10)
+        assert [w.version for w in written] == [1, 1]  # type: ignore[union-attr]
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_per_job_leases_become_heartbeats_on_migration(postgres_database: str) -> None:
+    # A version-3 database, per-job leases: "old" holds two active jobs (leases till 400 and 500),
+    # "gone" held one that has since finished.
+    conn = await asyncpg.connect(postgres_database)
+    try:
+        async with conn.transaction():
+            await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            await conn.execute("INSERT INTO schema_version (version) VALUES (3)")
+            for statements in MIGRATIONS[:3]:
+                for step in statements:
+                    await (step(conn) if callable(step) else conn.execute(step))
+            for n, owner, until, status in [(1, "old", 400.0, "queued"), (2, "old", 500.0, "in_progress"), (3, "gone", 90.0, "completed")]:
+                await conn.execute(
+                    """INSERT INTO jobs (id, tenant, status, model, created_at, version, doc, lease_owner, lease_until)
+                       VALUES ($1, 't1', $2, 'seedance-2.0', $3, 0, $4, $5, $6)""",
+                    f"video_{n:04d}",
+                    status,
+                    1000.0 + n,
+                    msgspec.json.encode(make_job(n, status=JobStatus(status))),
+                    owner,
+                    until,
+                )
+    finally:
+        await conn.close()
+    store = PostgresStore(postgres_database)
+    await store.open()
+    try:
+        assert await store.claim_jobs(Lease("new", 1000.0), now=450.0, limit=10) == []  # "old" holds both till 500
+        assert [j.id for j in await store.claim_jobs(Lease("new", 1000.0), now=501.0, limit=10)] == ["video_0001", "video_0002"]
+        assert not await store.heartbeat(Lease("old", 600.0))
+    finally:
+        await store.close()
+    columns = {r["column_name"] for r in await fetch(postgres_database, "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")}
+    assert "lease_owner" in columns and "lease_until" not in columns
+    assert [r["owner"] for r in await fetch(postgres_database, "SELECT owner FROM owners ORDER BY owner")] == ["new", "old"]

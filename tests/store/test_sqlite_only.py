@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from gateway.jobs.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from gateway.jobs.store import Lease
+from providers.base import JobStatus
 from tests.store.records import comparison, make_file, make_job
 
 
@@ -67,3 +72,66 @@ async def test_a_version_1_database_migrates(tmp_path: Path) -> None:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"jobs_tenant_created", "jobs_created"} <= indexes
+
+
+async def test_reads_answer_while_a_write_transaction_is_open(store: SqliteStore) -> None:
+    await store.create_job(make_job(1))
+    await store.put_file(make_file("file_a", b"abc"), b"abc")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_write(conn: sqlite3.Connection) -> None:  # a group commit of thousands of jobs, say
+        conn.execute("UPDATE jobs SET version = 7 WHERE id = 'video_0001'")
+        inside.set()
+        release.wait(10)
+
+    writing = asyncio.create_task(store._write(slow_write))
+    try:
+        assert await asyncio.to_thread(inside.wait, 5)
+        async with asyncio.timeout(5):  # behind the writer these would wait for `release`
+            job = await store.get_job("video_0001", "t1")
+            assert job is not None and job.version == 0  # the last commit, not the open transaction
+            assert [j.id for j in (await store.list_jobs("t1"))[0]] == ["video_0001"]
+            assert await store.get_file("file_a", "t1") is not None
+            assert await store.events("video_0001") == []
+        assert not writing.done()
+    finally:
+        release.set()
+        await writing
+    # a write returns once committed, so the next read sees it
+    assert (await store.get_job("video_0001")).version == 7  # type: ignore[union-attr]
+
+
+async def test_the_read_connection_cannot_write(store: SqliteStore) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store._read(lambda conn: conn.execute("DELETE FROM jobs"))
+
+
+async def test_per_job_leases_become_heartbeats_on_migration(tmp_path: Path) -> None:
+    # A version-5 file, per-job leases: "old" holds two active jobs (leases till 400 and 500),
+    # "gone" held one that has since finished.
+    path = tmp_path / "v5.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (5)")
+        for statements in MIGRATIONS[:5]:
+            for step in statements:
+                step(conn) if callable(step) else conn.execute(step)
+        for seq, (n, owner, until, status) in enumerate([(1, "old", 400.0, "queued"), (2, "old", 500.0, "in_progress"), (3, "gone", 90.0, "completed")]):
+            doc = msgspec.json.encode(make_job(n, status=JobStatus(status)))
+            conn.execute(
+                """INSERT INTO jobs (id, tenant, status, model, created_seq, created_at, version, doc, lease_owner, lease_until)
+                   VALUES (?, 't1', ?, 'seedance-2.0', ?, ?, 0, ?, ?, ?)""",
+                (f"video_{n:04d}", status, seq + 1, 1000.0 + n, doc, owner, until),
+            )
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.claim_jobs(Lease("new", 1000.0), now=450.0, limit=10) == []  # "old" holds both till 500
+        assert [j.id for j in await store.claim_jobs(Lease("new", 1000.0), now=501.0, limit=10)] == ["video_0001", "video_0002"]
+        assert not await store.heartbeat(Lease("old", 600.0))
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+        assert "lease_owner" in columns and "lease_until" not in columns
+        assert conn.execute("SELECT owner FROM owners ORDER BY owner").fetchall() == [("new",), ("old",)]  # "old" came back; "gone" never had a row

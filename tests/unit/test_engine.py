@@ -41,15 +41,15 @@ async def test_a_job_runs_to_completion_on_simulated_time(tmp_path: Path) -> Non
 
 
 class SlowRenewals(SqliteStore):
-    """A store whose lease renewal is held up (a lock held elsewhere) while the clock runs on,
+    """A store whose heartbeat is held up (a lock held elsewhere) while the clock runs on,
     so the renewed lease has already lapsed when it is written: the old runner then claimed
     its own jobs again and counted their slot twice."""
 
     clock: FakeClock
     stall: float = 0.0
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
-        kept = await super().renew_leases(lease, job_ids)
+    async def heartbeat(self, lease: Lease) -> bool:
+        kept = await super().heartbeat(lease)
         if self.stall:
             self.clock.advance(self.stall)
             self.stall = 0.0
@@ -68,9 +68,11 @@ async def test_a_late_lease_renewal_reclaims_nothing_and_leaks_no_slot(tmp_path:
         assert (await h.video(first["id"]))["status"] == "in_progress"
         assert (await h.providers())["useapi"]["in_flight"] == 1
 
-        store.stall = 15.0  # the next renewal commits a lease that lapsed 5 s ago
-        await h.advance(2)
-        await h.advance(1)  # the claim that follows sees the job's lease lapsed: it is ours
+        store.stall = 15.0  # the next heartbeat commits a lease that lapsed 5 s ago
+        with capture_logs() as logs:
+            await h.advance(2)
+            await h.advance(1)  # the claim that follows sees the job's lease lapsed: it is ours
+        assert any(e["event"] == "jobs.leases_lapsed_here" for e in logs)  # the defect's setting did arise
         assert (await h.providers())["useapi"]["in_flight"] == 1
         assert h.service.engine.driving == 2  # type: ignore[attr-defined]
 
@@ -287,10 +289,10 @@ class FlakyWrites(SqliteStore):
             raise StoreUnavailable()
         return await super().acquire_slots(slot, limit, job_ids)
 
-    async def renew_leases(self, lease: Lease, job_ids: Sequence[str]) -> set[str]:
+    async def heartbeat(self, lease: Lease) -> bool:
         if self.down:
             raise StoreUnavailable()
-        return await super().renew_leases(lease, job_ids)
+        return await super().heartbeat(lease)
 
 
 async def test_a_failed_submitting_write_sends_nothing_and_the_job_completes_once_the_store_is_back(tmp_path: Path) -> None:
