@@ -67,6 +67,8 @@ _JOB_COLUMNS = "doc, version, slot"
 # and lost its jobs, so its next heartbeat must not say that all it holds is still its own.
 _KEEP_OWNER = """INSERT INTO owners (owner, until, lost) VALUES ($1, $2, true)
     ON CONFLICT (owner) DO UPDATE SET until = greatest(owners.until, excluded.until)"""
+_UNCAPPED = 2**31 - 1  # a per-tenant / per-URL cap that caps nothing (a PostgreSQL integer)
+
 _INSERT_DELIVERY = """INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc)
     VALUES ($1, $2, $3, $4, $5, $6, $7)"""
 
@@ -713,7 +715,9 @@ class PostgresStore:
         LOCKED` makes concurrent claimers take disjoint sets. Deliveries of `skip_tenants`
         or to `skip_urls` are left, and at most `per_tenant` / `per_url` of one tenant / URL
         taken (ranked first: PostgreSQL locks no rows in a query with window functions).
-        The stored doc is not changed."""
+        Uncapped, the rank passes everything, so a claim passes over rows another claim has
+        locked instead of finding its tenant's first `limit` all taken. The stored doc is not
+        changed."""
         if limit < 1:
             return []
         rows = await self._db.fetch(
@@ -736,8 +740,8 @@ class PostgresStore:
             limit,
             list(skip_tenants),
             list(skip_urls),
-            per_tenant or limit,
-            per_url or limit,
+            per_tenant or _UNCAPPED,
+            per_url or _UNCAPPED,
         )
         rows = sorted(rows, key=lambda r: (r["was_due"], r["seq"]))
         return [self._delivery.decode(r["doc"]) for r in rows]

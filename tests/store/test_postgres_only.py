@@ -193,3 +193,23 @@ async def test_per_job_leases_become_heartbeats_on_migration(postgres_database: 
     columns = {r["column_name"] for r in await fetch(postgres_database, "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")}
     assert "lease_owner" in columns and "lease_until" not in columns
     assert [r["owner"] for r in await fetch(postgres_database, "SELECT owner FROM owners ORDER BY owner")] == ["new", "old"]
+
+
+async def test_a_claim_passes_over_deliveries_another_claim_has_locked(postgres_database: str) -> None:
+    """Two replicas claiming at once: the second takes the next due deliveries, not nothing
+    (it used to rank a tenant's first `limit` deliveries, all locked by the first claim)."""
+    from tests.store.records import make_delivery
+
+    store = PostgresStore(postgres_database)
+    await store.open()
+    holder = await asyncpg.connect(postgres_database)
+    try:
+        for n in range(1, 13):
+            await store.add_delivery(make_delivery(n, due=float(n)))
+        async with holder.transaction():  # another replica's claim, in flight
+            await holder.execute("SELECT FROM deliveries WHERE id = ANY($1::text[]) FOR UPDATE", ["msg_1", "msg_2", "msg_3", "msg_4"])
+            batch = await store.claim_deliveries(20.0, lease_until=100.0, limit=4)
+        assert [d.id for d in batch] == ["msg_5", "msg_6", "msg_7", "msg_8"]
+    finally:
+        await holder.close()
+        await store.close()
