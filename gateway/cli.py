@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # Nothing heavier than the standard library is imported at module level: `vidgate compare`
 # must print its comparison id within a second of starting, on a busy machine too.
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 HTTP_PARSERS = ("httptools", "h11")
 EVENT_LOOPS = ("uvloop", "asyncio")
 DEMO_KEY = "sk-demo"
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--json-logs", action="store_true", default=None)
+    serve.add_argument("--log-level", choices=LOG_LEVELS, help="drop lines below this level (default: [logging] level, which defaults to info)")
     serve.add_argument("--http", choices=HTTP_PARSERS, default="h11", help="HTTP/1.1 parser (default h11)")
     serve.add_argument("--loop", choices=EVENT_LOOPS, default="asyncio", help="event loop (default asyncio)")
 
@@ -93,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(json=args.json_logs)
+    configure_logging(json=args.json_logs, level=args.log_level or settings.logging.level)
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     sock = listen_or_say_why("vidgate serve", host, port, hint="choose another with --port (or [server] port)")

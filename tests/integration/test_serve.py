@@ -53,11 +53,13 @@ providers = {{ powertokens = "dreamina-seedance-2-0-260128" }}
 
 
 @contextlib.contextmanager
-def gateway(tmp_path: Path, *, max_connections: int = 1024, http: str | None = None) -> Iterator[tuple[str, Proc, int]]:
+def gateway(
+    tmp_path: Path, *, max_connections: int = 1024, http: str | None = None, extra_config: str = "", extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, Proc, int]]:
     port = free_port()
     config = tmp_path / "vidgate.toml"
-    config.write_text(CONFIG.format(port=port, timeout=TIMEOUT, max_connections=max_connections, db=tmp_path / "vidgate.db"))
-    args = ["serve", "--config", str(config), *(["--http", http] if http else [])]
+    config.write_text(CONFIG.format(port=port, timeout=TIMEOUT, max_connections=max_connections, db=tmp_path / "vidgate.db") + extra_config)
+    args = ["serve", "--config", str(config), *(["--http", http] if http else []), *extra_args]
     with running("gateway", args, tmp_path / "gateway.log") as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for("the gateway to serve", lambda: gateway_ready(base), [proc])
@@ -90,6 +92,21 @@ def test_serve_logs_the_url_it_listens_on_and_a_busy_port_is_one_line(tmp_path: 
     assert len(err.splitlines()) == 1, err
     assert "--port" in err and str(port) in err and "in use" in err
     assert "Traceback" not in second.stdout + second.stderr
+
+
+def json_lines(proc: Proc) -> list[dict]:
+    return [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize(("args", "logged"), [((), False), (("--log-level", "info"), True)])
+def test_the_configured_log_level_holds_unless_the_command_line_says_otherwise(tmp_path: Path, args: tuple[str, ...], logged: bool) -> None:
+    with gateway(tmp_path, extra_config='\n[logging]\nlevel = "warning"\n', extra_args=args) as (base, proc, _port):
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/v1/videos/video_missing", headers={"Authorization": "Bearer sk-test"}, timeout=5).status_code == 404
+        time.sleep(0.2)
+        events = [line["event"] for line in json_lines(proc)]
+    assert ("http.request" in events) is logged, events
+    assert ("server.listening" in events) is logged  # an info line of its own
 
 
 PARSERS = pytest.mark.parametrize("http", ["httptools", "h11"])
