@@ -95,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(json=args.json_logs, level=args.log_level or settings.logging.level)
+    configure_logging(json=args.json_logs, level=args.log_level or settings.logging.level, cache_loggers=True)
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     sock = listen_or_say_why("vidgate serve", host, port, hint="choose another with --port (or [server] port)")

@@ -87,7 +87,7 @@ def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
     if not once and not port_is_free(HOST, port):
         print(f"vidgate demo: {HOST}:{port} is already in use; choose another port with --port (e.g. vidgate demo --port {port + 1})", file=sys.stderr)
         return 2
-    configure_logging(level="warning" if once else "info")
+    configure_logging(level="warning" if once else "info", cache_loggers=True)
     with temp_dir() as data_dir, running_simulators(job_seconds) as urls:  # the data goes when the demo stops
         if once:
             ephemeral = listen(HOST, 0)
