@@ -11,17 +11,18 @@ import base64
 import contextlib
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 
 from gateway.catalog import ModelCatalog
-from gateway.cli import DEMO_KEY, demo_settings, temp_dir
+from gateway.cli import DEMO_KEY, demo_settings, http_server, listen, listen_or_say_why, run_server, temp_dir
 from gateway.settings import Settings
 from providers.base import MODES
 from providers.registry import DESCRIPTORS, descriptor
-from providers.simkit import SampleName, free_port, sample, serve_in_thread
+from providers.simkit import SampleName, sample, serve_in_thread
 
 HOST = "127.0.0.1"
 
@@ -86,19 +87,39 @@ def run_demo(*, port: int, once: bool, job_seconds: float | None) -> int:
     if not once and not port_is_free(HOST, port):
         print(f"vidgate demo: {HOST}:{port} is already in use; choose another port with --port (e.g. vidgate demo --port {port + 1})", file=sys.stderr)
         return 2
-    configure_logging(level="warning" if once else "info")
+    configure_logging(level="warning" if once else "info", cache_loggers=True)
     with temp_dir() as data_dir, running_simulators(job_seconds) as urls:  # the data goes when the demo stops
         if once:
-            port = free_port()
-            settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
-            with serve_in_thread(create_app(settings), port=port) as base:
+            ephemeral = listen(HOST, 0)
+            settings = demo_settings(port=ephemeral.getsockname()[1], urls=urls, data_dir=data_dir, job_seconds=job_seconds)
+            with _serving_in_thread(create_app(settings), ephemeral, settings) as base:
                 return _run_once(base, _scenarios(settings))
+        sock = listen_or_say_why("vidgate demo", HOST, port, hint=f"choose another port with --port (e.g. vidgate demo --port {port + 1})")
+        if sock is None:  # taken since the check above
+            return 2
         settings = demo_settings(port=port, urls=urls, data_dir=data_dir, job_seconds=job_seconds)
-        import uvicorn
-
         print(_banner(port, urls, data_dir), flush=True)
-        uvicorn.run(create_app(settings), host=HOST, port=port, log_level="warning", access_log=False, log_config=None)
+        run_server(create_app(settings), sock, settings.server)
     return 0
+
+
+@contextlib.contextmanager
+def _serving_in_thread(app: object, sock: socket.socket, settings: Settings) -> Iterator[str]:
+    """`vidgate serve`'s server (`http_server`) on a background thread, for `--once` to drive."""
+    server = http_server(app, settings.server)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="vidgate-demo", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the demo's vidgate did not start")
+        time.sleep(0.01)
+    try:
+        yield settings.server.base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 def port_is_free(host: str, port: int) -> bool:

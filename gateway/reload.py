@@ -22,7 +22,7 @@ from gateway.webhooks import WebhookDispatcher
 log = structlog.get_logger("vidgate.reload")
 
 # Changing these needs a restart: they are bound when the process starts.
-_RESTART_ONLY = ("server", "store", "outputs", "cluster", "metrics")
+_RESTART_ONLY = ("server", "store", "outputs", "cluster", "metrics", "logging")
 
 
 def apply_settings(holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoard, webhooks: WebhookDispatcher, new: Settings) -> list[str]:

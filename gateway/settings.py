@@ -42,6 +42,7 @@ __all__ = [
     "ConsoleSettings",
     "JobSettings",
     "KeySettings",
+    "LoggingSettings",
     "MetricsSettings",
     "ModelSettings",
     "OutputSettings",
@@ -485,6 +486,16 @@ class MetricsSettings(_Config):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9464
 
 
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class LoggingSettings(_Config):
+    """What `vidgate serve` logs (`gateway.logging`); `vidgate serve --log-level` overrides `level`."""
+
+    # Lines below this level cost a method call and nothing else: no context, no rendering.
+    level: LogLevel = "info"
+
+
 class ClusterSettings(_Config):
     """Several vidgate processes on one store divide the jobs by leases (`gateway.jobs.store`)."""
 
@@ -524,6 +535,7 @@ class Settings(_Config):
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Slow connections (headers that never end, nothing sent at all, a body that stalls) are
 closed by the server within `[server] header_timeout_seconds` / `body_timeout_seconds`,
-while /healthz keeps answering; `max_connections` caps what they can hold."""
+while /healthz keeps answering; `max_connections` caps what they can hold. The guard is
+checked on both HTTP parsers `vidgate serve` can run (`--http httptools`, the default, and
+`--http h11`)."""
 
 from __future__ import annotations
 
@@ -51,11 +53,14 @@ providers = {{ powertokens = "dreamina-seedance-2-0-260128" }}
 
 
 @contextlib.contextmanager
-def gateway(tmp_path: Path, *, max_connections: int = 1024) -> Iterator[tuple[str, Proc, int]]:
+def gateway(
+    tmp_path: Path, *, max_connections: int = 1024, http: str | None = None, extra_config: str = "", extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, Proc, int]]:
     port = free_port()
     config = tmp_path / "vidgate.toml"
-    config.write_text(CONFIG.format(port=port, timeout=TIMEOUT, max_connections=max_connections, db=tmp_path / "vidgate.db"))
-    with running("gateway", ["serve", "--config", str(config)], tmp_path / "gateway.log") as proc:
+    config.write_text(CONFIG.format(port=port, timeout=TIMEOUT, max_connections=max_connections, db=tmp_path / "vidgate.db") + extra_config)
+    args = ["serve", "--config", str(config), *(["--http", http] if http else []), *extra_args]
+    with running("gateway", args, tmp_path / "gateway.log") as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for("the gateway to serve", lambda: gateway_ready(base), [proc])
         yield base, proc, port
@@ -89,8 +94,27 @@ def test_serve_logs_the_url_it_listens_on_and_a_busy_port_is_one_line(tmp_path: 
     assert "Traceback" not in second.stdout + second.stderr
 
 
-def test_slow_connections_are_closed_within_the_configured_timeouts(tmp_path: Path) -> None:
-    with gateway(tmp_path) as (base, _proc, port):
+def json_lines(proc: Proc) -> list[dict]:
+    return [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize(("args", "logged"), [((), False), (("--log-level", "info"), True)])
+def test_the_configured_log_level_holds_unless_the_command_line_says_otherwise(tmp_path: Path, args: tuple[str, ...], logged: bool) -> None:
+    with gateway(tmp_path, extra_config='\n[logging]\nlevel = "warning"\n', extra_args=args) as (base, proc, _port):
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/v1/videos/video_missing", headers={"Authorization": "Bearer sk-test"}, timeout=5).status_code == 404
+        time.sleep(0.2)
+        events = [line["event"] for line in json_lines(proc)]
+    assert ("http.request" in events) is logged, events
+    assert ("server.listening" in events) is logged  # an info line of its own
+
+
+PARSERS = pytest.mark.parametrize("http", ["httptools", "h11"])
+
+
+@PARSERS
+def test_slow_connections_are_closed_within_the_configured_timeouts(tmp_path: Path, http: str) -> None:
+    with gateway(tmp_path, http=http) as (base, _proc, port):
         opened = time.monotonic()
         silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
         headers = []
@@ -124,8 +148,9 @@ def test_slow_connections_are_closed_within_the_configured_timeouts(tmp_path: Pa
     assert trickled < TIMEOUT + SLACK, "a trickle of header bytes kept the connection open"
 
 
-def test_max_connections_caps_what_slow_clients_hold_until_they_are_closed(tmp_path: Path) -> None:
-    with gateway(tmp_path, max_connections=20) as (base, _proc, port):
+@PARSERS
+def test_max_connections_caps_what_slow_clients_hold_until_they_are_closed(tmp_path: Path, http: str) -> None:
+    with gateway(tmp_path, max_connections=20, http=http) as (base, _proc, port):
         hogs = [socket.create_connection(("127.0.0.1", port)) for _ in range(25)]
         time.sleep(0.2)
         refused = httpx.get(f"{base}/healthz", timeout=5)
@@ -136,13 +161,14 @@ def test_max_connections_caps_what_slow_clients_hold_until_they_are_closed(tmp_p
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
 
 
+@PARSERS
 @pytest.mark.parametrize("pause", [0.3])
-def test_a_body_that_keeps_arriving_is_not_cut(tmp_path: Path, pause: float) -> None:
+def test_a_body_that_keeps_arriving_is_not_cut(tmp_path: Path, pause: float, http: str) -> None:
     """A slow but steady upload (each pause under the timeout) is served, past the timeout in all."""
     png = (REPO / "providers" / "sim_media" / "image.png").read_bytes()
     boundary = b"xyz"
     body = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n' + png + b"\r\n--xyz--\r\n"
-    with gateway(tmp_path) as (_base, _proc, port):
+    with gateway(tmp_path, http=http) as (_base, _proc, port):
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(
             b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\nContent-Type: multipart/form-data; boundary="
@@ -161,3 +187,39 @@ def test_a_body_that_keeps_arriving_is_not_cut(tmp_path: Path, pause: float) -> 
         s.close()
     assert time.monotonic() - started > TIMEOUT  # longer than the timeout in all
     assert answer.startswith(b"HTTP/1.1 200"), answer
+
+
+@PARSERS
+def test_a_body_that_stalls_while_the_app_waits_for_it_is_closed(tmp_path: Path, http: str) -> None:
+    """The app reads this upload (a valid multipart head), so no early answer and no
+    keep-alive timer ends the connection: only the body-pause deadline does. A request
+    that arrived whole on the same server is still answered."""
+    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG'
+    with gateway(tmp_path, http=http) as (base, _proc, port):
+        stalled = []
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(
+                b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\n"
+                b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n" + head
+            )
+            stalled.append(s)
+        opened = time.monotonic()
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        closed = [closed_within(s, max(0.1, opened + TIMEOUT + SLACK - time.monotonic())) for s in stalled]
+        for s in stalled:
+            s.close()
+    assert all(closed), f"{closed.count(False)} of 5 stalled uploads still open after {TIMEOUT + SLACK} s"
+
+
+@PARSERS
+def test_the_next_request_on_a_kept_alive_connection_has_the_same_header_deadline(tmp_path: Path, http: str) -> None:
+    with gateway(tmp_path, http=http) as (_base, _proc, port):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # the keep-alive timer stops at this byte
+        closed = closed_within(s, TIMEOUT + SLACK)
+        s.close()
+    assert closed, "a second request's unfinished headers kept the connection open"

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
 import logging
 import re
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar import Litestar, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
@@ -16,6 +20,7 @@ from structlog.contextvars import bind_contextvars, clear_contextvars, get_conte
 from structlog.testing import capture_logs
 
 from gateway.logging import (
+    _TEXT_PATTERNS,
     bind_job_context,
     configure_logging,
     current_request_id,
@@ -24,6 +29,7 @@ from gateway.logging import (
     redact_text,
     request_logging_middleware,
 )
+from providers.base import JobStatus
 
 # --- redaction --------------------------------------------------------------
 
@@ -72,6 +78,42 @@ def test_redact_text_keeps_ordinary_words() -> None:
     assert redact_text("desk-top bearer-less tokens sk-1") == "desk-top bearer-less tokens sk-1"
 
 
+_PIECES = st.sampled_from(
+    [
+        "Bearer ",
+        "bearer\t",
+        "BASIC ",
+        "Baſic ",
+        "basıc ",
+        "whsec_",
+        "sk-",
+        "sk-proj-abcdef12",
+        "://",
+        "https://u:p@h/",
+        "?",
+        "&",
+        "=",
+        "key",
+        "token",
+        "api_key",
+        "sig",
+        "?key=",
+        "&token=x",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=10).map("".join))
+def test_the_quick_check_never_skips_a_string_a_pattern_would_change(text: str) -> None:
+    """redact_text returns a string untouched when none of the patterns can match: it must
+    give exactly what applying every pattern gives."""
+    full = text
+    for pattern, replacement in _TEXT_PATTERNS:
+        full = pattern.sub(replacement, full)
+    assert redact_text(text) == full
+
+
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """configure_logging changes process-wide state; put all of it back."""
@@ -109,6 +151,36 @@ def test_configured_json_output_is_redacted_and_has_context(restore_logging: Non
     assert second["job_id"] == "video_1"
     assert "sk-abcdefghijkl" not in third["exception"]
     assert "job_id" not in third
+
+
+class _Settingsish(msgspec.Struct):
+    name: str
+    secret: str
+
+    def __repr__(self) -> str:  # as gateway.settings' structs mask their secrets
+        return f"_Settingsish(name={self.name!r}, secret='***')"
+
+
+def test_json_lines_show_objects_as_their_redacted_repr_never_their_fields(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    structlog.get_logger().info(
+        "objects",
+        provider=_Settingsish(name="p", secret="s3cr3t-value"),
+        body=b"Authorization: Bearer abcdef",
+        nested={"deep": [{"x": _Settingsish(name="q", secret="other-s3cr3t")}]},
+        when=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        status=JobStatus.COMPLETED,
+        count=3,
+    )
+    text = stream.getvalue()
+    assert "s3cr3t" not in text and "abcdef" not in text, text
+    [line] = [json.loads(t) for t in text.splitlines()]
+    assert line["provider"] == "_Settingsish(name='p', secret='***')"
+    assert line["body"] == "b'Authorization: Bearer ***'"
+    assert line["nested"] == {"deep": [{"x": "_Settingsish(name='q', secret='***')"}]}
+    assert line["when"].startswith("datetime.datetime(2026, 1, 1")  # a repr, as json.dumps' fallback gave
+    assert line["status"] == "completed" and line["count"] == 3
 
 
 def test_structlog_events_survive_a_framework_replacing_root_handlers(restore_logging: None) -> None:

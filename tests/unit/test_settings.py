@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 import pytest
@@ -163,6 +164,20 @@ def test_unknown_key_inside_quoted_model_name() -> None:
 
 def test_unknown_top_level_section() -> None:
     assert error_of(MINIMAL + "[routingg]\n").problems == ["routingg: unknown key"]
+
+
+def test_logging_level_defaults_to_info_and_takes_only_known_levels() -> None:
+    assert parse(MINIMAL).logging.level == "info"
+    assert parse(MINIMAL + '[logging]\nlevel = "warning"\n').logging.level == "warning"
+    [problem] = error_of(MINIMAL + '[logging]\nlevel = "chatty"\n').problems
+    assert problem.startswith("logging.level:") and "chatty" in problem, problem
+
+
+def test_the_cli_offers_the_log_levels_the_config_takes() -> None:
+    from gateway.cli import LOG_LEVELS
+    from gateway.settings import LogLevel
+
+    assert get_args(LogLevel) == LOG_LEVELS
 
 
 def test_wrong_type_and_limit_name_their_path() -> None:
