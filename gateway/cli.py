@@ -119,8 +119,27 @@ def listen_or_say_why(who: str, host: str, port: int, *, hint: str) -> socket.so
 
 
 def run_server(app: Any, sock: socket.socket, server: ServerSettings, *, http: str = "httptools", loop: str = "uvloop") -> None:
-    """Serve `app` on the listening `sock` until a signal stops it."""
-    http_server(app, server, http=http, loop=loop).run(sockets=[sock])
+    """Serve `app` on the listening `sock` until SIGINT or SIGTERM stops it, then return."""
+    with _stopping_signals_return():
+        http_server(app, server, http=http, loop=loop).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _stopping_signals_return() -> Iterator[None]:
+    """uvicorn shuts down gracefully on SIGINT / SIGTERM, then raises the signal again for the
+    handler it found. Python's would turn that into a KeyboardInterrupt (SIGINT) or kill the
+    process on the spot (SIGTERM), skipping the callers' cleanup (the demo's data directory)
+    and exiting by a signal. The handlers found here instead note nothing: the server has
+    stopped and `run` returns normally."""
+    import signal
+
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stopping}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def http_server(app: Any, server: ServerSettings, *, http: str = "httptools", loop: str = "uvloop") -> uvicorn.Server:

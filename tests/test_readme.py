@@ -41,8 +41,8 @@ def blocks() -> list[tuple[str, str, bool]]:
 
 
 @contextlib.contextmanager
-def running_demo(tmp: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
-    """`vidgate demo --port P --job-seconds 1` with TMPDIR=tmp; stopped with Ctrl-C (SIGINT) at the end."""
+def running_demo(tmp: Path, stop: signal.Signals = signal.SIGINT) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
+    """`vidgate demo --port P --job-seconds 1` with TMPDIR=tmp; stopped with `stop` (Ctrl-C's SIGINT) at the end."""
     port = free_port()
     with (tmp / "demo.log").open("w") as log:
         process = subprocess.Popen(
@@ -61,7 +61,7 @@ def running_demo(tmp: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]
                 time.sleep(0.1)
             yield base, port, process
         finally:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(stop)
             try:
                 process.wait(timeout=30)
             finally:
@@ -116,8 +116,9 @@ def test_every_sh_and_python_block_runs_against_the_demo(demo: tuple[str, int], 
     assert httpx.get(f"{base}/healthz").status_code == 200
 
 
-def test_the_demo_removes_its_data_directory_when_it_stops(tmp_path: Path) -> None:
-    with running_demo(tmp_path) as (_, _, process):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_demo_removes_its_data_directory_when_it_stops(tmp_path: Path, stop: signal.Signals) -> None:
+    with running_demo(tmp_path, stop) as (_, _, process):
         made = list(tmp_path.glob("vidgate-demo-*"))
         assert made and (made[0] / "vidgate.db").exists()
     assert process.returncode == 0
