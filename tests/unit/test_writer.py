@@ -86,8 +86,8 @@ async def test_a_job_stored_for_a_create_that_went_away_is_released_for_a_claim(
     waiter.cancel()  # the request is gone; the transaction carries on
     store.gate.set()
     await asyncio.gather(waiter, return_exceptions=True)
-    for _ in range(100):
-        if not await store.held_by("me", ["video_0001"]):
+    for _ in range(500):  # the transaction, then the release, finish on the store's thread
+        if await store.get_job("video_0001") is not None and not await store.held_by("me", ["video_0001"]):
             break
         await asyncio.sleep(0.01)
     assert await store.get_job("video_0001") is not None
