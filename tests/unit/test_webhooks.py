@@ -136,7 +136,7 @@ def test_generate_secret_is_whsec_with_32_random_bytes() -> None:
     assert generate_secret() != secret
 
 
-@pytest.mark.parametrize("secret", [generate_secret(), "plain-shared-secret"])
+@pytest.mark.parametrize("secret", [generate_secret(), "plain-shared-secret"], ids=["generated-whsec", "plain-shared-secret"])
 def test_openai_sdk_accepts_our_signature(secret: str) -> None:
     body = event_payload("evt_1", "video.completed", 1758941485, msgspec.json.encode(VIDEO))
     ts = int(time.time())

@@ -609,7 +609,8 @@ def test_dropped_connections_over_real_http() -> None:
     app = create_app(SimConfig(job_seconds=JOB, faults=Faults(drop_count=1)))
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with serve_in_thread(app) as base, httpx.Client(base_url=base, headers=headers) as client:
-        with pytest.raises(httpx.RemoteProtocolError):
+        # dropped mid-answer: a closed connection or a reset, depending on the HTTP server's parser and timing
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             client.post("/v1/videos", json=body2())
         r = client.post("/v1/videos", json=body2())
         assert r.status_code == 200
