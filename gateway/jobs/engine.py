@@ -40,7 +40,7 @@ from gateway.jobs.request import adapter_request
 from gateway.jobs.slots import PoolUsage, SlotBoard, SlotStore
 from gateway.jobs.store import JobWrite, Lease
 from gateway.jobs.writer import JobWriter
-from gateway.logging import bind_job_context
+from gateway.logging import job_log_context
 from gateway.metrics import NO_METRICS, JobMetrics
 from gateway.pricing import output_seconds
 from gateway.runtime import ProviderRuntime, Runtime
@@ -349,21 +349,21 @@ class JobEngine:
     def _post(self, job_id: str, event: lc.Event, done: asyncio.Future[None] | None = None) -> None:
         self._mail.setdefault(job_id, deque()).append((event, done))
         if job_id not in self._draining:
-            self._draining[job_id] = asyncio.get_running_loop().create_task(self._drain(job_id), name=f"job-{job_id}")
+            # each drain task starts from a context of its own: its log lines name its job only
+            self._draining[job_id] = asyncio.get_running_loop().create_task(self._drain(job_id), name=f"job-{job_id}", context=job_log_context(job_id))
 
     async def _drain(self, job_id: str) -> None:
         try:
-            with bind_job_context(job_id, None):
-                while (mail := self._mail.get(job_id)) and mail:
-                    event, done = mail.popleft()
-                    try:
-                        if job_id in self._jobs:
-                            await self._step(job_id, event)
-                    except Exception:
-                        log.exception("job.step_failed", job_id=job_id, on=type(event).__name__)
-                    finally:
-                        if done is not None and not done.done():
-                            done.set_result(None)
+            while (mail := self._mail.get(job_id)) and mail:
+                event, done = mail.popleft()
+                try:
+                    if job_id in self._jobs:
+                        await self._step(job_id, event)
+                except Exception:
+                    log.exception("job.step_failed", on=type(event).__name__)
+                finally:
+                    if done is not None and not done.done():
+                        done.set_result(None)
         finally:
             self._draining.pop(job_id, None)
             if not self._mail.get(job_id):

@@ -25,6 +25,7 @@ from gateway.logging import (
     configure_logging,
     current_request_id,
     install_request_logging,
+    job_log_context,
     redact_event,
     redact_text,
     request_logging_middleware,
@@ -218,6 +219,22 @@ def test_bind_job_context_clears_binds_and_restores() -> None:
         assert get_contextvars() == {"request_id": "req_1", "extra": "x"}  # ... and gone after
         with bind_job_context("video_10"):
             assert get_contextvars() == {"job_id": "video_10"}
+    finally:
+        clear_contextvars()
+
+
+async def test_a_task_in_a_job_log_context_logs_its_job_and_nothing_its_creator_bound() -> None:
+    clear_contextvars()
+    bind_contextvars(request_id="req_1")
+    try:
+
+        async def work() -> dict[str, object]:
+            bind_contextvars(status="queued")  # stays in the task's own context
+            return get_contextvars()
+
+        seen = await asyncio.get_running_loop().create_task(work(), context=job_log_context("video_9"))
+        assert seen == {"job_id": "video_9", "status": "queued"}
+        assert get_contextvars() == {"request_id": "req_1"}
     finally:
         clear_contextvars()
 
