@@ -35,7 +35,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from procs import BenchError, Processes, check_loopback_only, loadavg, rss_kib, wait_http
+from procs import BenchError, Processes, RssPeak, check_loopback_only, loadavg, wait_http
 from servers import CREATE_BODY, KEY, VidgateConfig, free_port, vidgate_argv
 
 T = TypeVar("T")
@@ -99,31 +98,8 @@ def run_upstream(port: int, source: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-class RssTrace:
-    """vidgate's RSS sampled on a thread while a `with` block runs: `.peak_kib`."""
-
-    def __init__(self, pid: int, every: float = 0.02) -> None:
-        self.pid, self.every, self.peak_kib = pid, every, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> RssTrace:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
-
-
 def idle_rss_kib(pid: int, seconds: float = 1.0) -> int:
-    with RssTrace(pid) as trace:
+    with RssPeak(pid, every=0.02) as trace:
         time.sleep(seconds)
     return trace.peak_kib
 
@@ -177,7 +153,7 @@ def download(url: str, *, headers: dict[str, str], limit_bytes: int | None = Non
 def measured(name: str, pid: int, action: Callable[[], T]) -> tuple[Phase, T]:
     before = idle_rss_kib(pid)
     started = time.monotonic()
-    with RssTrace(pid) as trace:
+    with RssPeak(pid, every=0.02) as trace:
         result = action()
     seconds = time.monotonic() - started
     got = result[1] if isinstance(result, tuple) else 0
