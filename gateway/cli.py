@@ -132,7 +132,11 @@ def _stopping_signals_return() -> Iterator[None]:
     and exiting by a signal. The handlers found here instead note nothing: the server has
     stopped and `run` returns normally."""
     import signal
+    import threading
 
+    if threading.current_thread() is not threading.main_thread():  # uvicorn handles no signals there either
+        yield
+        return
     stopping = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in stopping}
     try:
