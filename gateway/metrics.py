@@ -7,7 +7,7 @@ nothing here is global and several apps can run in one process:
     engine = JobEngine(..., metrics=metrics)      # JobMetrics: job transitions
     WebhookDispatcher(..., metrics=metrics)       # DeliveryMetrics
     OutputCopier(..., metrics=metrics)            # CopyMetrics
-    UpstreamClient(..., observer=metrics.upstream("useapi"))   # providers.client.CallObserver
+    UpstreamClient(..., observer=metrics.upstream(name))      # providers.client.CallObserver, per provider
     metrics.watch(engine)                         # queue depth and slots, read at scrape time
     body, content_type = metrics.exposition()
 

@@ -299,7 +299,7 @@ class CreateComparisonOperation(Operation):
                     examples=_examples(
                         {
                             "all": ("Every provider that can serve it", {"request": _CREATE_EXAMPLES["text"][1]}),
-                            "two": ("Two providers, side by side", {"request": _CREATE_EXAMPLES["text"][1], "providers": ["useapi", "powertokens"]}),
+                            "two": ("Two providers, side by side", {"request": _CREATE_EXAMPLES["text"][1], "providers": ["provider-a", "provider-b"]}),
                         }
                     ),
                 )
@@ -332,7 +332,7 @@ class VoteOperation(Operation):
             content={
                 "application/json": OpenAPIMediaType(
                     schema=raw(_VOTE_SCHEMA),
-                    examples=_examples({"winner": ("One video was better", {"winner": "useapi"}), "tie": ("Neither was better", {"tie": True})}),
+                    examples=_examples({"winner": ("One video was better", {"winner": "provider-a"}), "tie": ("Neither was better", {"tie": True})}),
                 )
             },
         )
