@@ -57,6 +57,24 @@ class _Deadline:
     def _still_waiting_for_headers(self) -> bool:
         raise NotImplementedError
 
+    def _check(self) -> None:
+        """Arm, move or stop the timer after the parser has seen more bytes or a response ended."""
+        raise NotImplementedError
+
+    # uvicorn's hooks, on both protocols: each new chunk or finished response re-checks the timer.
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        self._check()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._check()  # a pipelined request may already be half in
+
     def _watch(self, what: _Waiting, seconds: float) -> None:
         self._stop()
         self._waiting_for = what
@@ -87,18 +105,6 @@ class _GuardedH11Protocol(_Deadline, H11Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._watch("headers", self.header_timeout)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._check()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop()
-        super().connection_lost(exc)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._check()  # a pipelined request may already be half in
 
     def _still_waiting_for_headers(self) -> bool:
         return self.conn.their_state is h11.IDLE
@@ -133,14 +139,6 @@ class _GuardedHttpToolsProtocol(_Deadline, HttpToolsProtocol):
         self._reading = "headers"
         self._watch("headers", self.header_timeout)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._check()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop()
-        super().connection_lost(exc)
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading = "headers"
@@ -152,10 +150,6 @@ class _GuardedHttpToolsProtocol(_Deadline, HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading = None
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._check()  # a pipelined request may already be half in
 
     def _busy(self) -> bool:
         """A response is still being produced for an earlier request on this connection."""
