@@ -2,8 +2,7 @@
 
     configure_logging()                          # once, from the CLI, before anything logs
     app = install_request_logging(Litestar(...))  # one `http.request` line per request, 404s included
-    with bind_job_context(job.id, provider):      # in background workers, per unit of work
-        log.info("job.status_changed", status="completed")
+    create_task(work(), context=job_log_context(job.id))  # background work on one job: its lines name it
 
 The request middleware is a plain ASGI app (`RequestLoggingMiddleware(app)`), so it works
 in `Litestar(middleware=[request_logging_middleware])` too; there it only sees requests that
@@ -24,13 +23,12 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 import structlog
-from structlog.contextvars import bind_contextvars, get_contextvars, reset_contextvars, unbind_contextvars
+from structlog.contextvars import bind_contextvars, get_contextvars, reset_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 if TYPE_CHECKING:
@@ -40,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "REQUEST_ID_HEADER",
     "RequestLoggingMiddleware",
-    "bind_job_context",
     "configure_logging",
     "current_request_id",
     "install_request_logging",
@@ -293,32 +290,10 @@ def configure_logging(*, json: bool | None = None, level: str = "info", stream: 
 # ---------------------------------------------------------------------------
 
 
-@contextmanager
-def bind_job_context(job_id: str, provider: str | None = None, **extra: Any) -> Iterator[None]:
-    """For background work: start from an empty log context holding `job_id` and `provider`
-    (and `extra`), and put back whatever context was bound before on exit (anything bound
-    inside the block goes too)."""
-    fields: dict[str, Any] = {"job_id": job_id, **extra}
-    if provider is not None:
-        fields["provider"] = provider
-    before = get_contextvars()
-    # structlog keeps one ContextVar per key: setting it returns a token that puts back the
-    # value it replaced, so leaving costs a reset per key, not a clear and a rebind of all.
-    tokens = bind_contextvars(**{k: ... for k in before if k not in fields}, **fields)  # `...` is structlog's "unset"
-    try:
-        yield
-    finally:
-        reset_contextvars(**tokens)
-        added = [k for k in get_contextvars() if k not in before]
-        if added:
-            unbind_contextvars(*added)
-
-
 def job_log_context(job_id: str) -> contextvars.Context:
-    """A fresh context whose log lines carry `job_id` and nothing else bound: for a task
-    created with `context=` that works on one job. What `bind_job_context` does for a
-    block, for the price of one bind (no scan of the caller's context, nothing to restore:
-    the context goes with the task)."""
+    """A fresh context whose log lines carry `job_id` and nothing else bound, for a task
+    created with `context=` that works on one job. Nothing the creator bound (a request
+    id) follows it, and nothing has to be restored: the context goes with the task."""
     context = contextvars.Context()
     context.run(bind_contextvars, job_id=job_id)
     return context

@@ -21,7 +21,6 @@ from structlog.testing import capture_logs
 
 from gateway.logging import (
     _TEXT_PATTERNS,
-    bind_job_context,
     configure_logging,
     current_request_id,
     install_request_logging,
@@ -131,7 +130,7 @@ def restore_logging() -> Iterator[None]:
 def test_configured_json_output_is_redacted_and_has_context(restore_logging: None) -> None:
     stream = io.StringIO()
     configure_logging(json=True, level="debug", stream=stream)
-    with bind_job_context("video_1", "useapi"):
+    with structlog.contextvars.bound_contextvars(job_id="video_1", provider="useapi"):
         structlog.get_logger("t").info("upstream.request", authorization="Bearer abc", note="whsec_abcdef")
         logging.getLogger("vidgate.stdlib").warning("retrying with Bearer xyz")
     try:
@@ -207,20 +206,6 @@ def test_level_filters_and_console_renderer(restore_logging: None) -> None:
 
 
 # --- job context ------------------------------------------------------------
-
-
-def test_bind_job_context_clears_binds_and_restores() -> None:
-    clear_contextvars()
-    bind_contextvars(request_id="req_1", extra="x")
-    try:
-        with bind_job_context("video_9", "powertokens", attempt=2):
-            assert get_contextvars() == {"job_id": "video_9", "provider": "powertokens", "attempt": 2}
-            bind_contextvars(status="queued")  # bound inside the block ...
-        assert get_contextvars() == {"request_id": "req_1", "extra": "x"}  # ... and gone after
-        with bind_job_context("video_10"):
-            assert get_contextvars() == {"job_id": "video_10"}
-    finally:
-        clear_contextvars()
 
 
 async def test_a_task_in_a_job_log_context_logs_its_job_and_nothing_its_creator_bound() -> None:
