@@ -14,7 +14,7 @@ from gateway.jobs.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from gateway.jobs.store import JobWrite, Lease
 from providers.base import JobStatus
 from providers.simkit import free_port
-from tests.store.records import make_file, make_job
+from tests.store.records import make_delivery, make_file, make_job
 
 
 async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -198,8 +198,6 @@ async def test_per_job_leases_become_heartbeats_on_migration(postgres_database: 
 async def test_a_claim_passes_over_deliveries_another_claim_has_locked(postgres_database: str) -> None:
     """Two replicas claiming at once: the second takes the next due deliveries, not nothing
     (it used to rank a tenant's first `limit` deliveries, all locked by the first claim)."""
-    from tests.store.records import make_delivery
-
     store = PostgresStore(postgres_database)
     await store.open()
     holder = await asyncpg.connect(postgres_database)
