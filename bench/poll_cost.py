@@ -7,7 +7,9 @@ CPU decides how many jobs a core can carry. This runs the bench's raw-asyncio mo
 upstream (bench/mock_upstream.py, ~0.02 ms a request) in a child process and, in this
 process, polls it through the PowerTokens adapter and `providers.client.UpstreamClient`
 exactly as the engine does, with each transport in turn (rotated every round), on the
-default asyncio loop and on uvloop. It prints CPU ms per poll (this process's CPU time
+default asyncio loop and on uvloop: httpx's own pool (httpcore), vidgate's transport
+(`gateway.h1_transport`) with every call going through httpx requests and streams, and the
+same transport with API calls on its whole-answer lane (what vidgate runs). It prints CPU ms per poll (this process's CPU time
 over the polls) and polls per second, medians over the rounds.
 """
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.servers import free_port  # noqa: E402
-from gateway.aiohttp_transport import AiohttpTransport  # noqa: E402
+from gateway.h1_transport import H1Transport  # noqa: E402
 from providers.base import GenerationRequest, SubmitContext, TextInput  # noqa: E402
 from providers.client import UpstreamClient  # noqa: E402
 from providers.powertokens.adapter import PowerTokensAdapter  # noqa: E402
@@ -43,10 +45,24 @@ except ImportError:  # measured on the default loop only
     LOOPS = ("asyncio",)
 
 
+class HttpxLane(httpx.AsyncBaseTransport):
+    """H1Transport without its whole-answer lane: every call builds httpx requests and streams."""
+
+    def __init__(self, inner: H1Transport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def transports(pool: int) -> dict[str, Callable[[], httpx.AsyncBaseTransport]]:
     return {
         "httpcore": lambda: httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool)),
-        "aiohttp": lambda: AiohttpTransport(max_connections=pool),
+        "h1-httpx": lambda: HttpxLane(H1Transport(max_connections=pool)),
+        "h1": lambda: H1Transport(max_connections=pool),
     }
 
 

@@ -18,7 +18,7 @@ import httpx
 import msgspec
 import structlog
 
-from gateway.aiohttp_transport import AiohttpTransport
+from gateway.h1_transport import H1Transport
 from providers.base import UpstreamError
 
 T = TypeVar("T")
@@ -36,12 +36,12 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An upstream client. `instance` (the replica's id) goes into the User-Agent so an
     upstream's logs, and the simulators' request logs, tell replicas apart. Without a
-    `transport` (tests pass one) it runs on aiohttp's pool (`gateway.aiohttp_transport`)."""
+    `transport` (tests pass one) it runs on `gateway.h1_transport`."""
     agent = f"vidgate/0.1 ({instance})" if instance else "vidgate/0.1"
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        transport=transport or AiohttpTransport(max_connections=max_connections),
+        transport=transport or H1Transport(max_connections=max_connections),
         headers={"User-Agent": agent},
     )
 

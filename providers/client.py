@@ -8,10 +8,11 @@ sends what the adapter describes and turns transport failures into
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 import httpx
@@ -28,6 +29,57 @@ from providers.base import (
 )
 
 _json = msgspec.json.Encoder()
+
+# What the fast lane puts on the wire as it is; anything else (spaces, CR/LF, non-ASCII)
+# takes httpx's lane, which encodes or refuses it.
+_PLAIN_TARGET = re.compile(r"[!-~]+")
+_PLAIN_HEADER_VALUE = re.compile(r"[\t -~]*")
+_PLAIN_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+Origin = tuple[bytes, bytes, int]
+"""scheme, host, port"""
+
+
+class Exchanged(NamedTuple):
+    """An answer read whole."""
+
+    status: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+@runtime_checkable
+class AnswersWhole(Protocol):
+    """A transport that can send a request whose head is already serialized and return the
+    answer read whole (`gateway.h1_transport.H1Transport`). API calls take this lane when
+    the client's transport offers it: it skips building httpx requests and streams, which
+    were most of a poll's CPU. It raises httpx's transport errors, as the other lane does."""
+
+    async def exchange(self, origin: Origin, head: bytes, body: bytes, *, connect_timeout: float | None, read_timeout: float | None) -> Exchanged: ...
+
+
+class _Answer(httpx.Response):
+    """An answer from the fast lane. Its `request` is built only if a parser asks for it."""
+
+    def __init__(self, exchanged: Exchanged, make_request: Callable[[], httpx.Request]) -> None:
+        super().__init__(
+            status_code=exchanged.status,
+            headers=exchanged.headers,
+            content=exchanged.body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": exchanged.reason},
+        )
+        self._make_request = make_request
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None:
+            self._request = self._make_request()
+        return self._request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
 
 
 class CallObserver(Protocol):
@@ -59,6 +111,14 @@ class UpstreamClient:
         # client's transport with the client's own headers, base URL and timeouts.
         self._base = str(http.base_url).rstrip("/")
         self._headers = {**dict(http.headers), **self._auth}
+        self._lane = http._transport if isinstance(http._transport, AnswersWhole) else None
+        base = http.base_url
+        self._origin: Origin = (base.raw_scheme, base.raw_host, base.port or (443 if base.raw_scheme == b"https" else 80))
+        self._prefix = base.raw_path.rstrip(b"/")
+        self._host = base.netloc
+        self._timeouts = (http.timeout.connect, http.timeout.read)
+        # on the fast lane answers come back as sent (no Accept-Encoding): API answers are small
+        self._fixed_head = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host")})
         # Bounding calls in flight to the connection pool's size keeps a burst of jobs
         # from queueing hundreds of requests inside httpcore, whose pool bookkeeping
         # grows with connections x queued requests (seen in bench/overhead.py).
@@ -140,13 +200,46 @@ class UpstreamClient:
         """
         try:
             if self._slots is None:
-                return await self._send(self._request(call))
+                return await self._send(call)
             async with self._slots:
-                return await self._send(self._request(call))
+                return await self._send(call)
         except httpx.TransportError as exc:
             raise _transport_error(exc, idempotent=idempotent) from exc
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, call: HttpCall) -> httpx.Response:
+        if self._lane is not None:
+            body = _json.encode(call.json) if call.json is not None else (call.content or b"")
+            head = self._head(call, body)
+            if head is not None:
+                exchanged = await self._lane.exchange(self._origin, head, body, connect_timeout=self._timeouts[0], read_timeout=self._timeouts[1])
+                return _Answer(exchanged, lambda: self._request(call))
+        return await self._send_request(self._request(call))
+
+    def _head(self, call: HttpCall, body: bytes) -> bytes | None:
+        """The request line and headers for the fast lane; None when something in them needs
+        httpx's encoding or checks."""
+        target = call.path
+        if call.params:
+            target += "?" + urlencode(dict(call.params))
+        if not _PLAIN_TARGET.fullmatch(target) or not target.startswith("/"):
+            return None
+        extra = dict(call.headers)
+        if call.json is not None and not any(k.lower() == "content-type" for k in extra):
+            extra["Content-Type"] = "application/json"
+        if body or call.method in ("POST", "PUT", "PATCH"):
+            extra["Content-Length"] = str(len(body))
+        fixed = self._fixed_head
+        if call.headers:  # a call's header replaces the client's of the same name
+            overridden = {k.lower() for k in call.headers}
+            fixed = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host") and k.lower() not in overridden})
+        lines = _header_lines(extra)
+        if fixed is None or lines is None:
+            return None
+        return b"".join(
+            (call.method.encode("ascii"), b" ", self._prefix, target.encode("ascii"), b" HTTP/1.1\r\nHost: ", self._host, b"\r\n", fixed, lines, b"\r\n")
+        )
+
+    async def _send_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.http._transport  # httpx is pinned <0.29; the client's own transport, as send() would use
         response = await transport.handle_async_request(request)
         response.request = request
@@ -188,6 +281,16 @@ class UpstreamClient:
         if call.params:
             url += "?" + urlencode(dict(call.params))
         return httpx.Request(call.method, url, content=content, headers=headers, extensions={"timeout": self.http.timeout.as_dict()})
+
+
+def _header_lines(headers: Mapping[str, str]) -> bytes | None:
+    """`Name: value\\r\\n` lines; None if a name or value can't go on the wire unencoded."""
+    lines = []
+    for name, value in headers.items():
+        if not _PLAIN_HEADER_NAME.fullmatch(name) or not _PLAIN_HEADER_VALUE.fullmatch(value):
+            return None
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("ascii")
 
 
 def _transport_error(exc: httpx.TransportError, *, idempotent: bool) -> UpstreamError:
