@@ -363,7 +363,7 @@ def vm_hwm_mib(pid: int) -> str:
 
 
 @contextlib.contextmanager
-def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, scratch: Path) -> Iterator[Path | None]:
+def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, scratch: Path, rate: int = 50) -> Iterator[Path | None]:
     """`py-spy record` on vidgate for the window, as raw collapsed stacks; summarized after."""
     if py_spy is None:
         yield None
@@ -377,7 +377,7 @@ def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, sc
         "--duration",
         str(int(seconds)),
         "--rate",
-        "50",
+        str(rate),
         "--format",
         "raw",
         "--threads",
@@ -397,7 +397,7 @@ def _function(frame: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
 
-def summarize_profile(path: Path, top: int = 15) -> str:
+def summarize_profile(path: Path, top: int = 15, rate: int = 50) -> str:
     """Top functions by own and by total samples, from py-spy's raw output (`--threads`: the
     first frame of each stack names its thread). Idle threads are not sampled by py-spy, so
     shares are of the time vidgate was busy."""
@@ -435,7 +435,7 @@ def summarize_profile(path: Path, top: int = 15) -> str:
 
     return "\n".join(
         [
-            f"py-spy: {samples} busy samples at 50/s",
+            f"py-spy: {samples} busy samples at {rate}/s",
             *block("by thread:", threads, 5),
             *block("by own time:", own),
             *block("by total time (entry points under ~every sample of their thread left out):", inner),
@@ -470,6 +470,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--status-rate", type=float, default=10.0, help="status GETs per second during the window (default 10)")
     parser.add_argument("--status-ids", type=int, default=5, help="how many videos the status GETs spread over (default 5)")
     parser.add_argument("--py-spy", type=Path, default=None, help="a py-spy executable: profile vidgate during the window (raw stacks in the scratch folder)")
+    parser.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second (default 50)")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for logs, the database and results (default: a new temporary folder)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.window < 1:
@@ -510,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.settle)
                 ids = video_ids(vg, args.status_ids)
                 print(f"  steady-state window of {args.window:g} s ...", file=sys.stderr, flush=True)
-                with profiled(procs, args.py_spy, vg.proc.pid, args.window, scratch) as profile:
+                with profiled(procs, args.py_spy, vg.proc.pid, args.window, scratch, args.py_spy_rate) as profile:
                     window = run_window(vg, mock, store, args, ids)
                 cad = cadence(mock, args.poll_interval, submitted[1])
             after["lease_lost"], after["noted"] = events_of_note(vg)
@@ -526,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(args, creates, submitted, window, cad, after))
     if profile is not None and profile.exists():
         print()
-        print(summarize_profile(profile))
+        print(summarize_profile(profile, rate=args.py_spy_rate))
     print(f"\nlogs and the database in {scratch}")
     return 0
 

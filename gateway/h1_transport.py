@@ -157,6 +157,21 @@ class _Connection(asyncio.Protocol):
             await self._wait(timeout)
 
     @property
+    def complete(self) -> bool:
+        return self._complete and self._error is None
+
+    def take_body(self) -> bytes:
+        """What is buffered of the body, taken whole (once the answer is complete)."""
+        chunks = self._chunks
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return body
+
+    @property
     def reusable(self) -> bool:
         return self._complete and not self.lost and self._error is None and self._keep_alive and not self._chunks
 
@@ -259,6 +274,13 @@ class H1Transport(httpx.AsyncBaseTransport):
         request or stream objects on the way (the bulk of a poll's CPU on the other lane).
         An answer over `MAX_ANSWER` bytes is refused as a protocol error."""
         connection, status, reason, headers = await self._start(origin, head, body, None, connect_timeout, read_timeout)
+        if connection.complete:  # the usual API answer: it came in with its head
+            body = connection.take_body()
+            if len(body) > MAX_ANSWER:
+                self._release(connection, keep=False)
+                raise httpx.RemoteProtocolError(f"the answer is larger than {MAX_ANSWER} bytes")
+            self._release(connection)
+            return Exchanged(status, reason, headers, body)
         chunks: list[bytes] = []
         size = 0
         try:

@@ -59,6 +59,27 @@ class AnswersWhole(Protocol):
     async def exchange(self, origin: Origin, head: bytes, body: bytes, *, connect_timeout: float | None, read_timeout: float | None) -> Exchanged: ...
 
 
+class _Observed:
+    """`async with`: one call's outcome and duration for the observer. A plain class, not
+    `asynccontextmanager`: it wraps every poll, and a generator per call costs several times more."""
+
+    __slots__ = ("_observer", "_operation", "_started")
+
+    def __init__(self, observer: CallObserver | None, operation: str) -> None:
+        self._observer = observer
+        self._operation = operation
+        self._started = 0.0
+
+    async def __aenter__(self) -> None:
+        self._started = time.perf_counter()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._observer is None or (kind is not None and not issubclass(kind, Exception)):
+            return  # no observer, or cancelled: nothing to tell
+        error = None if exc is None else exc.info.error_class.value if isinstance(exc, UpstreamError) else "unexpected"
+        self._observer.upstream_call(self._operation, error, time.perf_counter() - self._started)
+
+
 class _Answer(httpx.Response):
     """An answer from the fast lane. Its `request` is built only if a parser asks for it."""
 
@@ -119,10 +140,10 @@ class UpstreamClient:
         self._timeouts = (http.timeout.connect, http.timeout.read)
         # on the fast lane answers come back as sent (no Accept-Encoding): API answers are small
         self._fixed_head = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host")})
-        # Bounding calls in flight to the connection pool's size keeps a burst of jobs
-        # from queueing hundreds of requests inside httpcore, whose pool bookkeeping
-        # grows with connections x queued requests (seen in bench/overhead.py).
-        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        # Calls in flight are bounded to the connection pool's size: a transport with the
+        # whole-answer lane bounds its own connections; any other (httpcore's pool, whose
+        # bookkeeping grows with connections x queued requests) is bounded here.
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight and self._lane is None else None
 
     async def upload_all(self, request: GenerationRequest, ctx: SubmitContext) -> dict[str, str]:
         """Upload every medium the adapter needs; returns the references by key."""
@@ -232,7 +253,7 @@ class UpstreamClient:
         if call.headers:  # a call's header replaces the client's of the same name
             overridden = {k.lower() for k in call.headers}
             fixed = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host") and k.lower() not in overridden})
-        lines = _header_lines(extra)
+        lines = _header_lines(extra) if extra else b""
         if fixed is None or lines is None:
             return None
         return b"".join(
@@ -249,27 +270,9 @@ class UpstreamClient:
             await response.aclose()
         return response
 
-    @asynccontextmanager
-    async def _observed(self, operation: str) -> AsyncIterator[None]:
+    def _observed(self, operation: str) -> _Observed:
         """Tell the observer how one call ended and how long it took (a cancelled call: nothing)."""
-        if self._observer is None:
-            yield
-            return
-        started = time.perf_counter()
-        ended = False
-        error: str | None = None
-        try:
-            yield
-            ended = True
-        except UpstreamError as exc:
-            ended, error = True, exc.info.error_class.value
-            raise
-        except Exception:
-            ended, error = True, "unexpected"
-            raise
-        finally:
-            if ended:
-                self._observer.upstream_call(operation, error, time.perf_counter() - started)
+        return _Observed(self._observer, operation)
 
     def _request(self, call: HttpCall) -> httpx.Request:
         headers = {**self._headers, **call.headers} if call.headers else dict(self._headers)

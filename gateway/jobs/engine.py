@@ -448,18 +448,19 @@ class JobEngine:
         """Perform one action; False when the rest of the step must not run (a write lost its race)."""
         job = self._jobs[job_id]
         match action:
-            case lc.Save(detail):
-                return await self._save(job_id, job, detail)
+            # the cases most steps take first: a match tries its cases in order
+            case lc.Poll(provider, upstream_id):
+                await self._upstream(job, provider, self._poll(job, provider, upstream_id), leased=not job.status.terminal)
             case lc.WakeAt(at):
                 self._schedule(job_id, at)
+            case lc.Save(detail):
+                return await self._save(job_id, job, detail)
             case lc.AcquireSlot(provider, model_id):
                 self._acquire(job, provider, model_id)
             case lc.Prepare(provider, model_id, account):
                 await self._upstream(job, provider, self._prepare(job, provider, account))
             case lc.Submit(provider, _):
                 await self._upstream(job, provider, self._submit(job))
-            case lc.Poll(provider, upstream_id):
-                await self._upstream(job, provider, self._poll(job, provider, upstream_id), leased=not job.status.terminal)
             case lc.Find(provider):
                 await self._upstream(job, provider, self._find(job, provider))
             case lc.CancelUpstream(provider, upstream_id):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import msgspec
+
 from gateway.jobs.model import Job, OutputCopy
 from providers.base import ErrorClass, ErrorInfo, UpstreamJob
 
@@ -26,8 +28,11 @@ class ProviderView:
     calls_back: bool = False  # the upstream calls back with the job's id
 
 
-@dataclass(frozen=True, kw_only=True)
-class Facts:
+class Facts(msgspec.Struct, frozen=True, kw_only=True):
+    """What the lifecycle is told about the world for one decision. A msgspec struct, not
+    a dataclass: the engine builds one per step (twice a poll), and a frozen dataclass's
+    constructor costs several times more."""
+
     now: float
     providers: Mapping[str, ProviderView]  # a provider absent here can't be driven at all
     poll_min: float = 1.0
