@@ -43,7 +43,7 @@ from gateway.jobs.store import Store
 from gateway.jobs.writer import JobWriter
 from gateway.logging import install_request_logging
 from gateway.media import MediaLoader, SignedMediaUrls
-from gateway.metrics import NO_METRICS, HttpMetricsMiddleware, Metrics, PrometheusMetrics
+from gateway.metrics import NO_METRICS, Metrics, PrometheusMetrics
 from gateway.outputs import LocalDiskStorage, OutputCopier
 from gateway.reload import watch_config
 from gateway.runtime import RuntimeHolder, UpstreamClients, build_runtime
@@ -223,9 +223,7 @@ def create_app(
         logging_config=None,  # structlog owns logging (gateway.logging)
     )
     app.asgi_handler = _OptionsAllow(app.asgi_handler, {r.path_format: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute)})
-    if prometheus is not None:
-        app.asgi_handler = HttpMetricsMiddleware(app.asgi_handler, prometheus)
-    return install_request_logging(app)
+    return install_request_logging(app, metrics=prometheus)
 
 
 class _OptionsAllow:

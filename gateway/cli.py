@@ -171,6 +171,7 @@ def http_server(app: Any, server: ServerSettings, *, http: str = "httptools", lo
         log_level="warning",
         access_log=False,
         log_config=None,
+        proxy_headers=False,  # X-Forwarded-*: vidgate reads neither the client's address nor the scheme
     )
     return uvicorn.Server(config)
 

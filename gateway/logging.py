@@ -24,7 +24,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import msgspec
 import structlog
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REQUEST_ID_HEADER",
     "RequestLoggingMiddleware",
+    "RequestSink",
     "configure_logging",
     "current_request_id",
     "install_request_logging",
@@ -317,8 +318,18 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(8)
 
 
+class RequestSink(Protocol):
+    """Told of every HTTP request (`gateway.metrics.HttpMetrics`): its route template
+    (`unmatched` when none matched), status, and seconds to the response's headers (a
+    stream's body, e.g. server-sent events, is not latency)."""
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None: ...
+
+
 class RequestLoggingMiddleware:
-    """Pure ASGI middleware: request id in, request id out, one `http.request` line.
+    """Pure ASGI middleware: request id in, request id out, one `http.request` line, and
+    the request told to `metrics` (one layer for both: each layer costs every request a
+    call and a wrapped `send`, ~3 % of a status GET).
 
     - takes `X-Request-ID` from the request when it is 1-128 of `[A-Za-z0-9._-]`, otherwise
       makes one with `id_factory` (`req_` + 16 hex);
@@ -334,9 +345,10 @@ class RequestLoggingMiddleware:
     Non-HTTP scopes pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp, *, id_factory: Callable[[], str] = new_request_id) -> None:
+    def __init__(self, app: ASGIApp, *, id_factory: Callable[[], str] = new_request_id, metrics: RequestSink | None = None) -> None:
         self.app = app
         self.id_factory = id_factory
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -346,11 +358,12 @@ class RequestLoggingMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status: int | None = None
+        headers_at: float | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, headers_at
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, headers_at = message["status"], time.perf_counter()
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
                 headers.append((_HEADER, request_id.encode()))
                 message = {**message, "headers": headers}
@@ -368,8 +381,12 @@ class RequestLoggingMiddleware:
             error = "unhandled exception"
             raise
         finally:
-            self._log(scope, status, error, time.perf_counter() - start, request_id)
+            ended = time.perf_counter()
+            self._log(scope, status, error, ended - start, request_id)
             reset_contextvars(**tokens)
+            if self.metrics is not None:
+                answered = status if status is not None else (499 if error == "cancelled" else 500)
+                self.metrics.http_request(str(scope.get("method", "GET")), scope.get("path_template") or "unmatched", answered, (headers_at or ended) - start)
 
     @staticmethod
     def _incoming_id(scope: Scope) -> str | None:
@@ -408,7 +425,8 @@ def request_logging_middleware(app: ASGIApp) -> ASGIApp:
     return RequestLoggingMiddleware(app)
 
 
-def install_request_logging(app: Litestar, *, id_factory: Callable[[], str] = new_request_id) -> Litestar:
-    """Wrap a Litestar app's top handler so every HTTP request (404 and 405 included) is logged."""
-    app.asgi_handler = RequestLoggingMiddleware(app.asgi_handler, id_factory=id_factory)
+def install_request_logging(app: Litestar, *, id_factory: Callable[[], str] = new_request_id, metrics: RequestSink | None = None) -> Litestar:
+    """Wrap a Litestar app's top handler so every HTTP request (404 and 405 included) is
+    logged, and told to `metrics`."""
+    app.asgi_handler = RequestLoggingMiddleware(app.asgi_handler, id_factory=id_factory, metrics=metrics)
     return app

@@ -26,8 +26,6 @@ in Prometheus (`sum by (provider) (rate(vidgate_jobs_finished_total[5m]))`).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -39,8 +37,6 @@ from prometheus_client.registry import Collector
 from providers.client import CallObserver
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
     from gateway.jobs.model import Job
     from gateway.jobs.slots import PoolUsage
 
@@ -50,7 +46,6 @@ __all__ = [
     "DeliveryMetrics",
     "DeliveryOutcome",
     "HttpMetrics",
-    "HttpMetricsMiddleware",
     "JobMetrics",
     "Metrics",
     "NoMetrics",
@@ -186,6 +181,11 @@ class PrometheusMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # Label children by their labels' source values; every label is from a closed set
+        # (methods, route templates, statuses, configured providers, operations, error
+        # classes), so these stay small.
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._call_children: dict[tuple[str, str, str | None], tuple[Counter, Histogram]] = {}
         self.http_requests = Counter(
             "vidgate_http_requests", "HTTP requests answered, by route template and status.", ["method", "route", "status"], registry=r
         )
@@ -285,9 +285,12 @@ class PrometheusMetrics:
         self.output_failures.labels(variant).inc()
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        method = method if method in _METHODS else "other"
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(seconds)
+        key = (method if method in _METHODS else "other", route, status)
+        children = self._http_children.get(key)
+        if children is None:  # labels() hashes and locks on every call: look each series up once
+            children = self._http_children[key] = (self.http_requests.labels(key[0], route, str(status)), self.http_duration.labels(key[0], route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     # -- upstreams and capacity ----------------------------------------------------------------
 
@@ -295,8 +298,15 @@ class PrometheusMetrics:
         return _ProviderCalls(self, provider)
 
     def upstream_call(self, provider: str, operation: str, error_class: str | None, seconds: float) -> None:
-        self.upstream_calls.labels(provider, operation, error_class or "none").inc()
-        self.upstream_duration.labels(provider, operation).observe(seconds)
+        key = (provider, operation, error_class)
+        children = self._call_children.get(key)
+        if children is None:
+            children = self._call_children[key] = (
+                self.upstream_calls.labels(provider, operation, error_class or "none"),
+                self.upstream_duration.labels(provider, operation),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch(self, source: UsageSource) -> None:
         self._usage.source = source
@@ -349,43 +359,3 @@ class _UsageCollector(Collector):
             GaugeMetricFamily("vidgate_slots_limit", "Job slots each provider account allows (0 while disabled).", labels=["provider", "account"]),
             GaugeMetricFamily("vidgate_jobs_driven", "Unfinished jobs this process drives."),
         )
-
-
-# ---------------------------------------------------------------------------
-# HTTP
-# ---------------------------------------------------------------------------
-
-
-class HttpMetricsMiddleware:
-    """Pure ASGI middleware: one `http_request` per HTTP request, labelled by the route
-    template Litestar matched (`unmatched` when none did), timed to the response headers
-    (a stream's body, e.g. server-sent events, is not latency)."""
-
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status: int | None = None
-        headers_at: float | None = None
-
-        async def timed(message: Message) -> None:
-            nonlocal status, headers_at
-            if message["type"] == "http.response.start":
-                status, headers_at = message["status"], time.perf_counter()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, timed)
-        except asyncio.CancelledError:
-            status = status if status is not None else 499  # the client went away first (as in gateway.logging)
-            raise
-        finally:
-            ended = headers_at or time.perf_counter()
-            route = scope.get("path_template") or "unmatched"
-            method = str(scope.get("method", "GET"))
-            self.metrics.http_request(method, route, status if status is not None else 500, ended - started)

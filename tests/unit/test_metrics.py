@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.jobs.lifecycle import Copied, Facts, Found, Polled, Prepared, ProviderView, SlotGranted, Started, SubmitFailed, Submitted, decide
 from gateway.jobs.model import Attempt, Candidate, Job, RoutingTrace
 from gateway.jobs.slots import AccountUsage, PoolUsage
-from gateway.metrics import NO_METRICS, HttpMetricsMiddleware, PrometheusMetrics
+from gateway.logging import RequestLoggingMiddleware
+from gateway.metrics import NO_METRICS, PrometheusMetrics
 from providers.base import Cost, ErrorClass, ErrorInfo, GenerationRequest, JobStatus, TextInput, UpstreamJob, VideoResult
 
 NOW = 10_000.0
@@ -185,7 +186,7 @@ async def test_http_requests_are_labelled_by_route_template_never_by_path() -> N
 
     m = PrometheusMetrics()
     app = Litestar([retrieve])
-    asgi = HttpMetricsMiddleware(app, m)
+    asgi = RequestLoggingMiddleware(app, metrics=m)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t") as client:
         assert (await client.get("/v1/videos/video_secret_1")).status_code == 200
         assert (await client.get("/v1/videos/video_secret_2")).status_code == 200
