@@ -21,7 +21,7 @@ import html
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, Router
@@ -42,12 +42,19 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import PathParameter
 from litestar.static_files import create_static_files_router
 
 from gateway.comparisons import ComparisonRequest
 from gateway.errors import ErrorBody, ErrorEnvelope
 from gateway.schema import CreateVideoBody
 from gateway.service import MAX_IDEMPOTENCY_KEY
+
+VIDEO_ID_PATTERN = r"^video_[0-9a-f]{48}$"
+# Documented, not enforced: an id of any other form is simply not found (404). The pattern
+# also tells clients (and schema-driven tests) that `characters`, `edits` and `extensions`,
+# the static paths beside `/v1/videos/{video_id}`, are never video ids.
+VideoId = Annotated[str, PathParameter(description="A video's id: `video_` and 48 hex digits.", schema_extra={"pattern": VIDEO_ID_PATTERN})]
 
 API_VERSION = "0.1.0"
 SCHEMA_PATH = "/schema"

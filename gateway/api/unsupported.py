@@ -11,7 +11,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from gateway.api.docs import errors
+from gateway.api.docs import VideoId, errors
 from gateway.auth import Caller
 from gateway.errors import ErrorEnvelope
 from gateway.service import VideoService
@@ -30,7 +30,7 @@ class UnsupportedController(Controller):
         status_code=400,
         responses=_UNSUPPORTED,
     )
-    async def remix(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
+    async def remix(self, video_id: VideoId, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ErrorEnvelope:
         service.unsupported(caller, "remix")
 
     @post("/edits", operation_id="editVideo", summary="Edit a video (not offered: answers 400 unsupported_operation)", status_code=400, responses=_UNSUPPORTED)

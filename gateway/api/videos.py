@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from gateway.api.content import content_response
-from gateway.api.docs import ContentOperation, CreateVideoOperation, EventsOperation, errors
+from gateway.api.docs import ContentOperation, CreateVideoOperation, EventsOperation, VideoId, errors
 from gateway.auth import Caller
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.forms import JSON, MULTIPART, URL_ENCODED, FilePart, create_form_limits, media_type, read_form, sha256_of
@@ -60,7 +60,7 @@ class VideosController(Controller):
         return VideoList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more)
 
     @get("/{video_id:str}", operation_id="retrieveVideo", summary="Retrieve a video", responses=errors(401, 404))
-    async def retrieve(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
+    async def retrieve(self, video_id: VideoId, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Response[Video]:
         job = await service.get(caller, video_id)
         return Response(video_of(job), headers=_poll_headers(job.status))
 
@@ -71,7 +71,7 @@ class VideosController(Controller):
         status_code=200,
         responses=errors(401, 404, 409),
     )
-    async def remove(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> VideoDeleted:
+    async def remove(self, video_id: VideoId, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> VideoDeleted:
         job = await service.delete(caller, video_id)
         return VideoDeleted(id=job.id)
 
@@ -85,7 +85,7 @@ class VideosController(Controller):
     async def content(
         self,
         request: Request[Any, Any, Any],
-        video_id: FromPath[str],
+        video_id: VideoId,
         caller: NamedDependency[Caller],
         service: NamedDependency[VideoService],
         variant: FromQuery[Literal["video", "thumbnail", "last_frame"]] = "video",
@@ -99,7 +99,7 @@ class VideosController(Controller):
         status_code=200,
         responses=errors(401, 404),
     )
-    async def cancel(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video:
+    async def cancel(self, video_id: VideoId, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> Video:
         return video_of(await service.cancel(caller, video_id))
 
     @get(
@@ -109,7 +109,7 @@ class VideosController(Controller):
         operation_class=EventsOperation,
         responses=errors(401, 404),
     )
-    async def events(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ServerSentEvent:
+    async def events(self, video_id: VideoId, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> ServerSentEvent:
         changes = await service.watch(caller, video_id)
 
         async def stream() -> AsyncIterator[ServerSentEventMessage]:

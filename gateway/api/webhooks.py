@@ -9,7 +9,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from gateway.api.docs import errors
+from gateway.api.docs import VideoId, errors
 from gateway.auth import Caller
 from gateway.jobs.model import WebhookDelivery
 from gateway.service import VideoService
@@ -72,7 +72,7 @@ class WebhooksController(Controller):
         summary="A video's webhook deliveries and every attempt",
         responses=errors(401, 404),
     )
-    async def list_deliveries(self, video_id: FromPath[str], caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> DeliveryList:
+    async def list_deliveries(self, video_id: VideoId, caller: NamedDependency[Caller], service: NamedDependency[VideoService]) -> DeliveryList:
         return DeliveryList(data=[delivery_view(d) for d in await service.deliveries(caller, video_id)])
 
     @post(

@@ -103,3 +103,25 @@ def test_the_document_lists_every_public_endpoint(doc: dict[str, Any]) -> None:
         "readyz",
         "metrics",
     }
+
+
+def test_video_ids_are_documented_as_the_ids_vidgate_makes_so_no_static_path_reads_as_one(doc: dict[str, Any]) -> None:
+    """`/v1/videos/characters/cancel` is the characters route (GET only), so a schema-valid
+    request must never name `characters` (or `edits`, `extensions`) as a video."""
+    import re
+
+    from gateway.service import new_video_id
+
+    documented = [
+        param["schema"]["pattern"]
+        for path, item in doc["paths"].items()
+        if "{video_id}" in path and path.startswith("/v1/videos")
+        for method, op in item.items()
+        if method in METHODS
+        for param in op.get("parameters", [])
+        if param["name"] == "video_id"
+    ]
+    assert len(documented) >= 6 and len(set(documented)) == 1
+    pattern = re.compile(documented[0])
+    assert all(pattern.fullmatch(new_video_id()) for _ in range(50))
+    assert not any(pattern.fullmatch(word) for word in ("characters", "edits", "extensions"))
