@@ -34,6 +34,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.console import build as build_console
 from gateway.errors import ErrorBody, ErrorEnvelope, GatewayError
 from gateway.events import EventHub, JobNotifier
+from gateway.h1_transport import H1Transport
 from gateway.health import HealthBoard
 from gateway.jobs.engine import EngineConfig, JobEngine
 from gateway.jobs.leases import LeaseBook, new_instance_id
@@ -51,6 +52,8 @@ from gateway.service import VideoService
 from gateway.settings import ConfigError, Settings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import WebhookDispatcher
+
+OUTBOUND_CONNECTIONS = 100  # webhooks, media and result downloads, all guarded (gateway.urlguard)
 
 log = structlog.get_logger("vidgate.app")
 
@@ -89,7 +92,11 @@ def create_app(
             holder = RuntimeHolder(build_runtime(settings, clients))
 
             guard = UrlGuard(allow_private=settings.security.allow_private_urls)
-            outbound = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), transport=transports.get("*"), follow_redirects=False)
+            outbound = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, connect=5.0),
+                transport=transports.get("*") or H1Transport(max_connections=OUTBOUND_CONNECTIONS),
+                follow_redirects=False,
+            )
             stack.push_async_callback(outbound.aclose)
             media_urls = (
                 SignedMediaUrls(settings.server.base_url, settings.security.media_url_secret, ttl=settings.security.media_url_seconds)

@@ -40,11 +40,15 @@ def origin_of(scheme: bytes, host: bytes, port: int | None) -> Origin:
     return (scheme, host, port or (443 if scheme == b"https" else 80))
 
 
+_PoolKey = tuple[Origin, str | None]
+"""Where a connection goes, and the TLS server name it was opened for (None: the host's)."""
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection, carrying one request at a time."""
 
-    def __init__(self, origin: Origin) -> None:
-        self.origin = origin
+    def __init__(self, key: _PoolKey) -> None:
+        self.key = key
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
         self.lost = False
@@ -248,7 +252,7 @@ class H1Transport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_connections: int, keepalive_seconds: float = 15.0) -> None:
         self._limit = asyncio.Semaphore(max_connections)
         self._keepalive = keepalive_seconds
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[_PoolKey, list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._tls: ssl.SSLContext | None = None
         self._closed = False
@@ -259,8 +263,11 @@ class H1Transport(httpx.AsyncBaseTransport):
         if request.headers.get("transfer-encoding", "").lower() == "chunked":  # httpx's choice for a body of unknown length
             body = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
         url = request.url
-        origin = origin_of(url.raw_scheme, url.raw_host, url.port)
-        connection, status, reason, headers = await self._start(origin, _head(request, body), body, request, timeouts.get("connect"), timeouts.get("read"))
+        # `sni_hostname` (gateway.urlguard pins a request to the address it checked): the
+        # name TLS presents and verifies the certificate against, instead of the IP.
+        sni = request.extensions.get("sni_hostname")
+        key: _PoolKey = (origin_of(url.raw_scheme, url.raw_host, url.port), sni.decode("ascii") if isinstance(sni, bytes) else sni)
+        connection, status, reason, headers = await self._start(key, _head(request, body), body, request, timeouts.get("connect"), timeouts.get("read"))
         return httpx.Response(
             status_code=status,
             headers=headers,
@@ -273,7 +280,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         answered whole: the upstream clients' API calls take this lane, with no httpx
         request or stream objects on the way (the bulk of a poll's CPU on the other lane).
         An answer over `MAX_ANSWER` bytes is refused as a protocol error."""
-        connection, status, reason, headers = await self._start(origin, head, body, None, connect_timeout, read_timeout)
+        connection, status, reason, headers = await self._start((origin, None), head, body, None, connect_timeout, read_timeout)
         if connection.complete:  # the usual API answer: it came in with its head
             body = connection.take_body()
             if len(body) > MAX_ANSWER:
@@ -296,7 +303,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         return Exchanged(status, reason, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     async def _start(
-        self, origin: Origin, head: bytes, body: bytes, request: httpx.Request | None, connect_timeout: float | None, read_timeout: float | None
+        self, key: _PoolKey, head: bytes, body: bytes, request: httpx.Request | None, connect_timeout: float | None, read_timeout: float | None
     ) -> tuple[_Connection, int, bytes, list[tuple[bytes, bytes]]]:
         """Send one request on a pooled connection and read the answer's head; the caller
         reads the body and hands the connection back with `_release`."""
@@ -305,7 +312,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         await self._limit.acquire()
         connection: _Connection | None = None
         try:
-            connection = await self._connection(origin, connect_timeout)
+            connection = await self._connection(key, connect_timeout)
             connection.start(request, head, body)
             status, reason, headers = await connection.response_head(read_timeout)
         except BaseException:
@@ -322,8 +329,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._open.clear()
         self._idle.clear()
 
-    async def _connection(self, origin: Origin, connect_timeout: float | None) -> _Connection:
-        idle = self._idle.get(origin)
+    async def _connection(self, key: _PoolKey, connect_timeout: float | None) -> _Connection:
+        idle = self._idle.get(key)
         if idle:
             stale_before = time.monotonic() - self._keepalive
             while idle:
@@ -331,20 +338,16 @@ class H1Transport(httpx.AsyncBaseTransport):
                 if not connection.lost and connection.idle_since > stale_before:
                     return connection
                 self._drop(connection)
-        return await self._connect(origin, connect_timeout)
+        return await self._connect(key, connect_timeout)
 
-    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
-        scheme, host, port = origin
-        tls: ssl.SSLContext | None = None
-        if scheme == b"https":
-            if self._tls is None:
-                self._tls = ssl.create_default_context()
-            tls = self._tls
+    async def _connect(self, key: _PoolKey, timeout: float | None) -> _Connection:
+        (scheme, host, port), sni = key
+        tls = self._client_tls() if scheme == b"https" else None
         loop = asyncio.get_running_loop()
         hostname = host.decode("ascii")
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(origin), hostname, port, ssl=tls, server_hostname=hostname if tls else None),
+                loop.create_connection(lambda: _Connection(key), hostname, port, ssl=tls, server_hostname=(sni or hostname) if tls else None),
                 timeout,
             )
         except TimeoutError as exc:
@@ -354,13 +357,19 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._open.add(connection)
         return connection
 
+    def _client_tls(self) -> ssl.SSLContext:
+        """The TLS context of every https connection: the system's trust store, hostnames checked."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
     def _release(self, connection: _Connection, *, keep: bool = True) -> None:
         """The response is done with: keep its connection for the next request if it can be."""
         self._limit.release()
         if keep and connection.reusable and not self._closed:
             connection.finish()
             connection.idle_since = time.monotonic()
-            self._idle.setdefault(connection.origin, []).append(connection)
+            self._idle.setdefault(connection.key, []).append(connection)
         else:
             self._drop(connection)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import random
@@ -49,6 +50,8 @@ USER_AGENT = "vidgate-webhooks/1"
 SECRET_PREFIX = "whsec_"
 
 _ERROR_TEXT_LIMIT = 500
+_KEEP_ANSWER_BYTES = 16 * 1024
+_KEEP_ANSWER_SECONDS = 1.0
 DEFER_SECONDS = 1.0  # a delivery claimed past its tenant's or URL's bound is due again this much later
 BACKOFF_AFTER = 3  # failures to answer in a row before a receiver backs off
 BACKOFF_BASE = 10.0  # its first backoff, doubling with each further failure
@@ -547,8 +550,25 @@ class WebhookDispatcher:
             headers=headers,
             timeout=httpx.Timeout(self._timeout),
         )
-        await response.aclose()  # the body is never read: a receiver can't make us buffer it
+        try:
+            await _read_short_answer(response)
+        finally:
+            await response.aclose()
         return response.status_code
+
+
+async def _read_short_answer(response: httpx.Response) -> None:
+    """Read a receiver's answer when it is short and quick (a declared length up to
+    `_KEEP_ANSWER_BYTES`, within `_KEEP_ANSWER_SECONDS`), so its connection is kept for
+    the next delivery; anything else is not read and the connection closes: a receiver
+    can't make us buffer or wait."""
+    declared = response.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > _KEEP_ANSWER_BYTES:
+        return
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_KEEP_ANSWER_SECONDS):
+            async for _ in response.aiter_raw():
+                pass
 
 
 def _transport_error(exc: httpx.HTTPError) -> str:

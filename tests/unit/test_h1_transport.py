@@ -319,3 +319,51 @@ async def test_a_slow_reader_pauses_the_socket_instead_of_buffering_the_download
                 await asyncio.sleep(0.002)
     assert received == size
     assert most_buffered <= h1._HIGH_WATER + 2**18  # paused at the high-water mark, give or take one socket read
+
+
+async def test_a_request_pinned_to_an_address_presents_and_verifies_the_name_it_was_checked_for() -> None:
+    """gateway.urlguard connects to the address it checked and keeps the name for TLS
+    (`sni_hostname`): the server sees that name and the certificate is verified against it."""
+    import ssl
+
+    import trustme
+
+    from gateway.urlguard import UrlGuard
+
+    authority = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("media.example").configure_cert(server_ctx)
+    names: list[str | None] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,misc,return-value]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+    port = srv.sockets[0].getsockname()[1]
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    transport = H1Transport(max_connections=4)
+    authority.configure_trust(transport._client_tls())
+    guard = UrlGuard(allow_private=True, resolver=resolve)
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+            for _ in range(2):
+                response = await guard.open(http, "GET", f"https://media.example:{port}/v.mp4", field="image")
+                assert (await response.aread()) == b"ok"
+                await response.aclose()
+            assert names == ["media.example"]  # one TLS connection, kept for the second request
+            other = UrlGuard(allow_private=True, resolver=resolve)
+            with pytest.raises(httpx.ConnectError):  # the certificate names media.example only
+                await other.open(http, "GET", f"https://other.example:{port}/v.mp4", field="image")
+    finally:
+        srv.close()
+        await srv.wait_closed()

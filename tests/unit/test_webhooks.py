@@ -809,3 +809,70 @@ def test_bad_configuration_is_refused() -> None:
     with pytest.raises(ValueError):  # a bad reload keeps the running config
         dispatcher.reconfigure(msgspec.structs.replace(_settings(), secret="whsec_!!!"))
     assert dispatcher.can_sign("app", "acme")
+
+
+async def test_a_receivers_short_answer_is_read_so_one_connection_carries_every_delivery(store: SqliteStore) -> None:
+    from gateway.h1_transport import H1Transport
+
+    connections = 0
+    answers = [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", b"HTTP/1.1 204 No Content\r\n\r\n"]
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            writer.write(answers[0])
+            answers.append(answers.pop(0))
+            await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    clock = Clock(time.time())
+    settings = _settings(endpoints=[_endpoint("app-hook", f"{base}/hook", key="app")])
+    try:
+        async with httpx.AsyncClient(transport=H1Transport(max_connections=4)) as http:
+            dispatcher = WebhookDispatcher(store, http, settings, guard=UrlGuard(allow_private=True), clock=clock, jitter=0.0)
+            for i in range(4):
+                await _finish(store, dispatcher, _job(f"video_{i}"), clock.now)
+                assert await dispatcher.run_due() == 1
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert connections == 1
+    for i in range(4):
+        assert [d.status for d in await store.deliveries(f"video_{i}")] == ["delivered"]
+
+
+async def test_a_receivers_long_answer_is_not_read_and_the_delivery_still_counts(store: SqliteStore) -> None:
+    connections = 0
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10000000\r\n\r\n" + b"x" * 1000)  # and then nothing more
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    from gateway.h1_transport import H1Transport
+
+    srv = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    clock = Clock(time.time())
+    settings = _settings(endpoints=[_endpoint("app-hook", f"{base}/hook", key="app")])
+    try:
+        async with httpx.AsyncClient(transport=H1Transport(max_connections=4)) as http:
+            dispatcher = WebhookDispatcher(store, http, settings, guard=UrlGuard(allow_private=True), clock=clock, jitter=0.0)
+            [delivery] = await _finish(store, dispatcher, _job(), clock.now)
+            assert await asyncio.wait_for(dispatcher.run_due(), 5) == 1
+    finally:
+        srv.close()
+    assert (await _row(store, delivery.id)).status == "delivered"
+    assert connections == 1
