@@ -259,3 +259,21 @@ async def test_allow_private_pins_each_redirect_hop_too() -> None:
         await response.aread()
     assert [str(r.url) for r in seen] == ["http://10.0.0.1/a", "http://127.0.0.1:8080/b"]
     assert [r.headers["host"] for r in seen] == ["media.example", "internal.example:8080"]
+
+
+async def test_cookies_an_answer_sets_are_neither_kept_nor_sent_on() -> None:
+    """One receiver's or CDN's cookies must not follow vidgate to the next request."""
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "session=tenant-a; Path=/"}, content=b"ok")
+
+    guard = UrlGuard(allow_private=True)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        for _ in range(2):
+            response = await guard.open(client, "GET", "http://127.0.0.1:9/hook", field="webhook_url")
+            await response.aread()
+            await response.aclose()
+        assert not client.cookies
+    assert sent == [None, None]
