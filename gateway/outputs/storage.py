@@ -226,13 +226,16 @@ class LocalDiskStorage:
             raise ObjectTooLarge(key, max_bytes)
         if check is not None:
             check(head)  # before a file exists: a refused object costs no disk
-        # (Cancelled during this one call, the thread may still create a temp file that
-        # nobody removes: a sweep does, as it does those of a crashed process.)
-        fh, temp = await asyncio.to_thread(self._create_temp, target)
+        # Each trip to a worker thread costs a hand-off both ways, so the temp file is made
+        # with the first batch and committed with the last: an object of one batch (most
+        # videos under `_WRITE_BATCH`, every thumbnail) is written in one trip.
+        # (Cancelled during a trip, the thread may still create a temp file that nobody
+        # removes: a sweep does, as it does those of a crashed process.)
         hasher = hashlib.sha256()
         size = 0
         batch: list[bytes] = []
         batched = 0
+        opened: tuple[io.BufferedWriter, str] | None = None
         try:
             async for chunk in stream:
                 size += len(chunk)
@@ -241,11 +244,13 @@ class LocalDiskStorage:
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= _WRITE_BATCH:
-                    await asyncio.to_thread(_write, fh, hasher, batch)
+                    opened = await asyncio.to_thread(self._write_batch, opened, target, hasher, batch, commit=False)
                     batch, batched = [], 0
-            await asyncio.to_thread(_write, fh, hasher, batch)
-            await asyncio.to_thread(self._commit, fh, temp, target)
+            await asyncio.to_thread(self._write_batch, opened, target, hasher, batch, commit=True)
         except BaseException:
+            if opened is None:
+                raise
+            fh, temp = opened
             # Synchronous on purpose: it must run even when the task is being cancelled.
             # close() waits for a write still running on a worker thread (the buffered
             # file's lock), so the file is never closed under it.
@@ -255,6 +260,27 @@ class LocalDiskStorage:
                 os.unlink(temp)
             raise
         return StoredObject(key=key, bytes=size, sha256=hasher.hexdigest(), content_type=content_type)
+
+    def _write_batch(
+        self, opened: tuple[io.BufferedWriter, str] | None, target: Path, hasher: hashlib._Hash, batch: list[bytes], *, commit: bool
+    ) -> tuple[io.BufferedWriter, str]:
+        """On a worker thread: the temp file made if it is not yet, `batch` written, and with
+        `commit` the file made durable under its key. A failure here after the temp file was
+        made removes it before raising (`put` knows of the file only once this returns)."""
+        made = opened is None
+        fh, temp = self._create_temp(target) if opened is None else opened
+        try:
+            _write(fh, hasher, batch)
+            if commit:
+                self._commit(fh, temp, target)
+        except BaseException:
+            if made:
+                with contextlib.suppress(OSError):
+                    fh.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            raise
+        return fh, temp
 
     def _create_temp(self, target: Path) -> tuple[io.BufferedWriter, str]:
         # A sweep may remove the (empty) directory between mkdir and mkstemp: try again.

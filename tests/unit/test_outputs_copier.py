@@ -274,7 +274,21 @@ async def test_a_body_over_the_limit_is_cut_off_mid_stream(tmp_path: Path) -> No
     assert report.failures == {"video": "over the limit of 200000 bytes"}
     assert pulled <= 5
     assert len(h.requests) == 1  # not retried
-    assert files_under(h.storage.root) == ["job1"]  # temp file removed, nothing at the key
+    assert files_under(h.storage.root) == []  # cut off before its first write: no temp file, no folder, nothing at the key
+    assert not await h.storage.exists("job1/video.mp4")
+
+
+async def test_a_body_over_the_limit_after_its_first_writes_leaves_no_temp_file(tmp_path: Path) -> None:
+    async def huge() -> AsyncIterator[bytes]:
+        yield MP4
+        while True:
+            yield b"\0" * 512 * 1024
+
+    h = Harness(tmp_path, lambda r: httpx.Response(200, content=huge()), max_bytes=3 * 1024 * 1024)
+    report = await h.copier.copy("job1", {"video": f"{CDN}/v.mp4"})
+
+    assert report.failures == {"video": f"over the limit of {3 * 1024 * 1024} bytes"}
+    assert files_under(h.storage.root) == ["job1"]  # two batches were written to a temp file: it is gone
     assert not await h.storage.exists("job1/video.mp4")
 
 
@@ -341,7 +355,7 @@ async def test_the_whole_download_is_bounded_by_the_timeout(tmp_path: Path) -> N
         report = await h.copier.copy("job1", {"video": f"{CDN}/v.mp4", "thumbnail": None})
 
     assert report.failures == {"video": "timed out after 0.2 s"}
-    assert files_under(h.storage.root) == ["job1"]
+    assert files_under(h.storage.root) == []  # timed out before its first write: nothing on disk
 
 
 # ---------------------------------------------------------------------------
