@@ -28,6 +28,7 @@ Run by hand, never in CI; everything listens on 127.0.0.1 and every step is boun
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import contextlib
 import itertools
@@ -383,7 +384,7 @@ def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, sc
         "--threads",
         "--output",
         str(out),
-        "--nonblocking",
+        "--gil" if os.environ.get("SCALE_SPY_GIL") else "--nonblocking",
     ]
     proc = procs.start("py-spy", argv)
     yield out

@@ -291,12 +291,16 @@ def configure_logging(*, json: bool | None = None, level: str = "info", stream: 
 # ---------------------------------------------------------------------------
 
 
-def job_log_context(job_id: str) -> contextvars.Context:
-    """A fresh context whose log lines carry `job_id` and nothing else bound, for a task
-    created with `context=` that works on one job. Nothing the creator bound (a request
-    id) follows it, and nothing has to be restored: the context goes with the task."""
+def job_log_context(job_id: str, *, provider: str | None = None) -> contextvars.Context:
+    """A fresh context whose log lines carry `job_id` (and `provider`, when given) and
+    nothing else bound, for a task created with `context=` that works on one job. Nothing
+    the creator bound (a request id) follows it, and nothing has to be restored: the
+    context goes with the task."""
     context = contextvars.Context()
-    context.run(bind_contextvars, job_id=job_id)
+    if provider is None:
+        context.run(bind_contextvars, job_id=job_id)
+    else:
+        context.run(bind_contextvars, job_id=job_id, provider=provider)
     return context
 
 

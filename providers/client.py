@@ -84,12 +84,18 @@ class _Answer(httpx.Response):
     """An answer from the fast lane. Its `request` is built only if a parser asks for it."""
 
     def __init__(self, exchanged: Exchanged, make_request: Callable[[], httpx.Request]) -> None:
+        encoded = any(name.lower() == b"content-encoding" for name, _ in exchanged.headers)
         super().__init__(
             status_code=exchanged.status,
             headers=exchanged.headers,
-            content=exchanged.body,
+            content=exchanged.body if encoded else None,
+            stream=None if encoded else httpx.ByteStream(exchanged.body),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": exchanged.reason},
         )
+        if not encoded:
+            # The body as sent is the body as read: set what `read()` would (httpx is pinned
+            # <0.29), skipping its decoder and chunker on every poll.
+            self._content = exchanged.body
         self._make_request = make_request
 
     @property
@@ -140,6 +146,7 @@ class UpstreamClient:
         self._timeouts = (http.timeout.connect, http.timeout.read)
         # on the fast lane answers come back as sent (no Accept-Encoding): API answers are small
         self._fixed_head = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host")})
+        self._get_tail = None if self._fixed_head is None else b" HTTP/1.1\r\nHost: " + self._host + b"\r\n" + self._fixed_head + b"\r\n"
         # Calls in flight are bounded to the connection pool's size: a transport with the
         # whole-answer lane bounds its own connections; any other (httpcore's pool, whose
         # bookkeeping grows with connections x queued requests) is bounded here.
@@ -239,6 +246,10 @@ class UpstreamClient:
     def _head(self, call: HttpCall, body: bytes) -> bytes | None:
         """The request line and headers for the fast lane; None when something in them needs
         httpx's encoding or checks."""
+        if call.method == "GET" and not body and not call.params and not call.headers:  # a poll: the client's head as it is
+            if not _PLAIN_TARGET.fullmatch(call.path) or not call.path.startswith("/") or self._get_tail is None:
+                return None
+            return b"".join((b"GET ", self._prefix, call.path.encode("ascii"), self._get_tail))
         target = call.path
         if call.params:
             target += "?" + urlencode(dict(call.params))

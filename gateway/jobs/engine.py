@@ -153,6 +153,7 @@ class JobEngine:
         self._jobs: dict[str, Job] = {}  # every job driven here, as last stored (or decided)
         self._mail: dict[str, deque[tuple[lc.Event, asyncio.Future[None] | None]]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
+        self._logged_provider: dict[str, str] = {}  # the provider a drain task's log context names
         self._timers: list[tuple[float, int, str]] = []  # (due, seq, job id); stale entries are skipped
         self._timer_of: dict[str, int] = {}  # job id -> the seq of its live timer
         self._seq = itertools.count()
@@ -350,7 +351,13 @@ class JobEngine:
         self._mail.setdefault(job_id, deque()).append((event, done))
         if job_id not in self._draining:
             # each drain task starts from a context of its own: its log lines name its job only
-            self._draining[job_id] = asyncio.get_running_loop().create_task(self._drain(job_id), name=f"job-{job_id}", context=job_log_context(job_id))
+            job = self._jobs.get(job_id)
+            provider = job.attempt.provider if job is not None and job.attempt is not None else None
+            if provider is not None:
+                self._logged_provider[job_id] = provider
+            self._draining[job_id] = asyncio.get_running_loop().create_task(
+                self._drain(job_id), name=f"job-{job_id}", context=job_log_context(job_id, provider=provider)
+            )
 
     async def _drain(self, job_id: str) -> None:
         try:
@@ -366,6 +373,7 @@ class JobEngine:
                         done.set_result(None)
         finally:
             self._draining.pop(job_id, None)
+            self._logged_provider.pop(job_id, None)
             if not self._mail.get(job_id):
                 self._mail.pop(job_id, None)
 
@@ -540,7 +548,9 @@ class JobEngine:
         if leased and not await self._lease_held(job.id):
             call.close()
             return
-        structlog.contextvars.bind_contextvars(provider=provider)
+        if self._logged_provider.get(job.id) != provider:  # bound once per drain task, not per call
+            structlog.contextvars.bind_contextvars(provider=provider)
+            self._logged_provider[job.id] = provider
         self._post(job.id, await call)
 
     async def _lease_held(self, job_id: str) -> bool:
