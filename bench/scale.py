@@ -28,12 +28,12 @@ Run by hand, never in CI; everything listens on 127.0.0.1 and every step is boun
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
 import contextlib
 import itertools
 import json
 import math
+import os
 import re
 import sqlite3
 import sys

@@ -39,6 +39,9 @@ _PLAIN_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 Origin = tuple[bytes, bytes, int]
 """scheme, host, port"""
 
+MAX_REDIRECTS = 5  # a content download's hops (httpx's own default is 20)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
 
 class Exchanged(NamedTuple):
     """An answer read whole."""
@@ -201,10 +204,9 @@ class UpstreamClient:
         call = self.adapter.content_call(upstream_id, job)
         if call is None:
             raise UpstreamError.of(ErrorClass.NOT_FOUND, "the upstream has no content endpoint")
-        request = self._request(call)
         async with self._observed("content"):
             try:
-                response = await self.http.send(request, stream=True, follow_redirects=True)
+                response = await self._follow(self._request(call))
             except httpx.TransportError as exc:
                 raise _transport_error(exc, idempotent=True) from exc
             if not response.is_success:
@@ -219,6 +221,32 @@ class UpstreamClient:
             yield response
         finally:
             await response.aclose()
+
+    async def _follow(self, request: httpx.Request) -> httpx.Response:
+        """Send a GET straight to the transport and follow its redirects (a content route may
+        answer with a CDN's address), the answer streaming. The upstream's credentials go
+        only to its own origin, as httpx's redirect handling has it; no cookie jar."""
+        transport = self.http._transport  # httpx is pinned <0.29, as in _send_request
+        for _ in range(MAX_REDIRECTS):
+            response = await transport.handle_async_request(request)
+            response.request = request
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or location is None:
+                return response
+            await response.aclose()
+            try:
+                target = request.url.join(location)
+            except httpx.InvalidURL as exc:
+                raise httpx.RemoteProtocolError(f"a redirect to an invalid address: {exc}", request=request) from exc
+            if target.scheme not in ("http", "https"):
+                raise httpx.RemoteProtocolError(f"a redirect to a {target.scheme!r} address", request=request)
+            headers = httpx.Headers(request.headers)
+            headers.pop("host", None)
+            if (target.scheme, target.host, target.port) != (request.url.scheme, request.url.host, request.url.port):
+                for name in self._auth:
+                    headers.pop(name, None)
+            request = httpx.Request("GET", target, headers=headers, extensions=request.extensions)
+        raise httpx.RemoteProtocolError(f"more than {MAX_REDIRECTS} redirects", request=request)
 
     async def send(self, call: HttpCall, *, idempotent: bool) -> httpx.Response:
         """Send one call; transport failures become classified `UpstreamError`s.
