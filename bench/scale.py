@@ -33,7 +33,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import re
 import sqlite3
 import sys
@@ -364,8 +363,10 @@ def vm_hwm_mib(pid: int) -> str:
 
 
 @contextlib.contextmanager
-def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, scratch: Path, rate: int = 50) -> Iterator[Path | None]:
-    """`py-spy record` on vidgate for the window, as raw collapsed stacks; summarized after."""
+def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, scratch: Path, rate: int = 50, gil: bool = False) -> Iterator[Path | None]:
+    """`py-spy record` on vidgate for the window, as raw collapsed stacks; summarized after.
+    `gil`: sample only the thread holding the GIL (Python's own CPU, attributed exactly,
+    but py-spy then pauses vidgate for each sample: its CPU figure reads high)."""
     if py_spy is None:
         yield None
         return
@@ -384,7 +385,7 @@ def profiled(procs: Processes, py_spy: Path | None, pid: int, seconds: float, sc
         "--threads",
         "--output",
         str(out),
-        "--gil" if os.environ.get("SCALE_SPY_GIL") else "--nonblocking",
+        "--gil" if gil else "--nonblocking",
     ]
     proc = procs.start("py-spy", argv)
     yield out
@@ -472,6 +473,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--status-ids", type=int, default=5, help="how many videos the status GETs spread over (default 5)")
     parser.add_argument("--py-spy", type=Path, default=None, help="a py-spy executable: profile vidgate during the window (raw stacks in the scratch folder)")
     parser.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second (default 50)")
+    parser.add_argument("--py-spy-gil", action="store_true", help="py-spy samples only the thread holding the GIL (exact attribution; inflates the CPU row)")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for logs, the database and results (default: a new temporary folder)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.window < 1:
@@ -512,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.settle)
                 ids = video_ids(vg, args.status_ids)
                 print(f"  steady-state window of {args.window:g} s ...", file=sys.stderr, flush=True)
-                with profiled(procs, args.py_spy, vg.proc.pid, args.window, scratch, args.py_spy_rate) as profile:
+                with profiled(procs, args.py_spy, vg.proc.pid, args.window, scratch, args.py_spy_rate, args.py_spy_gil) as profile:
                     window = run_window(vg, mock, store, args, ids)
                 cad = cadence(mock, args.poll_interval, submitted[1])
             after["lease_lost"], after["noted"] = events_of_note(vg)
