@@ -249,7 +249,10 @@ class H1Transport(httpx.AsyncBaseTransport):
     one), idle ones kept `keepalive_seconds`. The client's connect and read timeouts apply;
     callers bound their own requests in flight, as `providers.client.UpstreamClient` does."""
 
-    def __init__(self, *, max_connections: int, keepalive_seconds: float = 15.0) -> None:
+    # 4 s: under the idle timeouts servers commonly close at (uvicorn 5 s, nginx 75 s), so a
+    # kept connection is rarely reused just as its server closes it, which would make a paid
+    # submit on it an unknown outcome.
+    def __init__(self, *, max_connections: int, keepalive_seconds: float = 4.0) -> None:
         self._limit = asyncio.Semaphore(max_connections)
         self._keepalive = keepalive_seconds
         self._idle: dict[_PoolKey, list[_Connection]] = {}
