@@ -59,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_done = False
+        self._status = 0
         self._keep_alive = False
         self._framed = False  # the body's end is known (length or chunks), not the connection's end
         self._complete = False
@@ -74,7 +75,8 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports don't subclass asyncio's
 
     def data_received(self, data: bytes) -> None:
-        if not self._busy:  # bytes nobody asked for: the connection can't be trusted
+        if not self._busy or self._complete:  # bytes nobody asked for: the connection can't be trusted
+            self._keep_alive = False
             self.close()
             return
         try:
@@ -94,26 +96,39 @@ class _Connection(asyncio.Protocol):
         else:
             self._fail(httpx.RemoteProtocolError("the server closed the connection without answering", request=self._request))
 
-    # --- httptools callbacks
+    # --- httptools callbacks (a second answer to one request is not read, and ends the connection)
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self._keep_alive = False
 
     def on_status(self, status: bytes) -> None:
-        self._reason += status
+        if not self._complete:
+            self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._complete:
+            return
         self._headers.append((name, value))
         lowered = name.lower()
         if lowered == b"content-length" or (lowered == b"transfer-encoding" and b"chunked" in value.lower()):
             self._framed = True
 
     def on_headers_complete(self) -> None:
+        if self._complete:
+            return
         self._headers_done = True
-        self._keep_alive = self._parser.should_keep_alive()  # llhttp forgets it once the message ends
-        if self._head_only or self._parser.get_status_code() in (204, 304):
+        # read now: llhttp forgets keep-alive once the message ends, and moves on to any next one
+        self._status = self._parser.get_status_code()
+        self._keep_alive = self._parser.should_keep_alive()
+        if self._head_only or self._status in (204, 304):
             self._framed = True
             self.on_message_complete()
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered >= _HIGH_WATER and not self._paused and self.transport is not None:
@@ -137,7 +152,7 @@ class _Connection(asyncio.Protocol):
         self._reason, self._headers, self._headers_done, self._framed, self._complete = b"", [], False, False, False
         self._chunks.clear()
         self._buffered = 0
-        self._error = None
+        self._error = None if not self.lost else httpx.RemoteProtocolError("the connection closed before the request was sent", request=request)
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
@@ -145,7 +160,7 @@ class _Connection(asyncio.Protocol):
     async def response_head(self, timeout: float | None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         while not self._headers_done:
             await self._wait(timeout)
-        return self._parser.get_status_code(), self._reason, self._headers
+        return self._status, self._reason, self._headers
 
     async def body_chunks(self, timeout: float | None) -> AsyncIterator[bytes]:
         while True:

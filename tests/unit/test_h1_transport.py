@@ -367,3 +367,25 @@ async def test_a_request_pinned_to_an_address_presents_and_verifies_the_name_it_
     finally:
         srv.close()
         await srv.wait_closed()
+
+
+async def test_a_second_answer_to_one_request_is_not_read_and_its_connection_is_not_kept() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none" + b"HTTP/1.1 500 Oops\r\ncontent-length: 3\r\nx-extra: 1\r\n\r\ntwo")
+            await writer.drain()
+
+    async with server(handler) as base, client(base) as http:
+        upstream = upstream_client(http)
+        for _ in range(2):
+            answer = await upstream.send(HttpCall(method="GET", path="/"), idempotent=True)
+            assert (answer.status_code, answer.content, answer.headers.get("x-extra")) == (200, b"one", None)
+    assert connections == 2
