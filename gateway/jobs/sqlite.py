@@ -32,6 +32,7 @@ the statement finishes (and commits) regardless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import errno
 import hashlib
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import msgspec
+import structlog
 
 from gateway.jobs.legacy import is_legacy, upgrade_job_doc
 from gateway.jobs.model import Comparison, ComparisonVote, DeliveryAttempt, FileRecord, Job, SlotRef, StatusEvent, WebhookDelivery
@@ -55,6 +57,7 @@ from providers.base import JobStatus
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_SECONDS = 1.0  # at most this long of writes waits in the WAL before a checkpoint is asked for
 PROBE_BUSY_TIMEOUT_MS = 200  # the readiness probe's write waits this long for the lock
 PING_TIMEOUT_SECONDS = 2.0  # the whole probe, queued behind other statements on the thread
 _ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
@@ -200,6 +203,9 @@ def _outage(exc: BaseException) -> str | None:
     return None
 
 
+log = structlog.get_logger("vidgate.store")
+
+
 @outages_raise_store_unavailable(_outage)
 class SqliteStore:
     """`Store` on one SQLite file.
@@ -215,6 +221,13 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._reader: ThreadPoolExecutor | None = None  # the reader's thread
         self._read_conn: sqlite3.Connection | None = None
+        # WAL checkpoints (their fsyncs) run on a thread of their own, not in the writer's
+        # commits: a checkpoint there held every queued write (a create's answer among them)
+        # for milliseconds. The writer asks for one at most every CHECKPOINT_SECONDS.
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_asked = 0.0  # time.monotonic() of the last ask (writer's thread only)
+        self.checkpoints = 0  # completed, for tests
         self._enc = msgspec.json.Encoder()
         self._job = msgspec.json.Decoder(Job)
         self._file = msgspec.json.Decoder(FileRecord)
@@ -230,9 +243,11 @@ class SqliteStore:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite-read")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite-checkpoint")
         try:
             await self._submit(self._connect)  # creates and migrates the schema before anything reads it
             await self._on_reader(self._connect_reader)
+            await asyncio.get_running_loop().run_in_executor(self._checkpointer, self._connect_checkpointer)
         except BaseException:
             await self._shut_down()
             raise
@@ -244,19 +259,21 @@ class SqliteStore:
 
     async def _shut_down(self) -> None:
         loop = asyncio.get_running_loop()
-        reader, writer = self._reader, self._executor
+        reader, writer, checkpointer = self._reader, self._executor, self._checkpointer
         try:
+            if checkpointer is not None:
+                await loop.run_in_executor(checkpointer, self._disconnect_checkpointer)  # after any checkpoint queued there
             if reader is not None:
                 await loop.run_in_executor(reader, self._disconnect_reader)
         finally:
             try:
                 if writer is not None:
-                    await loop.run_in_executor(writer, self._disconnect)
+                    await loop.run_in_executor(writer, self._disconnect)  # the last connection out checkpoints the rest
             finally:
-                for pool in (reader, writer):
+                for pool in (checkpointer, reader, writer):
                     if pool is not None:
                         pool.shutdown(wait=True)
-                self._executor = self._reader = None
+                self._executor = self._reader = self._checkpointer = None
 
     async def ping(self) -> bool:
         """Whether the store can write now: takes the write lock (waiting at most
@@ -288,6 +305,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's thread does them (_ask_checkpoint)
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
         except BaseException:
@@ -304,6 +322,37 @@ class SqliteStore:
             conn.close()
             raise
         self._read_conn = conn
+
+    def _connect_checkpointer(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._checkpoint_conn = conn
+
+    def _disconnect_checkpointer(self) -> None:
+        conn, self._checkpoint_conn = self._checkpoint_conn, None
+        if conn is not None:
+            conn.close()
+
+    def _ask_checkpoint(self) -> None:
+        """On the writer's thread, after a commit: queue a checkpoint if none was asked for
+        in the last CHECKPOINT_SECONDS (the WAL then holds about that long of writes)."""
+        now = time.monotonic()
+        if now - self._checkpoint_asked < CHECKPOINT_SECONDS or self._checkpointer is None:
+            return
+        self._checkpoint_asked = now
+        with contextlib.suppress(RuntimeError):  # shutting down: the last connection out checkpoints
+            self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """PASSIVE: copies what it can without waiting for, or blocking, the writer or readers."""
+        conn = self._checkpoint_conn
+        if conn is None:
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except sqlite3.Error as exc:  # the next ask tries again
+            log.warning("store.checkpoint_failed", error=str(exc))
 
     def _disconnect_reader(self) -> None:
         conn, self._read_conn = self._read_conn, None
@@ -388,6 +437,7 @@ class SqliteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            self._ask_checkpoint()
             return result
 
         return await self._run(tx)

@@ -135,3 +135,32 @@ async def test_per_job_leases_become_heartbeats_on_migration(tmp_path: Path) -> 
         columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
         assert "lease_owner" in columns and "lease_until" not in columns
         assert conn.execute("SELECT owner FROM owners ORDER BY owner").fetchall() == [("new",), ("old",)]  # "old" came back; "gone" never had a row
+
+
+async def test_wal_checkpoints_run_on_their_own_thread_not_in_the_writers_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's connection never checkpoints (no fsync of the database in a commit); the
+    checkpointer's thread copies the WAL into the database file while the store is open."""
+    import shutil
+
+    import gateway.jobs.sqlite as sqlite_module
+
+    store = SqliteStore(tmp_path / "vidgate.db")
+    await store.open()
+    try:
+        assert await store._run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()) == (0,)
+        seen: list[str] = []
+        checkpoint = store._checkpoint
+        monkeypatch.setattr(store, "_checkpoint", lambda: (seen.append(threading.current_thread().name), checkpoint()))
+        monkeypatch.setattr(sqlite_module, "CHECKPOINT_SECONDS", 0.0)
+        for n in range(1, 31):
+            await store.create_job(make_job(n))
+        assert store._checkpointer is not None
+        await asyncio.get_running_loop().run_in_executor(store._checkpointer, lambda: None)  # what was asked for has run
+        assert store.checkpoints >= 1
+        assert seen and all(name.startswith("vidgate-sqlite-checkpoint") for name in seen)
+        # The database file alone, without its WAL, holds every job: the checkpoints copied them.
+        shutil.copy(tmp_path / "vidgate.db", tmp_path / "copy.db")
+        with sqlite3.connect(tmp_path / "copy.db") as conn:
+            assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 30
+    finally:
+        await store.close()
