@@ -65,7 +65,9 @@ class ModelCaps(msgspec.Struct, frozen=True, kw_only=True):
     modes: frozenset[Mode]
     durations: frozenset[int]
     resolutions: frozenset[str]
-    ratios: frozenset[str] = frozenset(RATIOS[:-1])
+    # a factory, not a value: the API document would list a frozenset default in hash order,
+    # different in every process
+    ratios: frozenset[str] = msgspec.field(default_factory=lambda: frozenset(RATIOS[:-1]))
     auto_duration: bool = False
     # resolution -> regions that offer it; a resolution absent here is offered wherever the model is
     resolution_regions: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)

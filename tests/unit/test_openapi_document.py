@@ -125,3 +125,24 @@ def test_video_ids_are_documented_as_the_ids_vidgate_makes_so_no_static_path_rea
     pattern = re.compile(documented[0])
     assert all(pattern.fullmatch(new_video_id()) for _ in range(50))
     assert not any(pattern.fullmatch(word) for word in ("characters", "edits", "extensions"))
+
+
+def test_the_document_is_the_same_in_every_process() -> None:
+    """No part of it may follow hash order (a frozenset default did): clients that diff or
+    cache it, and schema-driven tests, would see a different document after each restart."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import msgspec; from litestar._openapi.plugin import OpenAPIPlugin;"
+        "from gateway.app import create_app; from gateway.cli import demo_settings;"
+        "urls = {n: 'http://127.0.0.1:9' for n in ('useapi', 'powertokens', 'modelark')};"
+        "app = create_app(demo_settings(port=8000, urls=urls, data_dir='/nonexistent', job_seconds=1.0));"
+        "print(msgspec.json.encode(app.plugins.get(OpenAPIPlugin).provide_openapi_schema()).decode())"
+    )
+    documents = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(documents) == 1
