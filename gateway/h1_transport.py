@@ -28,16 +28,12 @@ from typing import cast
 import httptools
 import httpx
 
-from providers.client import Exchanged, Origin
+from providers.client import Exchanged, Origin, origin_of
 
 _HIGH_WATER = 256 * 1024  # buffered body bytes at which reading from the socket pauses
 _LOW_WATER = 64 * 1024  # ... and below which it resumes
 
 MAX_ANSWER = 32 * 1024 * 1024  # bytes an API answer read whole (`exchange`) may have
-
-
-def origin_of(scheme: bytes, host: bytes, port: int | None) -> Origin:
-    return (scheme, host, port or (443 if scheme == b"https" else 80))
 
 
 _PoolKey = tuple[Origin, str | None]
@@ -52,10 +48,16 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
         self.lost = False
-        self._parser = httptools.HttpResponseParser(self)
-        self._request: httpx.Request | None = None  # for the exceptions' `request`, when httpx sent it
         self._busy = False
-        self._head_only = False
+        self._paused = False  # reading from the socket, until the buffered body drains
+        self._waiter: asyncio.Future[None] | None = None
+        self._new_answer(None, head_only=False)
+
+    def _new_answer(self, request: httpx.Request | None, *, head_only: bool) -> None:
+        """Everything about the answer to the next request, as nothing of it has arrived."""
+        self._request = request  # for the exceptions' `request`, when httpx sent it
+        self._head_only = head_only
+        self._parser = httptools.HttpResponseParser(self)
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_done = False
@@ -65,9 +67,7 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
-        self._paused = False
         self._error: httpx.TransportError | None = None
-        self._waiter: asyncio.Future[None] | None = None
 
     # --- asyncio.Protocol
 
@@ -145,14 +145,10 @@ class _Connection(asyncio.Protocol):
 
     def start(self, request: httpx.Request | None, head: bytes, body: bytes) -> None:
         assert self.transport is not None
-        self._request = request
+        self._new_answer(request, head_only=head.startswith(b"HEAD "))
         self._busy = True
-        self._head_only = head.startswith(b"HEAD ")
-        self._parser = httptools.HttpResponseParser(self)
-        self._reason, self._headers, self._headers_done, self._framed, self._complete = b"", [], False, False, False
-        self._chunks.clear()
-        self._buffered = 0
-        self._error = None if not self.lost else httpx.RemoteProtocolError("the connection closed before the request was sent", request=request)
+        if self.lost:
+            self._error = httpx.RemoteProtocolError("the connection closed before the request was sent", request=request)
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
@@ -284,7 +280,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         # `sni_hostname` (gateway.urlguard pins a request to the address it checked): the
         # name TLS presents and verifies the certificate against, instead of the IP.
         sni = request.extensions.get("sni_hostname")
-        key: _PoolKey = (origin_of(url.raw_scheme, url.raw_host, url.port), sni.decode("ascii") if isinstance(sni, bytes) else sni)
+        key: _PoolKey = (origin_of(url), sni.decode("ascii") if isinstance(sni, bytes) else sni)
         connection, status, reason, headers = await self._start(key, _head(request, body), body, request, timeouts.get("connect"), timeouts.get("read"))
         return httpx.Response(
             status_code=status,

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from gateway.errors import InvalidRequest
+from providers.client import send_unwrapped
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -240,7 +241,7 @@ class UrlGuard:
         hops = 0
         while True:
             request = self.build_request(client, method, checked, **kwargs)
-            response = await _send(client, request)
+            response = await send_unwrapped(client, request)  # no cookie jar: see providers.client
             redirect = response.status_code in _REDIRECT_STATUSES and "location" in response.headers
             if not (follow_redirects and method == "GET" and redirect):
                 return response
@@ -254,16 +255,6 @@ class UrlGuard:
             except (httpx.InvalidURL, ValueError):
                 raise UrlNotAllowed(f"{field} redirected to an invalid URL", param=field) from None
             checked = await self.check(str(target), field=field, redirected=True)
-
-
-async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """`request` straight to the client's transport, its answer streaming. No cookie jar:
-    a receiver's or a CDN's cookies must not follow vidgate to other URLs (and httpx's jar
-    builds a urllib request per answer, half the cost of a webhook's send). No auth or
-    redirect flows: `UrlGuard.open` follows redirects itself, each hop checked."""
-    response = await client._transport.handle_async_request(request)  # httpx is pinned <0.29, as in providers.client
-    response.request = request
-    return response
 
 
 def _is_metadata(ip: IPAddress) -> bool:

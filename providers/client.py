@@ -39,6 +39,21 @@ _PLAIN_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 Origin = tuple[bytes, bytes, int]
 """scheme, host, port"""
 
+
+def origin_of(url: httpx.URL) -> Origin:
+    return (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
+
+
+async def send_unwrapped(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """`request` straight to the client's transport, its answer streaming: none of
+    `AsyncClient.send`'s cookie jar (one answer's cookies must not follow vidgate to the next
+    request; the jar also builds a urllib request per answer), auth or redirect flows (the
+    callers follow redirects themselves). httpx is pinned <0.29 for `_transport`."""
+    response = await http._transport.handle_async_request(request)
+    response.request = request
+    return response
+
+
 MAX_REDIRECTS = 5  # a content download's hops (httpx's own default is 20)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -143,7 +158,7 @@ class UpstreamClient:
         self._headers = {**dict(http.headers), **self._auth}
         self._lane = http._transport if isinstance(http._transport, AnswersWhole) else None
         base = http.base_url
-        self._origin: Origin = (base.raw_scheme, base.raw_host, base.port or (443 if base.raw_scheme == b"https" else 80))
+        self._origin = origin_of(base)
         self._prefix = base.raw_path.rstrip(b"/")
         self._host = base.netloc
         self._timeouts = (http.timeout.connect, http.timeout.read)
@@ -226,10 +241,8 @@ class UpstreamClient:
         """Send a GET straight to the transport and follow its redirects (a content route may
         answer with a CDN's address), the answer streaming. The upstream's credentials go
         only to its own origin, as httpx's redirect handling has it; no cookie jar."""
-        transport = self.http._transport  # httpx is pinned <0.29, as in _send_request
         for _ in range(MAX_REDIRECTS):
-            response = await transport.handle_async_request(request)
-            response.request = request
+            response = await send_unwrapped(self.http, request)
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or location is None:
                 return response
@@ -300,9 +313,7 @@ class UpstreamClient:
         )
 
     async def _send_request(self, request: httpx.Request) -> httpx.Response:
-        transport = self.http._transport  # httpx is pinned <0.29; the client's own transport, as send() would use
-        response = await transport.handle_async_request(request)
-        response.request = request
+        response = await send_unwrapped(self.http, request)
         try:
             await response.aread()
         finally:

@@ -352,7 +352,7 @@ class JobEngine:
         if job_id not in self._draining:
             # each drain task starts from a context of its own: its log lines name its job only
             job = self._jobs.get(job_id)
-            provider = job.attempt.provider if job is not None and job.attempt is not None else None
+            provider = job.provider if job is not None else None
             if provider is not None:
                 self._logged_provider[job_id] = provider
             self._draining[job_id] = asyncio.get_running_loop().create_task(

@@ -248,16 +248,11 @@ class LocalDiskStorage:
                     batch, batched = [], 0
             await asyncio.to_thread(self._write_batch, opened, target, hasher, batch, commit=True)
         except BaseException:
-            if opened is None:
-                raise
-            fh, temp = opened
-            # Synchronous on purpose: it must run even when the task is being cancelled.
-            # close() waits for a write still running on a worker thread (the buffered
-            # file's lock), so the file is never closed under it.
-            with contextlib.suppress(OSError):
-                fh.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+            if opened is not None:
+                # Synchronous on purpose: it must run even when the task is being cancelled.
+                # close() waits for a write still running on a worker thread (the buffered
+                # file's lock), so the file is never closed under it.
+                _discard(*opened)
             raise
         return StoredObject(key=key, bytes=size, sha256=hasher.hexdigest(), content_type=content_type)
 
@@ -275,10 +270,7 @@ class LocalDiskStorage:
                 self._commit(fh, temp, target)
         except BaseException:
             if made:
-                with contextlib.suppress(OSError):
-                    fh.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp)
+                _discard(fh, temp)
             raise
         return fh, temp
 
@@ -460,6 +452,14 @@ class _FileStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _discard(fh: io.BufferedWriter, temp: str) -> None:
+    """A temp file given up: closed and removed, whatever state it is in."""
+    with contextlib.suppress(OSError):
+        fh.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
 
 
 def _write(fh: io.BufferedWriter, hasher: hashlib._Hash, parts: list[bytes]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from gateway.jobs.model import Attempt, Comparison, ComparisonChild, ComparisonSkip, FileRecord, Job, WebhookDelivery
+from gateway.jobs.store import Lease, Store
 from providers.base import GenerationRequest, JobStatus, TextInput
 
 
@@ -67,3 +68,17 @@ def comparison(cid: str = "cmp_1", tenant: str = "t1", video: str = "video_0001"
         children=[ComparisonChild(provider="useapi", video_id=video)],
         skipped=[ComparisonSkip(provider="powertokens", reason="model: not served")],
     )
+
+
+# Per-job leases as the schema before heartbeat leases stored them, (n, owner, lease_until,
+# status): "old" holds two active jobs (leases till 400 and 500); "gone" held one that has
+# since finished.
+PER_JOB_LEASES = [(1, "old", 400.0, "queued"), (2, "old", 500.0, "in_progress"), (3, "gone", 90.0, "completed")]
+
+
+async def assert_per_job_leases_became_a_heartbeat(store: Store) -> None:
+    """After the migration: "old" holds both its active jobs until its latest lease ended,
+    then they are anyone's, and "old" has no heartbeat to renew."""
+    assert await store.claim_jobs(Lease("new", 1000.0), now=450.0, limit=10) == []  # "old" holds both till 500
+    assert [j.id for j in await store.claim_jobs(Lease("new", 1000.0), now=501.0, limit=10)] == ["video_0001", "video_0002"]
+    assert not await store.heartbeat(Lease("old", 600.0))

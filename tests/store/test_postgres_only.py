@@ -14,7 +14,7 @@ from gateway.jobs.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from gateway.jobs.store import JobWrite, Lease
 from providers.base import JobStatus
 from providers.simkit import free_port
-from tests.store.records import make_delivery, make_file, make_job
+from tests.store.records import PER_JOB_LEASES, assert_per_job_leases_became_a_heartbeat, make_delivery, make_file, make_job
 
 
 async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -159,8 +159,7 @@ async def test_a_deadlocked_batch_is_retried_inside_the_store(postgres_database:
 
 
 async def test_per_job_leases_become_heartbeats_on_migration(postgres_database: str) -> None:
-    # A version-3 database, per-job leases: "old" holds two active jobs (leases till 400 and 500),
-    # "gone" held one that has since finished.
+    # A version-3 database with per-job leases (PER_JOB_LEASES).
     conn = await asyncpg.connect(postgres_database)
     try:
         async with conn.transaction():
@@ -169,7 +168,7 @@ async def test_per_job_leases_become_heartbeats_on_migration(postgres_database: 
             for statements in MIGRATIONS[:3]:
                 for step in statements:
                     await (step(conn) if callable(step) else conn.execute(step))
-            for n, owner, until, status in [(1, "old", 400.0, "queued"), (2, "old", 500.0, "in_progress"), (3, "gone", 90.0, "completed")]:
+            for n, owner, until, status in PER_JOB_LEASES:
                 await conn.execute(
                     """INSERT INTO jobs (id, tenant, status, model, created_at, version, doc, lease_owner, lease_until)
                        VALUES ($1, 't1', $2, 'seedance-2.0', $3, 0, $4, $5, $6)""",
@@ -185,9 +184,7 @@ async def test_per_job_leases_become_heartbeats_on_migration(postgres_database: 
     store = PostgresStore(postgres_database)
     await store.open()
     try:
-        assert await store.claim_jobs(Lease("new", 1000.0), now=450.0, limit=10) == []  # "old" holds both till 500
-        assert [j.id for j in await store.claim_jobs(Lease("new", 1000.0), now=501.0, limit=10)] == ["video_0001", "video_0002"]
-        assert not await store.heartbeat(Lease("old", 600.0))
+        await assert_per_job_leases_became_a_heartbeat(store)
     finally:
         await store.close()
     columns = {r["column_name"] for r in await fetch(postgres_database, "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")}

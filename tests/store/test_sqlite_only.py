@@ -12,9 +12,8 @@ import msgspec
 import pytest
 
 from gateway.jobs.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from gateway.jobs.store import Lease
 from providers.base import JobStatus
-from tests.store.records import comparison, make_file, make_job
+from tests.store.records import PER_JOB_LEASES, assert_per_job_leases_became_a_heartbeat, comparison, make_file, make_job
 
 
 @pytest.fixture
@@ -107,8 +106,7 @@ async def test_the_read_connection_cannot_write(store: SqliteStore) -> None:
 
 
 async def test_per_job_leases_become_heartbeats_on_migration(tmp_path: Path) -> None:
-    # A version-5 file, per-job leases: "old" holds two active jobs (leases till 400 and 500),
-    # "gone" held one that has since finished.
+    # A version-5 file with per-job leases (PER_JOB_LEASES).
     path = tmp_path / "v5.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -116,7 +114,7 @@ async def test_per_job_leases_become_heartbeats_on_migration(tmp_path: Path) -> 
         for statements in MIGRATIONS[:5]:
             for step in statements:
                 step(conn) if callable(step) else conn.execute(step)
-        for seq, (n, owner, until, status) in enumerate([(1, "old", 400.0, "queued"), (2, "old", 500.0, "in_progress"), (3, "gone", 90.0, "completed")]):
+        for seq, (n, owner, until, status) in enumerate(PER_JOB_LEASES):
             doc = msgspec.json.encode(make_job(n, status=JobStatus(status)))
             conn.execute(
                 """INSERT INTO jobs (id, tenant, status, model, created_seq, created_at, version, doc, lease_owner, lease_until)
@@ -126,9 +124,7 @@ async def test_per_job_leases_become_heartbeats_on_migration(tmp_path: Path) -> 
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.claim_jobs(Lease("new", 1000.0), now=450.0, limit=10) == []  # "old" holds both till 500
-        assert [j.id for j in await store.claim_jobs(Lease("new", 1000.0), now=501.0, limit=10)] == ["video_0001", "video_0002"]
-        assert not await store.heartbeat(Lease("old", 600.0))
+        await assert_per_job_leases_became_a_heartbeat(store)
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
