@@ -1,32 +1,45 @@
 """The default durable store: one SQLite file in WAL mode, plus a directory of file bytes.
 
-Threading model: two connections, each owned by one dedicated worker thread. Every
-write is a small synchronous function submitted to the writer's thread, so the event
-loop never blocks, concurrent writes are serialized in submission order without a
-lock, and the connection is only ever touched by the thread that opened it. SQLite
-admits one writer at a time anyway, so more writing connections would add
-SQLITE_BUSY contention inside one process and buy little.
+Threading model. Three connections: the writer's, a reader's, and the event loop's own
+read connection.
 
-Reads that stand alone (a status GET, a page of jobs, a file record, the events of a
-job) go to the second, read-only connection on its own thread. WAL lets a reader run
-beside the writer on its own snapshot, so a read never queues behind a group commit
-of hundreds of jobs. Every read starts a fresh snapshot after the writes that returned
-before it was asked for (a write returns once committed), so a caller reads its own
-writes. Reads that decide a write (an idempotent insert finding the existing job, a
-claim) run inside the write's transaction on the writer.
+- Small writes (at most INLINE_WRITE_ROWS rows: a job's step, a group commit of a few jobs,
+  a webhook attempt) run on the event loop, in the caller's turn. Big writes, and any write
+  asked for while others are queued there, run on the writer's dedicated thread, in
+  submission order. One lock (`_conn_lock`) keeps the two from ever touching the
+  connection at once.
+- Why small writes stay on the loop: a statement holds the GIL for its Python side either
+  way. On a thread, every step would also release the GIL and take it back from a busy loop.
+  Measured end to end, that handoff cost more CPU than the statements themselves
+  (bench/README.md).
+- A write on the loop never waits. Its connection's busy timeout is 0, so if another process
+  holds the write lock, `BEGIN IMMEDIATE` fails at once and the write goes to the thread,
+  which waits up to BUSY_TIMEOUT_MS for the lock.
 
-Several processes may share the file: WAL lets readers run beside the writer,
-every write transaction is `BEGIN IMMEDIATE` (it takes the write lock up front
-and waits up to `busy_timeout` for it, instead of failing on a late upgrade),
-and `update_job` is optimistic (`version`), so a lost race raises `StaleJob`
-rather than overwriting.
+Reads that stand alone run on a snapshot of everything committed so far and never wait for
+the writer (WAL lets a reader run beside it). A caller reads its own writes, since a write
+returns once committed.
 
-File bytes never pass through the database thread: they are written, read
-and streamed on the default executor (`asyncio.to_thread`), one call per
-chunk, so a large upload or download does not stall job bookkeeping.
+- Point reads (a job by id, a file record, a delivery) run on the loop's connection.
+- Everything else (a page of jobs, a job's events, stats) runs on the reader's thread, so a
+  big read never holds the loop.
 
-A caller cancelled while its call runs in the worker thread does not undo it:
-the statement finishes (and commits) regardless.
+Reads that decide a write (an idempotent insert finding the existing job, a claim) run
+inside the write's transaction.
+
+Several processes may share the file:
+- WAL lets readers run beside the writer;
+- every write transaction is `BEGIN IMMEDIATE` (it takes the write lock up front instead of
+  failing on a late upgrade);
+- `update_job` is optimistic (`version`), so a lost race raises `StaleJob` rather than
+  overwriting.
+
+File bytes never pass through the database's connections. They are written, read and
+streamed on the default executor (`asyncio.to_thread`), one call per chunk, so a large
+upload or download does not stall job bookkeeping.
+
+A caller cancelled while its call runs on the writer's thread does not undo it: the
+statement finishes (and commits) regardless.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -57,6 +71,10 @@ from providers.base import JobStatus
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+# A write of at most this many rows runs on the event loop when it need not wait (`_write`):
+# its statements hold the GIL for a few tens of microseconds a row either way, and on the
+# writer's thread every statement's step would also hand the GIL over and back.
+INLINE_WRITE_ROWS = 32
 CHECKPOINT_SECONDS = 1.0  # at most this long of writes waits in the WAL before a checkpoint is asked for
 PROBE_BUSY_TIMEOUT_MS = 200  # the readiness probe's write waits this long for the lock
 PING_TIMEOUT_SECONDS = 2.0  # the whole probe, queued behind other statements on the thread
@@ -221,12 +239,19 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._reader: ThreadPoolExecutor | None = None  # the reader's thread
         self._read_conn: sqlite3.Connection | None = None
+        # The thread that opened the store (its event loop's) may read and write small things
+        # itself (`_read`, `_write`); the writer's connection is used under `_conn_lock`.
+        self._loop_thread: int | None = None
+        self._loop_read_conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
+        self._queued = 0  # calls queued or running on the writer's thread
+        self._queued_lock = threading.Lock()
         # WAL checkpoints (their fsyncs) run on a thread of their own, not in the writer's
         # commits: a checkpoint there held every queued write (a create's answer among them)
         # for milliseconds. The writer asks for one at most every CHECKPOINT_SECONDS.
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
-        self._checkpoint_asked = 0.0  # time.monotonic() of the last ask (writer's thread only)
+        self._checkpoint_asked = 0.0  # time.monotonic() of the last ask (by whoever holds the writer's connection)
         self.checkpoints = 0  # completed, for tests
         self._enc = msgspec.json.Encoder()
         self._job = msgspec.json.Decoder(Job)
@@ -246,7 +271,9 @@ class SqliteStore:
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidgate-sqlite-checkpoint")
         try:
             await self._submit(self._connect)  # creates and migrates the schema before anything reads it
-            await self._on_reader(self._connect_reader)
+            self._read_conn = await self._on_reader(self._connect_reader)
+            self._loop_read_conn = self._connect_reader(busy_timeout_ms=0)  # a point read that would wait goes to the thread
+            self._loop_thread = threading.get_ident()
             await asyncio.get_running_loop().run_in_executor(self._checkpointer, self._connect_checkpointer)
         except BaseException:
             await self._shut_down()
@@ -265,10 +292,14 @@ class SqliteStore:
                 await loop.run_in_executor(checkpointer, self._disconnect_checkpointer)  # after any checkpoint queued there
             if reader is not None:
                 await loop.run_in_executor(reader, self._disconnect_reader)
+            self._loop_thread = None
+            if self._loop_read_conn is not None:
+                self._loop_read_conn.close()
+                self._loop_read_conn = None
         finally:
             try:
                 if writer is not None:
-                    await loop.run_in_executor(writer, self._disconnect)  # the last connection out checkpoints the rest
+                    await self._submit(self._disconnect)  # the last connection out checkpoints the rest
             finally:
                 for pool in (checkpointer, reader, writer):
                     if pool is not None:
@@ -290,7 +321,7 @@ class SqliteStore:
                 finally:
                     conn.execute("ROLLBACK")
             finally:
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA busy_timeout = 0")  # as `_write` expects it
             return True
 
         try:
@@ -300,7 +331,9 @@ class SqliteStore:
             return False
 
     def _connect(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # Opened on the writer's thread, used there and, for small writes, on the event loop:
+        # never by both at once (`_write` runs one here only while nothing is queued there).
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             _enable_wal(conn)
@@ -308,20 +341,21 @@ class SqliteStore:
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's thread does them (_ask_checkpoint)
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
+            conn.execute("PRAGMA busy_timeout = 0")  # only the thread waits for the lock (`_write`)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
 
-    def _connect_reader(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    def _connect_reader(self, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             conn.execute("PRAGMA query_only = ON")  # a write here would bypass the writer's order
         except BaseException:
             conn.close()
             raise
-        self._read_conn = conn
+        return conn
 
     def _connect_checkpointer(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -334,7 +368,7 @@ class SqliteStore:
             conn.close()
 
     def _ask_checkpoint(self) -> None:
-        """On the writer's thread, after a commit: queue a checkpoint if none was asked for
+        """After a commit, holding the writer's connection: queue a checkpoint if none was asked for
         in the last CHECKPOINT_SECONDS (the WAL then holds about that long of writes)."""
         now = time.monotonic()
         if now - self._checkpoint_asked < CHECKPOINT_SECONDS or self._checkpointer is None:
@@ -395,13 +429,30 @@ class SqliteStore:
     # plumbing -------------------------------------------------------------
 
     async def _submit(self, fn: Callable[[], T]) -> T:
-        """Run `fn()` on the database thread."""
+        """Run `fn()` on the writer's thread, after everything queued there."""
         if self._executor is None:
             raise RuntimeError("SqliteStore is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+        def counted() -> T:
+            try:
+                with self._conn_lock:
+                    return fn()
+            finally:
+                with self._queued_lock:  # its last touch of the connection is behind it
+                    self._queued -= 1
+
+        with self._queued_lock:
+            self._queued += 1
+        try:
+            done = asyncio.get_running_loop().run_in_executor(self._executor, counted)
+        except BaseException:  # not queued (the executor is shutting down)
+            with self._queued_lock:
+                self._queued -= 1
+            raise
+        return await done
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the database thread."""
+        """Run `fn(connection)` on the writer's thread."""
         return await self._submit(lambda: fn(self._connection()))
 
     async def _on_reader(self, fn: Callable[[], T]) -> T:
@@ -409,9 +460,17 @@ class SqliteStore:
             raise RuntimeError("SqliteStore is not open")
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the reader's thread: a snapshot of everything committed
-        so far, never waiting for the writer."""
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, point: bool = False) -> T:
+        """`fn(connection)` on a snapshot of everything committed so far, never waiting for
+        the writer. A `point` read (a lookup by a key: one row, or a handful) runs here on
+        the event loop unless SQLite would make it wait; any other read, on the reader's thread."""
+        if point and self._loop_read_conn is not None and threading.get_ident() == self._loop_thread:
+            try:
+                return fn(self._loop_read_conn)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                # a lock held elsewhere (a recovery, an exclusive lock): wait for it on the thread
 
         def run() -> T:
             if self._read_conn is None:
@@ -425,22 +484,52 @@ class SqliteStore:
             raise RuntimeError("SqliteStore is not open")
         return self._conn
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the database thread inside one write transaction."""
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, rows: int | None = None) -> T:
+        """Run `fn(connection)` inside one write transaction.
+
+        A write of at most INLINE_WRITE_ROWS `rows` runs here on the event loop when nothing
+        is queued on the writer's thread (writes keep their order) and the write lock is free
+        at once; any other write, and one that would wait for the lock, runs on the thread."""
+        if (
+            rows is not None
+            and rows <= INLINE_WRITE_ROWS
+            and self._queued == 0
+            and threading.get_ident() == self._loop_thread
+            and self._conn_lock.acquire(blocking=False)
+        ):
+            try:
+                conn = self._connection()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")  # busy_timeout is 0 here: it fails rather than wait
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc):
+                        raise
+                else:
+                    return self._commit(conn, fn)
+            finally:
+                self._conn_lock.release()
 
         def tx(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the thread may wait for the lock
             try:
-                result = fn(conn)
-                conn.execute("COMMIT")  # may fail too (busy, read-only, full): then nothing was written
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            self._ask_checkpoint()
-            return result
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+            return self._commit(conn, fn)
 
         return await self._run(tx)
+
+    def _commit(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(conn)` in the transaction just begun, then COMMIT (ROLLBACK if anything fails)."""
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")  # may fail too (read-only, full): then nothing was written
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._ask_checkpoint()
+        return result
 
     def _decode_job(self, row: tuple[bytes, int, str | None] | None) -> Job | None:
         if row is None:
@@ -511,7 +600,7 @@ class SqliteStore:
                 _keep_owner(conn, Lease(owner, until))
             return out
 
-        return await self._write(insert) if items else []
+        return await self._write(insert, rows=len(items)) if items else []
 
     async def find_recent_duplicate(self, tenant: str, request_hash: str, since: float) -> Job | None:
         """The tenant's newest job with this request hash created at or after `since`."""
@@ -522,12 +611,13 @@ class SqliteStore:
                         ORDER BY created_at DESC, created_seq DESC LIMIT 1""",
                     (tenant, request_hash, since),
                 ).fetchone()
-            )
+            ),
+            point=True,
         )
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
         """The tenant's job created with this idempotency key, if any."""
-        return await self._read(lambda conn: self._find_idempotent(conn, tenant, idempotency_key))
+        return await self._read(lambda conn: self._find_idempotent(conn, tenant, idempotency_key), point=True)
 
     def _find_idempotent(self, conn: sqlite3.Connection, tenant: str, key: str) -> Job | None:
         return self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?", (tenant, key)).fetchone())
@@ -540,11 +630,14 @@ class SqliteStore:
                     f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND (? IS NULL OR tenant = ?)",
                     (job_id, tenant, tenant),
                 ).fetchone()
-            )
+            ),
+            point=True,
         )
 
     async def get_by_callback_token(self, token: str) -> Job | None:
-        return await self._read(lambda conn: self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()))
+        return await self._read(
+            lambda conn: self._decode_job(conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_token = ?", (token,)).fetchone()), point=True
+        )
 
     async def update_job(self, job: Job, *, deliveries: Sequence[WebhookDelivery] = ()) -> Job:
         """Write `job` if nobody wrote it since it was read; returns a copy with `version + 1`.
@@ -594,7 +687,7 @@ class SqliteStore:
                 out.append(updated)
             return out
 
-        return await self._write(update)
+        return await self._write(update, rows=sum(1 + len(outbox) + (event is not None) for _, _, outbox, event in prepared))
 
     async def acquire_slots(self, slot: str, limit: int, job_ids: Sequence[str]) -> list[str]:
         """Let up to `limit` active jobs hold `slot` in all: grant it to as many of `job_ids`
@@ -619,7 +712,7 @@ class SqliteStore:
                 granted.append(job_id)
             return granted
 
-        return await self._write(acquire)
+        return await self._write(acquire, rows=len(job_ids))
 
     async def slot_usage(self) -> dict[str, int]:
         """How many active jobs hold each slot, across every process on this store."""
@@ -635,7 +728,7 @@ class SqliteStore:
         def delete(conn: sqlite3.Connection) -> bool:
             return conn.execute("DELETE FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)).rowcount > 0
 
-        return await self._write(delete)
+        return await self._write(delete, rows=1)
 
     async def list_jobs(
         self,
@@ -750,7 +843,7 @@ class SqliteStore:
             )
             return row is not None and not row[0]
 
-        return await self._write(beat)
+        return await self._write(beat, rows=1)
 
     async def held_by(self, owner: str, job_ids: Sequence[str]) -> set[str]:
         """Which of `job_ids` `owner` holds. Read from the last commit: a claim that took one
@@ -778,7 +871,7 @@ class SqliteStore:
                 (owner, owner, *_ACTIVE),
             )
 
-        await self._write(release)
+        await self._write(release, rows=len(job_ids))
 
     async def jobs_since(self, tenant: str | None, since: float) -> list[Job]:
         """Every job created at or after `since` (all tenants when `tenant` is None), oldest first."""
@@ -802,7 +895,7 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 raise KeyError(event.job_id) from exc
 
-        await self._write(insert)
+        await self._write(insert, rows=1)
 
     async def events(self, job_id: str) -> list[StatusEvent]:
         """The job's events by time, ties in insertion order."""
@@ -859,7 +952,7 @@ class SqliteStore:
 
         moved: list[Path] = []
         try:
-            return await self._write(insert)
+            return await self._write(insert, rows=1)
         except BaseException:
             for path in moved:  # the commit failed after the bytes went into place: no record, no bytes
                 path.unlink(missing_ok=True)
@@ -869,7 +962,7 @@ class SqliteStore:
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
         row = await self._read(
-            lambda conn: conn.execute("SELECT doc FROM files WHERE id = ? AND (? IS NULL OR tenant = ?)", (file_id, tenant, tenant)).fetchone()
+            lambda conn: conn.execute("SELECT doc FROM files WHERE id = ? AND (? IS NULL OR tenant = ?)", (file_id, tenant, tenant)).fetchone(), point=True
         )
         return self._file.decode(row[0]) if row else None
 
@@ -888,7 +981,7 @@ class SqliteStore:
             path = self._stored_path(file_id)
         except KeyError:
             return False
-        found = await self._write(lambda conn: conn.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0)
+        found = await self._write(lambda conn: conn.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0, rows=1)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         return found
 
@@ -922,7 +1015,8 @@ class SqliteStore:
             lambda conn: conn.execute(
                 "INSERT INTO deliveries (id, job_id, tenant, status, next_attempt_at, url, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row,
-            )
+            ),
+            rows=1,
         )
 
     async def update_delivery(self, delivery: WebhookDelivery) -> None:
@@ -934,7 +1028,7 @@ class SqliteStore:
             if cur.rowcount == 0:
                 raise KeyError(id_)
 
-        await self._write(update)
+        await self._write(update, rows=1)
 
     async def claim_deliveries(
         self,
@@ -970,7 +1064,15 @@ class SqliteStore:
             conn.executemany("UPDATE deliveries SET next_attempt_at = ?, claimed_until = ? WHERE seq = ?", [(lease_until, lease_until, r[0]) for r in rows])
             return [self._delivery.decode(r[1]) for r in rows]
 
-        return await self._write(claim)
+        # The claim's window functions read every due delivery: only a claim among a few of
+        # them is small enough to run on the event loop (a count that stops early says which).
+        due = await self._read(
+            lambda conn: conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?)", (now, INLINE_WRITE_ROWS + 1)
+            ).fetchone()[0],
+            point=True,
+        )
+        return await self._write(claim, rows=min(limit, due) if due <= INLINE_WRITE_ROWS else None)
 
     async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
         """Append `attempt` (None: nothing was sent) to the stored delivery's log, count it,
@@ -986,7 +1088,7 @@ class SqliteStore:
             conn.execute("UPDATE deliveries SET status = ?, next_attempt_at = ?, claimed_until = NULL, doc = ? WHERE id = ?", (status, due, doc, delivery_id))
             return updated
 
-        return await self._write(record)
+        return await self._write(record, rows=1)
 
     async def defer_deliveries(self, delivery_ids: Sequence[str], until: float) -> None:
         """Give claimed deliveries back unattempted, due again at `until`."""
@@ -994,7 +1096,8 @@ class SqliteStore:
             await self._write(
                 lambda conn: conn.executemany(
                     "UPDATE deliveries SET next_attempt_at = ?, claimed_until = NULL WHERE id = ? AND status = 'pending'", [(until, i) for i in delivery_ids]
-                )
+                ),
+                rows=len(delivery_ids),
             )
 
     async def requeue_delivery(self, delivery_id: str, tenant: str, now: float) -> WebhookDelivery:
@@ -1011,11 +1114,12 @@ class SqliteStore:
             conn.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, doc = ? WHERE id = ?", (now, self._enc.encode(updated), delivery_id))
             return updated
 
-        return await self._write(requeue)
+        return await self._write(requeue, rows=1)
 
     async def get_delivery(self, delivery_id: str, tenant: str | None = None) -> WebhookDelivery | None:
         row = await self._read(
-            lambda conn: conn.execute("SELECT doc FROM deliveries WHERE id = ? AND (? IS NULL OR tenant = ?)", (delivery_id, tenant, tenant)).fetchone()
+            lambda conn: conn.execute("SELECT doc FROM deliveries WHERE id = ? AND (? IS NULL OR tenant = ?)", (delivery_id, tenant, tenant)).fetchone(),
+            point=True,
         )
         return self._delivery.decode(row[0]) if row else None
 
@@ -1025,15 +1129,18 @@ class SqliteStore:
                 """INSERT INTO disabled_endpoints (tenant, url, reason, at) VALUES (?, ?, ?, ?)
                    ON CONFLICT (tenant, url) DO UPDATE SET reason = excluded.reason, at = excluded.at""",
                 (tenant, url, reason, at),
-            )
+            ),
+            rows=1,
         )
 
     async def endpoint_disabled(self, tenant: str, url: str) -> str | None:
-        row = await self._read(lambda conn: conn.execute("SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).fetchone())
+        row = await self._read(
+            lambda conn: conn.execute("SELECT reason FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).fetchone(), point=True
+        )
         return row[0] if row else None
 
     async def enable_endpoint(self, tenant: str, url: str) -> bool:
-        return await self._write(lambda conn: conn.execute("DELETE FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).rowcount > 0)
+        return await self._write(lambda conn: conn.execute("DELETE FROM disabled_endpoints WHERE tenant = ? AND url = ?", (tenant, url)).rowcount > 0, rows=1)
 
     async def deliveries(self, job_id: str) -> list[WebhookDelivery]:
         """Every delivery for the job, in insertion order."""
@@ -1060,16 +1167,18 @@ class SqliteStore:
                 return self._comparison.decode(stored[0])
             return comparison
 
-        return await self._write(insert)
+        return await self._write(insert, rows=1)
 
     async def get_comparison(self, comparison_id: str, tenant: str) -> Comparison | None:
         """The comparison, or None if it does not exist or belongs to another tenant."""
-        row = await self._read(lambda conn: conn.execute("SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)).fetchone())
+        row = await self._read(
+            lambda conn: conn.execute("SELECT doc FROM comparisons WHERE id = ? AND tenant = ?", (comparison_id, tenant)).fetchone(), point=True
+        )
         return self._comparison.decode(row[0]) if row else None
 
     async def find_comparison(self, tenant: str, idempotency_key: str) -> Comparison | None:
         row = await self._read(
-            lambda conn: conn.execute("SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)).fetchone()
+            lambda conn: conn.execute("SELECT doc FROM comparisons WHERE tenant = ? AND idempotency_key = ?", (tenant, idempotency_key)).fetchone(), point=True
         )
         return self._comparison.decode(row[0]) if row else None
 
@@ -1086,12 +1195,17 @@ class SqliteStore:
                 conn.execute("UPDATE comparisons SET doc = ? WHERE id = ?", (self._enc.encode(stored), comparison_id))
             return stored
 
-        return await self._write(set_vote)
+        return await self._write(set_vote, rows=1)
 
     async def comparisons_since(self, tenant: str | None, since: float) -> list[Comparison]:
         where, args = ("created_at >= ?", (since,)) if tenant is None else ("tenant = ? AND created_at >= ?", (tenant, since))
         rows = await self._read(lambda conn: conn.execute(f"SELECT doc FROM comparisons WHERE {where} ORDER BY created_at, id", args).fetchall())
         return [self._comparison.decode(r[0]) for r in rows]
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for a lock held elsewhere (SQLITE_BUSY and its extended codes)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

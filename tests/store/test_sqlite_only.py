@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.jobs.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from gateway.jobs.sqlite import INLINE_WRITE_ROWS, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from providers.base import JobStatus
 from tests.store.records import PER_JOB_LEASES, assert_per_job_leases_became_a_heartbeat, comparison, make_file, make_job
 
@@ -98,6 +98,84 @@ async def test_reads_answer_while_a_write_transaction_is_open(store: SqliteStore
         await writing
     # a write returns once committed, so the next read sees it
     assert (await store.get_job("video_0001")).version == 7  # type: ignore[union-attr]
+
+
+async def test_small_writes_and_point_reads_run_on_the_loop_and_big_ones_on_their_threads(store: SqliteStore) -> None:
+    """On the writer's thread every statement's step hands the GIL over and back; a small
+    write pays less run where it was asked for. A big one still goes to the thread."""
+    loop_thread = threading.get_ident()
+
+    def where(conn: sqlite3.Connection) -> int:
+        conn.execute("SELECT 1").fetchone()
+        return threading.get_ident()
+
+    assert await store._write(where, rows=1) == loop_thread
+    assert await store._write(where, rows=INLINE_WRITE_ROWS) == loop_thread
+    assert await store._write(where, rows=INLINE_WRITE_ROWS + 1) != loop_thread
+    assert await store._write(where) != loop_thread  # a write of unknown size
+    assert await store._read(where, point=True) == loop_thread
+    assert await store._read(where) != loop_thread
+    # and what ran on the loop was committed like any other write
+    job = await store.create_job(make_job(1))
+    written = await store.update_job(msgspec.structs.replace(job, status=JobStatus.IN_PROGRESS))
+    with sqlite3.connect(store.path) as other:
+        assert other.execute("SELECT status, version FROM jobs WHERE id = 'video_0001'").fetchone() == ("in_progress", written.version)
+
+
+async def test_a_small_write_never_overtakes_writes_queued_on_the_thread(store: SqliteStore) -> None:
+    order: list[str] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        inside.set()
+        release.wait(10)
+        order.append("queued first")
+
+    def small(conn: sqlite3.Connection) -> None:
+        order.append("small, asked second")
+
+    first = asyncio.create_task(store._write(slow))
+    assert await asyncio.to_thread(inside.wait, 5)
+    second = asyncio.create_task(store._write(small, rows=1))
+    await asyncio.sleep(0.05)
+    assert not second.done() and order == []  # it waits behind the thread's write, on the thread
+    release.set()
+    await asyncio.gather(first, second)
+    assert order == ["queued first", "small, asked second"]
+
+
+async def test_a_small_write_waits_for_a_lock_held_elsewhere_on_the_thread_not_on_the_loop(store: SqliteStore) -> None:
+    await store.create_job(make_job(1))
+    job = await store.get_job("video_0001")
+    assert job is not None
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    try:
+        write = asyncio.create_task(store.update_job(msgspec.structs.replace(job, status=JobStatus.IN_PROGRESS)))
+        ticks = 0
+        for _ in range(10):  # the loop keeps running while the write waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not write.done()
+        assert (await store.get_job("video_0001")).status == JobStatus.QUEUED  # type: ignore[union-attr]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    written = await asyncio.wait_for(write, 5)
+    assert written.status == JobStatus.IN_PROGRESS and written.version == job.version + 1
+
+
+async def test_the_store_used_from_another_threads_loop_stays_off_the_first_loops_connections(store: SqliteStore) -> None:
+    await store.create_job(make_job(1))
+
+    async def elsewhere() -> tuple[int, JobStatus]:
+        job = await store.get_job("video_0001")
+        assert job is not None
+        written = await store.update_job(msgspec.structs.replace(job, status=JobStatus.IN_PROGRESS))
+        return written.version, written.status
+
+    assert await asyncio.to_thread(asyncio.run, elsewhere()) == (1, JobStatus.IN_PROGRESS)
+    assert (await store.get_job("video_0001")).version == 1  # type: ignore[union-attr]
 
 
 async def test_the_read_connection_cannot_write(store: SqliteStore) -> None:
