@@ -14,6 +14,7 @@ and connect), and follows redirects itself, re-checking every hop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -147,7 +148,7 @@ class UrlGuard:
         if len(url) > MAX_URL_LENGTH:
             raise refuse(f"longer than {MAX_URL_LENGTH} characters")
         try:
-            parsed = httpx.URL(url)
+            parsed = parse_url(url)
         except (httpx.InvalidURL, TypeError, ValueError):
             raise refuse("it could not be parsed") from None
         if parsed.scheme not in self.allowed_schemes:
@@ -263,6 +264,13 @@ def _is_metadata(ip: IPAddress) -> bool:
         if embedded is not None:
             ip = embedded
     return ip in _METADATA_ADDRESSES
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_url(url: str) -> httpx.URL:
+    """`httpx.URL(url)`, remembered: a receiver's or a result host's URLs come back again and
+    again, and parsing one costs more than the rest of its check. (A URL is immutable.)"""
+    return httpx.URL(url)
 
 
 def _ip_literal(host: str) -> IPAddress | None:

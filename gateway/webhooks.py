@@ -40,7 +40,7 @@ from gateway.jobs.model import DeliveryAttempt, Job, WebhookDelivery
 from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, Store
 from gateway.metrics import NO_METRICS, DeliveryMetrics
 from gateway.settings import WebhookEndpointSettings, WebhookSettings
-from gateway.urlguard import UrlGuard, UrlNotAllowed
+from gateway.urlguard import UrlGuard, UrlNotAllowed, parse_url
 
 log = structlog.get_logger("vidgate.webhooks")
 
@@ -579,6 +579,6 @@ def _transport_error(exc: httpx.HTTPError) -> str:
 def _host(url: str) -> str | None:
     """The host only: a webhook URL's path or query may carry the receiver's token."""
     try:
-        return httpx.URL(url).host or None
+        return parse_url(url).host or None
     except (httpx.InvalidURL, TypeError, ValueError):
         return None

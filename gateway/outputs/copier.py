@@ -52,7 +52,7 @@ from gateway.outputs.storage import (
     peek,
     validate_key,
 )
-from gateway.urlguard import UrlGuard, UrlNotAllowed
+from gateway.urlguard import UrlGuard, UrlNotAllowed, parse_url
 from providers.base import UpstreamError, parse_retry_after
 
 log = structlog.get_logger("vidgate.outputs")
@@ -273,6 +273,6 @@ def _where(source: Source) -> dict[str, str | None]:
     if not isinstance(source, str):
         return {"source": "provider"}
     try:
-        return {"source": "url", "host": httpx.URL(source).host or None}
+        return {"source": "url", "host": parse_url(source).host or None}
     except (httpx.InvalidURL, TypeError, ValueError):
         return {"source": "url", "host": None}
