@@ -1042,17 +1042,24 @@ class SqliteStore:
         per_url: int | None = None,
     ) -> list[WebhookDelivery]:
         """Pending deliveries due at `now`, earliest first (ties in insertion order), each
-        pushed to `lease_until` and marked claimed until then in the same write transaction
-        so no other process takes it. Deliveries of `skip_tenants` or to `skip_urls` are
-        passed over (left due), and at most `per_tenant` / `per_url` of one tenant / URL taken."""
+        pushed to `lease_until` and marked claimed until then in a write transaction that
+        takes only what is still due, so no other process takes it. Deliveries of
+        `skip_tenants` or to `skip_urls` are passed over (left due), and at most
+        `per_tenant` / `per_url` of one tenant / URL taken.
+
+        The choice is made on a read snapshot, outside the write transaction: its window
+        functions read every due delivery (a backlog for one slow receiver can be thousands),
+        and the write lock, which every job write waits for, is held only for the updates.
+        A delivery another process claimed in between is left out, so under contention a
+        claim may return fewer than are due; the next one takes them."""
         if limit < 1:
             return []
         tenants, urls = list(skip_tenants), list(skip_urls)
 
-        def claim(conn: sqlite3.Connection) -> list[WebhookDelivery]:
+        def choose(conn: sqlite3.Connection) -> list[int]:
             rows = conn.execute(
-                f"""SELECT seq, doc FROM (
-                       SELECT seq, doc, next_attempt_at,
+                f"""SELECT seq FROM (
+                       SELECT seq, next_attempt_at,
                            ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_attempt_at, seq) AS nth_of_tenant,
                            ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS nth_of_url
                        FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
@@ -1061,18 +1068,32 @@ class SqliteStore:
                    ORDER BY next_attempt_at, seq LIMIT ?""",
                 (now, *tenants, *urls, per_tenant or limit, per_url or limit, limit),
             ).fetchall()
-            conn.executemany("UPDATE deliveries SET next_attempt_at = ?, claimed_until = ? WHERE seq = ?", [(lease_until, lease_until, r[0]) for r in rows])
-            return [self._delivery.decode(r[1]) for r in rows]
+            return [seq for (seq,) in rows]
 
-        # The claim's window functions read every due delivery: only a claim among a few of
-        # them is small enough to run on the event loop (a count that stops early says which).
+        def claim(conn: sqlite3.Connection, chosen: list[int]) -> list[WebhookDelivery]:
+            claimed = []
+            for seq in chosen:
+                row = conn.execute(
+                    """UPDATE deliveries SET next_attempt_at = ?, claimed_until = ?
+                       WHERE seq = ? AND status = 'pending' AND next_attempt_at <= ? RETURNING doc""",
+                    (lease_until, lease_until, seq, now),
+                ).fetchone()
+                if row is not None:
+                    claimed.append(self._delivery.decode(row[0]))
+            return claimed
+
+        # Only a choice among a few due deliveries is small enough to make on the event loop
+        # (a count that stops early says which); the claim itself writes at most `limit` rows.
         due = await self._read(
             lambda conn: conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?)", (now, INLINE_WRITE_ROWS + 1)
             ).fetchone()[0],
             point=True,
         )
-        return await self._write(claim, rows=min(limit, due) if due <= INLINE_WRITE_ROWS else None)
+        if due == 0:
+            return []
+        chosen = await self._read(choose, point=due <= INLINE_WRITE_ROWS)
+        return await self._write(lambda conn: claim(conn, chosen), rows=len(chosen)) if chosen else []
 
     async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
         """Append `attempt` (None: nothing was sent) to the stored delivery's log, count it,

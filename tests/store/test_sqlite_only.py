@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import msgspec
@@ -13,7 +13,7 @@ import pytest
 
 from gateway.jobs.sqlite import INLINE_WRITE_ROWS, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from providers.base import JobStatus
-from tests.store.records import PER_JOB_LEASES, assert_per_job_leases_became_a_heartbeat, comparison, make_file, make_job
+from tests.store.records import PER_JOB_LEASES, assert_per_job_leases_became_a_heartbeat, comparison, make_delivery, make_file, make_job
 
 
 @pytest.fixture
@@ -176,6 +176,36 @@ async def test_the_store_used_from_another_threads_loop_stays_off_the_first_loop
 
     assert await asyncio.to_thread(asyncio.run, elsewhere()) == (1, JobStatus.IN_PROGRESS)
     assert (await store.get_job("video_0001")).version == 1  # type: ignore[union-attr]
+
+
+async def test_a_delivery_claim_chooses_on_a_snapshot_and_takes_only_what_is_still_due(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's choice (window functions over every due delivery) is made outside the
+    write lock; another process claiming in between must not make a delivery claimed twice."""
+    for n in range(1, 6):
+        await store.add_delivery(make_delivery(n, due=1.0, url=f"https://hooks.example/{n}"))
+    other = SqliteStore(tmp_path / "vidgate.db")
+    await other.open()
+    try:
+        choose_read = store._read
+        taken_between: list[str] = []
+
+        async def read_then_the_other_claims(fn: Callable[[sqlite3.Connection], object], *, point: bool = False) -> object:
+            result = await choose_read(fn, point=point)  # type: ignore[arg-type]
+            if fn.__name__ == "choose":
+                taken_between.extend(d.id for d in await other.claim_deliveries(now=2.0, lease_until=500.0, limit=3))
+            return result
+
+        monkeypatch.setattr(store, "_read", read_then_the_other_claims)
+        mine = [d.id for d in await store.claim_deliveries(now=2.0, lease_until=600.0, limit=10)]
+    finally:
+        await other.close()
+    assert taken_between == ["msg_1", "msg_2", "msg_3"]
+    assert mine == ["msg_4", "msg_5"]  # chosen all five; the three claimed meanwhile are left to the other
+    with sqlite3.connect(store.path) as conn:
+        leases = dict(conn.execute("SELECT id, claimed_until FROM deliveries"))
+    assert leases == {"msg_1": 500.0, "msg_2": 500.0, "msg_3": 500.0, "msg_4": 600.0, "msg_5": 600.0}
 
 
 async def test_the_read_connection_cannot_write(store: SqliteStore) -> None:
