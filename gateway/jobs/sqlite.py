@@ -1,20 +1,26 @@
 """The default durable store: one SQLite file in WAL mode, plus a directory of file bytes.
 
-Threading model. Three connections: the writer's, a reader's, and the event loop's own
-read connection.
+Threading model. Four connections: the writer's, a reader's, the event loop's own read
+connection, and the checkpointer's.
 
-- Small writes (at most INLINE_WRITE_ROWS rows: a job's step, a group commit of a few jobs,
-  a webhook attempt) run on the event loop, in the caller's turn. Big writes, and any write
-  asked for while others are queued there, run on the writer's dedicated thread, in
-  submission order. One lock (`_conn_lock`) keeps the two from ever touching the
+- Small writes run on the event loop, in the caller's turn. A small write declares at most
+  INLINE_WRITE_ROWS rows: a job's step, a group commit of a few jobs, a webhook attempt.
+- Every other write runs on the writer's dedicated thread, in submission order:
+  - a write that declares no size, or more rows;
+  - any write asked for while others are queued there;
+  - any write from a thread other than the one that opened the store.
+- One lock (`_conn_lock`) keeps the loop and the thread from ever touching the writer's
   connection at once.
+- A store call always yields to the loop once before it returns, as it did when every call
+  went to a thread, so a loop of store calls cannot starve other tasks.
 - Why small writes stay on the loop: a statement holds the GIL for its Python side either
   way. On a thread, every step would also release the GIL and take it back from a busy loop.
   Measured end to end, that handoff cost more CPU than the statements themselves
   (bench/README.md).
-- A write on the loop never waits. Its connection's busy timeout is 0, so if another process
-  holds the write lock, `BEGIN IMMEDIATE` fails at once and the write goes to the thread,
-  which waits up to BUSY_TIMEOUT_MS for the lock.
+- A write on the loop never waits. Its connection's busy timeout is 0, so a write lock held
+  by another process makes the transaction fail at once. It is then rolled back and run
+  again on the thread, which waits up to BUSY_TIMEOUT_MS for the lock. This is why a
+  write's function touches nothing but the database.
 
 Reads that stand alone run on a snapshot of everything committed so far and never wait for
 the writer (WAL lets a reader run beside it). A caller reads its own writes, since a write
@@ -24,8 +30,11 @@ returns once committed.
 - Everything else (a page of jobs, a job's events, stats) runs on the reader's thread, so a
   big read never holds the loop.
 
-Reads that decide a write (an idempotent insert finding the existing job, a claim) run
-inside the write's transaction.
+Reads that decide a write (an idempotent insert finding the existing job, a lease claim)
+run inside the write's transaction. A webhook claim chooses on a read snapshot and then
+takes only what is still due (`claim_deliveries` says why).
+
+Checkpoints (and their fsyncs) run on the checkpointer's thread, never in a commit.
 
 Several processes may share the file:
 - WAL lets readers run beside the writer;
@@ -287,17 +296,17 @@ class SqliteStore:
     async def _shut_down(self) -> None:
         loop = asyncio.get_running_loop()
         reader, writer, checkpointer = self._reader, self._executor, self._checkpointer
+        self._loop_thread = None  # nothing runs on the loop's connections from here on
         try:
             if checkpointer is not None:
                 await loop.run_in_executor(checkpointer, self._disconnect_checkpointer)  # after any checkpoint queued there
             if reader is not None:
                 await loop.run_in_executor(reader, self._disconnect_reader)
-            self._loop_thread = None
-            if self._loop_read_conn is not None:
-                self._loop_read_conn.close()
-                self._loop_read_conn = None
         finally:
             try:
+                if self._loop_read_conn is not None:
+                    self._loop_read_conn.close()
+                    self._loop_read_conn = None
                 if writer is not None:
                     await self._submit(self._disconnect)  # the last connection out checkpoints the rest
             finally:
@@ -348,7 +357,8 @@ class SqliteStore:
         self._conn = conn
 
     def _connect_reader(self, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        # Used by one thread only (its opener's, or the loop's: `_read` checks), closed by any.
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             conn.execute("PRAGMA query_only = ON")  # a write here would bypass the writer's order
@@ -433,23 +443,24 @@ class SqliteStore:
         if self._executor is None:
             raise RuntimeError("SqliteStore is not open")
 
-        def counted() -> T:
-            try:
-                with self._conn_lock:
-                    return fn()
-            finally:
-                with self._queued_lock:  # its last touch of the connection is behind it
-                    self._queued -= 1
+        def run() -> T:
+            with self._conn_lock:
+                return fn()
 
         with self._queued_lock:
             self._queued += 1
         try:
-            done = asyncio.get_running_loop().run_in_executor(self._executor, counted)
+            job = self._executor.submit(run)
         except BaseException:  # not queued (the executor is shutting down)
-            with self._queued_lock:
-                self._queued -= 1
+            self._dequeued()
             raise
-        return await done
+        # Counted off when it has run, or when a cancelled caller took it off the queue unrun.
+        job.add_done_callback(self._dequeued)
+        return await asyncio.wrap_future(job)
+
+    def _dequeued(self, _: object = None) -> None:
+        with self._queued_lock:
+            self._queued -= 1
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the writer's thread."""
@@ -464,13 +475,17 @@ class SqliteStore:
         """`fn(connection)` on a snapshot of everything committed so far, never waiting for
         the writer. A `point` read (a lookup by a key: one row, or a handful) runs here on
         the event loop unless SQLite would make it wait; any other read, on the reader's thread."""
-        if point and self._loop_read_conn is not None and threading.get_ident() == self._loop_thread:
+        conn = self._loop_read_conn
+        if point and conn is not None and threading.get_ident() == self._loop_thread:
             try:
-                return fn(self._loop_read_conn)
+                result = fn(conn)
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
                 # a lock held elsewhere (a recovery, an exclusive lock): wait for it on the thread
+            else:
+                await asyncio.sleep(0)  # a store call stays a point where other tasks run
+                return result
 
         def run() -> T:
             if self._read_conn is None:
@@ -485,7 +500,8 @@ class SqliteStore:
         return self._conn
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, rows: int | None = None) -> T:
-        """Run `fn(connection)` inside one write transaction.
+        """Run `fn(connection)` inside one write transaction. `fn` touches nothing but the
+        database: a transaction that found the write lock held is rolled back and run again.
 
         A write of at most INLINE_WRITE_ROWS `rows` runs here on the event loop when nothing
         is queued on the writer's thread (writes keep their order) and the write lock is free
@@ -497,31 +513,32 @@ class SqliteStore:
             and threading.get_ident() == self._loop_thread
             and self._conn_lock.acquire(blocking=False)
         ):
+            held_elsewhere = False
             try:
-                conn = self._connection()
-                try:
-                    conn.execute("BEGIN IMMEDIATE")  # busy_timeout is 0 here: it fails rather than wait
-                except sqlite3.OperationalError as exc:
-                    if not _busy(exc):
-                        raise
-                else:
-                    return self._commit(conn, fn)
+                result = self._transaction(self._connection(), fn)  # busy_timeout is 0 here: no waiting
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                held_elsewhere = True  # nothing was written
             finally:
                 self._conn_lock.release()
+            if not held_elsewhere:
+                await asyncio.sleep(0)  # a store call stays a point where other tasks run
+                return result
 
-        def tx(conn: sqlite3.Connection) -> T:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # the thread may wait for the lock
+        def waiting_for_the_lock(conn: sqlite3.Connection) -> T:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                return self._transaction(conn, fn)
             finally:
                 conn.execute("PRAGMA busy_timeout = 0")
-            return self._commit(conn, fn)
 
-        return await self._run(tx)
+        return await self._run(waiting_for_the_lock)
 
-    def _commit(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(conn)` in the transaction just begun, then COMMIT (ROLLBACK if anything fails)."""
+    def _transaction(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """BEGIN IMMEDIATE, `fn(conn)`, COMMIT; ROLLBACK if anything fails on the way."""
         try:
+            conn.execute("BEGIN IMMEDIATE")
             result = fn(conn)
             conn.execute("COMMIT")  # may fail too (read-only, full): then nothing was written
         except BaseException:
@@ -611,8 +628,7 @@ class SqliteStore:
                         ORDER BY created_at DESC, created_seq DESC LIMIT 1""",
                     (tenant, request_hash, since),
                 ).fetchone()
-            ),
-            point=True,
+            )
         )
 
     async def find_idempotent(self, tenant: str, idempotency_key: str) -> Job | None:
@@ -728,7 +744,7 @@ class SqliteStore:
         def delete(conn: sqlite3.Connection) -> bool:
             return conn.execute("DELETE FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)).rowcount > 0
 
-        return await self._write(delete, rows=1)
+        return await self._write(delete)  # on the thread: the job's events go with it
 
     async def list_jobs(
         self,
@@ -952,7 +968,7 @@ class SqliteStore:
 
         moved: list[Path] = []
         try:
-            return await self._write(insert, rows=1)
+            return await self._write(insert)  # on the thread: it renames the bytes into place
         except BaseException:
             for path in moved:  # the commit failed after the bytes went into place: no record, no bytes
                 path.unlink(missing_ok=True)
@@ -1047,16 +1063,18 @@ class SqliteStore:
         `skip_tenants` or to `skip_urls` are passed over (left due), and at most
         `per_tenant` / `per_url` of one tenant / URL taken.
 
-        The choice is made on a read snapshot, outside the write transaction: its window
-        functions read every due delivery (a backlog for one slow receiver can be thousands),
-        and the write lock, which every job write waits for, is held only for the updates.
-        A delivery another process claimed in between is left out, so under contention a
-        claim may return fewer than are due; the next one takes them."""
+        The choice is first made on a read snapshot, outside the write transaction: its
+        window functions read every due delivery (a backlog for one slow receiver can be
+        thousands), and the write lock, which every job write waits for, is then held only
+        for the updates. If another process claimed some of the chosen ones in between, the
+        rest is chosen again inside the write transaction, passing over the tenants and URLs
+        this claim already took from (so it stays within its bounds); those follow the
+        first ones in the answer."""
         if limit < 1:
             return []
-        tenants, urls = list(skip_tenants), list(skip_urls)
+        skipped_tenants, skipped_urls = list(skip_tenants), list(skip_urls)
 
-        def choose(conn: sqlite3.Connection) -> list[int]:
+        def choose(conn: sqlite3.Connection, limit: int, tenants: list[str], urls: list[str]) -> list[int]:
             rows = conn.execute(
                 f"""SELECT seq FROM (
                        SELECT seq, next_attempt_at,
@@ -1092,8 +1110,14 @@ class SqliteStore:
         )
         if due == 0:
             return []
-        chosen = await self._read(choose, point=due <= INLINE_WRITE_ROWS)
-        return await self._write(lambda conn: claim(conn, chosen), rows=len(chosen)) if chosen else []
+        chosen = await self._read(lambda conn: choose(conn, limit, skipped_tenants, skipped_urls), point=due <= INLINE_WRITE_ROWS)
+        claimed = await self._write(lambda conn: claim(conn, chosen), rows=len(chosen)) if chosen else []
+        if len(claimed) == len(chosen):
+            return claimed
+        rest = limit - len(claimed)
+        tenants = skipped_tenants + sorted({d.tenant for d in claimed})
+        urls = skipped_urls + sorted({d.url for d in claimed})
+        return claimed + await self._write(lambda conn: claim(conn, choose(conn, rest, tenants, urls)))
 
     async def record_attempt(self, delivery_id: str, attempt: DeliveryAttempt | None, outcome: DeliveryOutcome) -> WebhookDelivery:
         """Append `attempt` (None: nothing was sent) to the stored delivery's log, count it,

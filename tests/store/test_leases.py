@@ -201,7 +201,17 @@ async def test_heartbeats_racing_claims_never_leave_a_job_with_two_holders(backe
     held = set(everyone)  # what a believes it holds, as the engine's book would
     until = 100.0
     for round_ in range(20):
-        claimed, kept = await asyncio.gather(b.claim_jobs(Lease("b", until + 1000.0), now=until + 0.5, limit=3), a.heartbeat(Lease("a", until + 10.0)))
+        claim = b.claim_jobs(Lease("b", until + 1000.0), now=until + 0.5, limit=3)
+        beat = a.heartbeat(Lease("a", until + 10.0))
+        # Each order in turn, then the two at once: a store may answer a small write without
+        # ever waiting, so a race alone need not ever let the claim land first.
+        match round_ % 3:
+            case 0:
+                claimed, kept = await claim, await beat
+            case 1:
+                kept, claimed = await beat, await claim
+            case _:
+                claimed, kept = await asyncio.gather(claim, beat)
         if not kept:
             held = await a.held_by("a", sorted(held))
         assert not held & {j.id for j in claimed}, round_

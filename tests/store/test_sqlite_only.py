@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -123,24 +124,24 @@ async def test_small_writes_and_point_reads_run_on_the_loop_and_big_ones_on_thei
 
 
 async def test_a_small_write_never_overtakes_writes_queued_on_the_thread(store: SqliteStore) -> None:
+    assert store._executor is not None
     order: list[str] = []
-    inside, release = threading.Event(), threading.Event()
+    gate = threading.Event()
+    store._executor.submit(gate.wait, 10)  # the writer's thread is busy, the connection free
 
-    def slow(conn: sqlite3.Connection) -> None:
-        inside.set()
-        release.wait(10)
+    def first(conn: sqlite3.Connection) -> None:
         order.append("queued first")
 
     def small(conn: sqlite3.Connection) -> None:
         order.append("small, asked second")
 
-    first = asyncio.create_task(store._write(slow))
-    assert await asyncio.to_thread(inside.wait, 5)
+    queued = asyncio.create_task(store._write(first))
+    await asyncio.sleep(0)  # on the thread's queue
     second = asyncio.create_task(store._write(small, rows=1))
     await asyncio.sleep(0.05)
-    assert not second.done() and order == []  # it waits behind the thread's write, on the thread
-    release.set()
-    await asyncio.gather(first, second)
+    assert not second.done() and order == []  # it waits behind the queued write, on the thread
+    gate.set()
+    await asyncio.gather(queued, second)
     assert order == ["queued first", "small, asked second"]
 
 
@@ -152,11 +153,8 @@ async def test_a_small_write_waits_for_a_lock_held_elsewhere_on_the_thread_not_o
     locker.execute("BEGIN IMMEDIATE")  # another process's write transaction
     try:
         write = asyncio.create_task(store.update_job(msgspec.structs.replace(job, status=JobStatus.IN_PROGRESS)))
-        ticks = 0
-        for _ in range(10):  # the loop keeps running while the write waits for the lock
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert ticks == 10 and not write.done()
+        await asyncio.sleep(0.1)  # the loop runs meanwhile: it is not the one waiting for the lock
+        assert not write.done()
         assert (await store.get_job("video_0001")).status == JobStatus.QUEUED  # type: ignore[union-attr]
     finally:
         locker.execute("ROLLBACK")
@@ -178,34 +176,55 @@ async def test_the_store_used_from_another_threads_loop_stays_off_the_first_loop
     assert (await store.get_job("video_0001")).version == 1  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("my_limit", "mine_expected"),
+    [
+        (10, ["msg_4", "msg_5"]),  # chose all five; the three the other took are left to it
+        (2, ["msg_4", "msg_5"]),  # chose msg_1 and msg_2, both taken meanwhile: chosen again, not an empty answer
+    ],
+)
 async def test_a_delivery_claim_chooses_on_a_snapshot_and_takes_only_what_is_still_due(
-    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, my_limit: int, mine_expected: list[str]
 ) -> None:
     """The claim's choice (window functions over every due delivery) is made outside the
-    write lock; another process claiming in between must not make a delivery claimed twice."""
+    write lock. Another process claiming in between must not make a delivery claimed twice,
+    nor leave this claim empty-handed while deliveries are due."""
     for n in range(1, 6):
         await store.add_delivery(make_delivery(n, due=1.0, url=f"https://hooks.example/{n}"))
     other = SqliteStore(tmp_path / "vidgate.db")
     await other.open()
     try:
-        choose_read = store._read
+        write = store._write
         taken_between: list[str] = []
 
-        async def read_then_the_other_claims(fn: Callable[[sqlite3.Connection], object], *, point: bool = False) -> object:
-            result = await choose_read(fn, point=point)  # type: ignore[arg-type]
-            if fn.__name__ == "choose":
+        async def the_other_claims_first(fn: Callable[[sqlite3.Connection], object], *, rows: int | None = None) -> object:
+            if not taken_between:  # between this claim's choice and its first write
                 taken_between.extend(d.id for d in await other.claim_deliveries(now=2.0, lease_until=500.0, limit=3))
-            return result
+            return await write(fn, rows=rows)
 
-        monkeypatch.setattr(store, "_read", read_then_the_other_claims)
-        mine = [d.id for d in await store.claim_deliveries(now=2.0, lease_until=600.0, limit=10)]
+        monkeypatch.setattr(store, "_write", the_other_claims_first)
+        mine = [d.id for d in await store.claim_deliveries(now=2.0, lease_until=600.0, limit=my_limit)]
     finally:
         await other.close()
     assert taken_between == ["msg_1", "msg_2", "msg_3"]
-    assert mine == ["msg_4", "msg_5"]  # chosen all five; the three claimed meanwhile are left to the other
+    assert mine == mine_expected
     with sqlite3.connect(store.path) as conn:
         leases = dict(conn.execute("SELECT id, claimed_until FROM deliveries"))
     assert leases == {"msg_1": 500.0, "msg_2": 500.0, "msg_3": 500.0, "msg_4": 600.0, "msg_5": 600.0}
+
+
+async def test_a_cancelled_caller_whose_write_was_still_queued_does_not_keep_small_writes_off_the_loop(store: SqliteStore) -> None:
+    assert store._executor is not None
+    gate = threading.Event()
+    store._executor.submit(gate.wait, 10)  # the writer's thread is busy (without the connection)
+    queued = asyncio.create_task(store._write(lambda conn: None))
+    await asyncio.sleep(0)  # it is queued behind the busy thread
+    queued.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await queued
+    gate.set()
+    await store._write(lambda conn: None)  # the thread has run everything before this
+    assert await store._write(lambda conn: threading.get_ident(), rows=1) == threading.get_ident()
 
 
 async def test_the_read_connection_cannot_write(store: SqliteStore) -> None:
