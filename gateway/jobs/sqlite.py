@@ -341,7 +341,7 @@ class SqliteStore:
 
     def _connect(self) -> None:
         # Opened on the writer's thread, used there and, for small writes, on the event loop:
-        # never by both at once (`_write` runs one here only while nothing is queued there).
+        # never by both at once (whoever uses it holds `_conn_lock`).
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
