@@ -24,7 +24,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 import structlog
@@ -35,10 +35,11 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+    from gateway.metrics import HttpMetrics
+
 __all__ = [
     "REQUEST_ID_HEADER",
     "RequestLoggingMiddleware",
-    "RequestSink",
     "configure_logging",
     "current_request_id",
     "install_request_logging",
@@ -322,14 +323,6 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(8)
 
 
-class RequestSink(Protocol):
-    """Told of every HTTP request (`gateway.metrics.HttpMetrics`): its route template
-    (`unmatched` when none matched), status, and seconds to the response's headers (a
-    stream's body, e.g. server-sent events, is not latency)."""
-
-    def http_request(self, method: str, route: str, status: int, seconds: float) -> None: ...
-
-
 class RequestLoggingMiddleware:
     """Pure ASGI middleware: request id in, request id out, one `http.request` line, and
     the request told to `metrics` (one layer for both: each layer costs every request a
@@ -349,7 +342,7 @@ class RequestLoggingMiddleware:
     Non-HTTP scopes pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp, *, id_factory: Callable[[], str] = new_request_id, metrics: RequestSink | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, id_factory: Callable[[], str] = new_request_id, metrics: HttpMetrics | None = None) -> None:
         self.app = app
         self.id_factory = id_factory
         self.metrics = metrics
@@ -429,7 +422,7 @@ def request_logging_middleware(app: ASGIApp) -> ASGIApp:
     return RequestLoggingMiddleware(app)
 
 
-def install_request_logging(app: Litestar, *, id_factory: Callable[[], str] = new_request_id, metrics: RequestSink | None = None) -> Litestar:
+def install_request_logging(app: Litestar, *, id_factory: Callable[[], str] = new_request_id, metrics: HttpMetrics | None = None) -> Litestar:
     """Wrap a Litestar app's top handler so every HTTP request (404 and 405 included) is
     logged, and told to `metrics`."""
     app.asgi_handler = RequestLoggingMiddleware(app.asgi_handler, id_factory=id_factory, metrics=metrics)

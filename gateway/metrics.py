@@ -97,6 +97,10 @@ class CopyMetrics(Protocol):
 
 
 class HttpMetrics(Protocol):
+    """Told of every HTTP request (by `gateway.logging.RequestLoggingMiddleware`): its route
+    template (`unmatched` when none matched), status, and seconds to the response's headers
+    (a stream's body, e.g. server-sent events, is not latency)."""
+
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None: ...
 
 
