@@ -163,7 +163,8 @@ class UpstreamClient:
         self._host = base.netloc
         self._timeouts = (http.timeout.connect, http.timeout.read)
         # on the fast lane answers come back as sent (no Accept-Encoding): API answers are small
-        self._fixed_head = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host")})
+        self._lane_headers = {k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host")}
+        self._fixed_head = _header_lines(self._lane_headers)
         self._get_tail = None if self._fixed_head is None else b" HTTP/1.1\r\nHost: " + self._host + b"\r\n" + self._fixed_head + b"\r\n"
         # Calls in flight are bounded to the connection pool's size: a transport with the
         # whole-answer lane bounds its own connections; any other (httpcore's pool, whose
@@ -304,7 +305,7 @@ class UpstreamClient:
         fixed = self._fixed_head
         if call.headers:  # a call's header replaces the client's of the same name
             overridden = {k.lower() for k in call.headers}
-            fixed = _header_lines({k: v for k, v in self._headers.items() if k.lower() not in ("accept-encoding", "host") and k.lower() not in overridden})
+            fixed = _header_lines({k: v for k, v in self._lane_headers.items() if k.lower() not in overridden})
         lines = _header_lines(extra) if extra else b""
         if fixed is None or lines is None:
             return None
