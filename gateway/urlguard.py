@@ -148,7 +148,7 @@ class UrlGuard:
         if len(url) > MAX_URL_LENGTH:
             raise refuse(f"longer than {MAX_URL_LENGTH} characters")
         try:
-            parsed = parse_url(url)
+            parsed = _parse_url(url)
         except (httpx.InvalidURL, TypeError, ValueError):
             raise refuse("it could not be parsed") from None
         if parsed.scheme not in self.allowed_schemes:
@@ -267,10 +267,18 @@ def _is_metadata(ip: IPAddress) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def parse_url(url: str) -> httpx.URL:
+def _parse_url(url: str) -> httpx.URL:
     """`httpx.URL(url)`, remembered: a receiver's or a result host's URLs come back again and
     again, and parsing one costs more than the rest of its check. (A URL is immutable.)"""
     return httpx.URL(url)
+
+
+def host_of(url: str) -> str | None:
+    """The host only, for a log line: a URL's path or query may carry a token."""
+    try:
+        return _parse_url(url).host or None
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
 
 
 def _ip_literal(host: str) -> IPAddress | None:

@@ -40,7 +40,7 @@ from gateway.jobs.model import DeliveryAttempt, Job, WebhookDelivery
 from gateway.jobs.store import DeliveryInFlight, DeliveryOutcome, Store
 from gateway.metrics import NO_METRICS, DeliveryMetrics
 from gateway.settings import WebhookEndpointSettings, WebhookSettings
-from gateway.urlguard import UrlGuard, UrlNotAllowed, parse_url
+from gateway.urlguard import UrlGuard, UrlNotAllowed, host_of
 
 log = structlog.get_logger("vidgate.webhooks")
 
@@ -315,7 +315,7 @@ class WebhookDispatcher:
             raise NotFound(f"No webhook delivery found with id {delivery_id!r}", param="delivery_id") from None
         self._unanswered.pop(delivery.url, None)  # an operator asked for it: no backoff
         if await self._store.enable_endpoint(delivery.tenant, delivery.url):
-            log.info("webhook.endpoint_enabled", host=_host(delivery.url), endpoint=delivery.endpoint, delivery_id=delivery.id)
+            log.info("webhook.endpoint_enabled", host=host_of(delivery.url), endpoint=delivery.endpoint, delivery_id=delivery.id)
         log.info("webhook.redelivery", delivery_id=delivery.id, job_id=delivery.job_id, endpoint=delivery.endpoint)
         self.wake()
         return updated
@@ -420,7 +420,7 @@ class WebhookDispatcher:
         until = 0.0
         if failures >= BACKOFF_AFTER:
             until = self._clock() + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - BACKOFF_AFTER))
-            log.warning("webhook.endpoint_backing_off", host=_host(url), failures=failures, until=until)
+            log.warning("webhook.endpoint_backing_off", host=host_of(url), failures=failures, until=until)
         self._unanswered[url] = (failures, until)
 
     # -- one attempt -----------------------------------------------------------------
@@ -464,7 +464,7 @@ class WebhookDispatcher:
                 "webhook.delivered",
                 event_type=delivery.event_type,
                 endpoint=delivery.endpoint,
-                host=_host(delivery.url),
+                host=host_of(delivery.url),
                 attempt=attempt_no,
                 status_code=status,
                 latency_ms=latency_ms,
@@ -473,7 +473,7 @@ class WebhookDispatcher:
 
         if status == 410:
             await self._store.disable_endpoint(delivery.tenant, delivery.url, "the receiver answered 410 Gone", at)
-            log.warning("webhook.endpoint_disabled", endpoint=delivery.endpoint, host=_host(delivery.url), tenant=delivery.tenant)
+            log.warning("webhook.endpoint_disabled", endpoint=delivery.endpoint, host=host_of(delivery.url), tenant=delivery.tenant)
             final = True
         next_at = None if final else self._next_attempt_at(delivery, attempt_no)
         outcome = DeliveryOutcome(status="failed" if next_at is None else "pending", next_attempt_at=next_at, last_status_code=status, last_error=error)
@@ -483,7 +483,7 @@ class WebhookDispatcher:
             "webhook.delivery_failed",
             event_type=delivery.event_type,
             endpoint=delivery.endpoint,
-            host=_host(delivery.url),
+            host=host_of(delivery.url),
             attempt=attempt_no,
             status_code=status,
             latency_ms=latency_ms,
@@ -519,7 +519,7 @@ class WebhookDispatcher:
             delivery.id, None, DeliveryOutcome(status="failed", next_attempt_at=None, last_status_code=None, last_error=reason)
         )
         self._metrics.webhook_delivery("skipped")
-        log.warning("webhook.delivery_skipped", event_type=delivery.event_type, endpoint=delivery.endpoint, host=_host(delivery.url), reason=reason)
+        log.warning("webhook.delivery_skipped", event_type=delivery.event_type, endpoint=delivery.endpoint, host=host_of(delivery.url), reason=reason)
         return updated
 
     def _secrets_for(self, delivery: WebhookDelivery) -> list[str]:
@@ -574,11 +574,3 @@ async def _read_short_answer(response: httpx.Response) -> None:
 def _transport_error(exc: httpx.HTTPError) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:_ERROR_TEXT_LIMIT]
-
-
-def _host(url: str) -> str | None:
-    """The host only: a webhook URL's path or query may carry the receiver's token."""
-    try:
-        return parse_url(url).host or None
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return None

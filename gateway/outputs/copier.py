@@ -52,7 +52,7 @@ from gateway.outputs.storage import (
     peek,
     validate_key,
 )
-from gateway.urlguard import UrlGuard, UrlNotAllowed, parse_url
+from gateway.urlguard import UrlGuard, UrlNotAllowed, host_of
 from providers.base import UpstreamError, parse_retry_after
 
 log = structlog.get_logger("vidgate.outputs")
@@ -272,7 +272,4 @@ def _where(source: Source) -> dict[str, str | None]:
     """Log fields naming a source without its path or query."""
     if not isinstance(source, str):
         return {"source": "provider"}
-    try:
-        return {"source": "url", "host": parse_url(source).host or None}
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return {"source": "url", "host": None}
+    return {"source": "url", "host": host_of(source)}
