@@ -180,7 +180,7 @@ def http_server(app: Any, server: ServerSettings, *, http: str = "httptools", lo
     a body-pause timeout or a connection cap that answers 503, so uvicorn stays."""
     import uvicorn
 
-    from gateway.serving import guarded_protocol
+    from gateway.serving import QuietServer, guarded_protocol
 
     config = uvicorn.Config(
         app,
@@ -195,7 +195,7 @@ def http_server(app: Any, server: ServerSettings, *, http: str = "httptools", lo
         log_config=None,
         proxy_headers=False,  # X-Forwarded-*: vidgate reads neither the client's address nor the scheme
     )
-    return uvicorn.Server(config)
+    return QuietServer(config)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -51,7 +51,7 @@ def reload_from(holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoar
 
 
 async def watch_config(
-    holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoard, webhooks: WebhookDispatcher, path: str, stop: asyncio.Event, interval: float = 0.5
+    holder: RuntimeHolder, clients: UpstreamClients, slots: SlotBoard, webhooks: WebhookDispatcher, path: str, stop: asyncio.Event, interval: float = 1.0
 ) -> None:
     """Reload when the file's mtime/size change or on SIGHUP, until `stop` is set."""
     wake = asyncio.Event()

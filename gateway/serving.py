@@ -1,4 +1,4 @@
-"""The HTTP/1.1 connection guard `vidgate serve` runs under uvicorn: slow clients are closed.
+"""How `vidgate serve` runs uvicorn: slow clients are closed, and an idle server sleeps.
 
 uvicorn closes a connection that idles after a response (`timeout_keep_alive`), but not one
 that never finishes its request: a client that opens a connection and sends nothing, or a
@@ -20,15 +20,21 @@ default: it measured faster) learns where a request is from the parser's callbac
 (pure Python, kept as a fallback: `vidgate serve --http h11`) from h11's connection state.
 A request that arrives whole in one read arms no timer at all; the common case costs an
 attribute write per callback.
+
+`QuietServer` is uvicorn's server with its main loop woken once a second instead of ten
+times (see its docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any, Literal
 
 import h11
 import structlog
+import uvicorn
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -181,3 +187,48 @@ def guarded_protocol(parser: HttpParser, *, header_timeout: float, body_timeout:
     """uvicorn's `parser` protocol with these read timeouts (pass it as uvicorn's `http`)."""
     base: type[Any] = _GuardedHttpToolsProtocol if parser == "httptools" else _GuardedH11Protocol
     return type(f"Guarded{base.__name__.removeprefix('_Guarded')}", (base,), {"header_timeout": header_timeout, "body_timeout": body_timeout})
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn's server, with its main loop woken once every `tick` seconds (default 1)
+    instead of every 0.1 s, and at once when `should_exit` is set (by uvicorn's signal
+    handler, or by a caller on any thread).
+
+    uvicorn's loop sleeps 0.1 s between looks at `should_exit`: ten wake-ups a second in an
+    idle process. Each does next to nothing, but on the 2-core VMs this runs on a wake-up
+    of an idle vCPU is dear: an asyncio loop doing nothing but sleep 0.1 s measured 19 ms
+    of CPU a second there (bench/README.md, "Fourth pass"). Once a second is the `date`
+    header's resolution, which `on_tick` refreshes when its counter is a multiple of ten."""
+
+    def __init__(self, config: uvicorn.Config, *, tick: float = 1.0) -> None:
+        self._tick = tick
+        self._exit_requested = False
+        self._wake: Callable[[], object] | None = None
+        super().__init__(config)
+
+    @property  # uvicorn's is a plain attribute; this one also wakes the main loop
+    def should_exit(self) -> bool:
+        return self._exit_requested
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_requested = value
+        wake = self._wake
+        if value and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it has stopped anyway
+                wake()
+
+    async def main_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        self._wake = lambda: loop.call_soon_threadsafe(woken.set)
+        try:
+            counter = 0
+            should_exit = await self.on_tick(counter)
+            while not should_exit:
+                counter = (counter + 10) % 864_000  # every tick is one of on_tick's once-a-second ones
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=self._tick)
+                should_exit = await self.on_tick(counter)
+        finally:
+            self._wake = None
