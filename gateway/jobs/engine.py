@@ -461,8 +461,8 @@ class JobEngine:
                 await self._upstream(job, provider, self._poll(job, provider, upstream_id), leased=not job.status.terminal)
             case lc.WakeAt(at):
                 self._schedule(job_id, at)
-            case lc.Save(detail):
-                return await self._save(job_id, job, detail)
+            case lc.Save(detail, routine):
+                return await self._save(job_id, job, detail, routine=routine)
             case lc.AcquireSlot(provider, model_id):
                 self._acquire(job, provider, model_id)
             case lc.Prepare(provider, model_id, account):
@@ -487,7 +487,7 @@ class JobEngine:
                 self._forget(job_id)
         return True
 
-    async def _save(self, job_id: str, job: Job, detail: str | None) -> bool:
+    async def _save(self, job_id: str, job: Job, detail: str | None, *, routine: bool = False) -> bool:
         now = self._clock.now()
         job.updated_at = now
         event = StatusEvent(job_id=job.id, at=now, status=job.status.value, progress=job.progress, detail=detail) if detail else None
@@ -505,7 +505,7 @@ class JobEngine:
         if written.slot is None and self.slots.holds(job_id):
             self.slots.release(job_id)  # the write that gave it up is stored: the slot is free for the next job
         if detail:
-            log.info("job.status_changed", job_id=job_id, status=written.status.value, detail=detail)
+            (log.debug if routine else log.info)("job.status_changed", job_id=job_id, status=written.status.value, detail=detail)
             self._notifier.published(written, detail)
         return True
 

@@ -5,6 +5,7 @@ runner had, or one promise of the new centre."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -363,3 +364,19 @@ async def test_a_failed_write_of_a_submit_keeps_its_upstream_id_and_completes_wi
         submits = await h.sim("powertokens", "/_sim/jobs")
     assert done["status"] == "completed", done
     assert len(submits) == 1 and done["upstream"]["id"] == (submits[0].get("task_id") or submits[0].get("jobid"))
+
+
+async def test_progress_alone_is_logged_at_debug_and_every_status_change_at_info(tmp_path: Path) -> None:
+    """A job polled for minutes moves its progress a step at a time: each step is written,
+    but only the status changes are info lines, so an operator's log is one line a change."""
+    async with Harness.start(settings_for(tmp_path), job_seconds=10) as h:
+        with capture_logs() as logs:
+            video = await h.create({**UA, "provider": "powertokens"})  # its simulator reports progress
+            for _ in range(15):
+                await h.advance(1)
+        assert (await h.video(video["id"]))["status"] == "completed"
+    changes = [(e["log_level"], e["status"]) for e in logs if e["event"] == "job.status_changed"]
+    statuses = [status for _, status in changes]
+    assert statuses[0] == "queued" and statuses[-1] == "completed" and "in_progress" in statuses
+    assert [level for level, _ in changes] == ["info"] + ["info" if now != before else "debug" for before, now in itertools.pairwise(statuses)]
+    assert sum(level == "debug" for level, _ in changes) >= 2  # progress did move alone, and was written

@@ -311,16 +311,16 @@ def test_progress_is_saved_only_when_something_changed() -> None:
     same = decide(running(progress=0), Polled(upstream(JobStatus.IN_PROGRESS), "a"), facts())
     assert not any(isinstance(a, Save) for a in same.actions)
     moved = decide(running(), Polled(upstream(JobStatus.IN_PROGRESS, progress=40), "a"), facts())
-    assert Save("progress") in moved.actions and moved.job.progress == 40
+    assert Save("progress", routine=True) in moved.actions and moved.job.progress == 40
 
 
 def test_progress_alone_is_written_in_steps_of_ten_points_but_kept_exactly() -> None:
     small = decide(running(progress=41), Polled(upstream(JobStatus.IN_PROGRESS, progress=47), "a"), facts())
     assert not any(isinstance(a, Save) for a in small.actions) and small.job.progress == 47
     step = decide(small.job, Polled(upstream(JobStatus.IN_PROGRESS, progress=52), "a"), facts())
-    assert Save("progress") in step.actions and step.job.progress == 52
+    assert Save("progress", routine=True) in step.actions and step.job.progress == 52
     status = decide(running(progress=41, status=JobStatus.QUEUED), Polled(upstream(JobStatus.IN_PROGRESS, progress=42), "a"), facts())
-    assert Save("progress") in status.actions  # a status change is always written
+    assert Save("progress", routine=False) in status.actions  # a status change is always written, and is no routine
 
 
 def test_polls_back_off_as_the_job_ages() -> None:

@@ -301,7 +301,8 @@ def _apply(job: Job, up: UpstreamJob, facts: Facts) -> Step:
     # Progress alone is written in steps of PROGRESS_STEP points: at 10,000 jobs in flight a
     # write (and a status event) per poll would be most of the store's work.
     moved = (up.progress or 0) // PROGRESS_STEP != job.progress // PROGRESS_STEP
-    changed = up.status != job.status or moved or up.upstream_status != att.upstream_status
+    routine = up.status == job.status
+    changed = not routine or moved or up.upstream_status != att.upstream_status
     att.upstream_status = up.upstream_status
     att.cost = up.cost or att.cost
     job.poll_failures = 0
@@ -330,7 +331,7 @@ def _apply(job: Job, up: UpstreamJob, facts: Facts) -> Step:
     job.next_poll_at = facts.now + min(facts.poll_max, max(facts.poll_min, interval, age / 10))
     step = _tick(job, facts) if _past_queued_deadline(job, facts.now) else Step(job, [WakeAt(_next_due(job, facts))])
     saves = any(isinstance(a, Save) for a in step.actions)
-    return Step(step.job, ([Save("progress")] if changed and not saves else []) + step.actions)
+    return Step(step.job, ([Save("progress", routine=routine)] if changed and not saves else []) + step.actions)
 
 
 def _poll_failed(job: Job, error: ErrorInfo, facts: Facts) -> Step:
