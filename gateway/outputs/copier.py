@@ -156,7 +156,7 @@ class OutputCopier:
                         log.info("outputs.copy_retry", job_id=job_id, variant=variant, attempt=attempt, delay_s=round(delay, 3), reason=failure.reason, **where)
                         await self._sleep(delay)
                         continue
-                    log.info("outputs.copied", job_id=job_id, variant=variant, key=copy.key, bytes=copy.bytes, attempts=attempt, **where)
+                    log.info("outputs.copied", job_id=job_id, variant=variant, object_key=copy.key, bytes=copy.bytes, attempts=attempt, **where)
                     self._metrics.output_copied(variant, copy.bytes)
                     return copy
         except TimeoutError:

@@ -17,6 +17,7 @@ from litestar.params import FromPath
 from structlog.testing import capture_logs
 
 from gateway.jobs.model import OutputCopy
+from gateway.logging import redact_event
 from gateway.outputs import LocalDiskStorage, OutputCopier, SourceError
 from gateway.urlguard import UrlGuard
 from providers.base import ErrorClass, UpstreamError
@@ -164,6 +165,8 @@ async def test_copies_all_three_variants_from_a_loopback_server(tmp_path: Path, 
     copied = [e for e in logs if e["event"] == "outputs.copied"]
     assert sorted(e["variant"] for e in copied) == ["last_frame", "thumbnail", "video"]
     assert {e["host"] for e in copied} == {"127.0.0.1"}
+    # where the copy is stored is no secret: a field named `key` alone would be masked in the log
+    assert {redact_event(None, "info", dict(e))["object_key"] for e in copied} == {c.key for c in report.copies.values()}
     assert "Signature" not in repr(logs) and "media/" not in repr(logs)
 
 
