@@ -84,7 +84,9 @@ BUSY_TIMEOUT_MS = 5000
 # its statements hold the GIL for a few tens of microseconds a row either way, and on the
 # writer's thread every statement's step would also hand the GIL over and back.
 INLINE_WRITE_ROWS = 32
-CHECKPOINT_SECONDS = 1.0  # at most this long of writes waits in the WAL before a checkpoint is asked for
+CHECKPOINT_SECONDS = 1.0  # at most this long of writes waits in the WAL before a checkpoint is asked for,
+CHECKPOINT_COMMITS = 64  # once it holds this many commits; fewer (an idle process's heartbeats)
+CHECKPOINT_IDLE_SECONDS = 60.0  # wait up to this long, so an idle store does not fsync every heartbeat
 PROBE_BUSY_TIMEOUT_MS = 200  # the readiness probe's write waits this long for the lock
 PING_TIMEOUT_SECONDS = 2.0  # the whole probe, queued behind other statements on the thread
 _ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
@@ -261,6 +263,7 @@ class SqliteStore:
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpoint_asked = 0.0  # time.monotonic() of the last ask (by whoever holds the writer's connection)
+        self._commits_unasked = 0  # commits since then
         self.checkpoints = 0  # completed, for tests
         self._enc = msgspec.json.Encoder()
         self._job = msgspec.json.Decoder(Job)
@@ -379,11 +382,15 @@ class SqliteStore:
 
     def _ask_checkpoint(self) -> None:
         """After a commit, holding the writer's connection: queue a checkpoint if none was asked for
-        in the last CHECKPOINT_SECONDS (the WAL then holds about that long of writes)."""
+        in the last CHECKPOINT_SECONDS and CHECKPOINT_COMMITS were made since (the WAL then holds
+        about that long of writes), or CHECKPOINT_IDLE_SECONDS passed with fewer."""
+        self._commits_unasked += 1
         now = time.monotonic()
-        if now - self._checkpoint_asked < CHECKPOINT_SECONDS or self._checkpointer is None:
+        since = now - self._checkpoint_asked
+        if self._checkpointer is None or since < CHECKPOINT_SECONDS or (self._commits_unasked < CHECKPOINT_COMMITS and since < CHECKPOINT_IDLE_SECONDS):
             return
         self._checkpoint_asked = now
+        self._commits_unasked = 0
         with contextlib.suppress(RuntimeError):  # shutting down: the last connection out checkpoints
             self._checkpointer.submit(self._checkpoint)
 

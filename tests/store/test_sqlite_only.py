@@ -260,6 +260,38 @@ async def test_per_job_leases_become_heartbeats_on_migration(tmp_path: Path) -> 
         assert conn.execute("SELECT owner FROM owners ORDER BY owner").fetchall() == [("new",), ("old",)]  # "old" came back; "gone" never had a row
 
 
+async def test_a_few_commits_wait_for_more_before_a_checkpoint_is_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle process commits a heartbeat every couple of seconds: a checkpoint (two fsyncs)
+    after each would be most of what it does. A checkpoint is asked for once CHECKPOINT_COMMITS
+    commits wait in the WAL (or CHECKPOINT_IDLE_SECONDS passed), not after every commit."""
+    import gateway.jobs.sqlite as sqlite_module
+
+    store = SqliteStore(tmp_path / "vidgate.db")
+    await store.open()
+    try:
+        asked: list[int] = []
+        monkeypatch.setattr(store, "_checkpoint", lambda: asked.append(1))
+        monkeypatch.setattr(sqlite_module, "CHECKPOINT_SECONDS", 0.0)
+        monkeypatch.setattr(sqlite_module, "CHECKPOINT_COMMITS", 5)
+        assert store._checkpointer is not None
+
+        async def asks_after(commits: int) -> int:
+            for _ in range(commits):
+                await store.create_job(make_job(len(jobs) + 1))
+                jobs.append(1)
+            await asyncio.get_running_loop().run_in_executor(store._checkpointer, lambda: None)  # what was asked for has run
+            return len(asked)
+
+        jobs: list[int] = []
+        first = await asks_after(1)  # the store's first commit (or one after the idle time) asks at once
+        assert await asks_after(4) == first  # four more: fewer than CHECKPOINT_COMMITS since
+        assert await asks_after(1) == first + 1  # the fifth asks
+        monkeypatch.setattr(sqlite_module, "CHECKPOINT_IDLE_SECONDS", 0.0)
+        assert await asks_after(1) == first + 2  # one commit after the idle time asks too
+    finally:
+        await store.close()
+
+
 async def test_wal_checkpoints_run_on_their_own_thread_not_in_the_writers_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer's connection never checkpoints (no fsync of the database in a commit); the
     checkpointer's thread copies the WAL into the database file while the store is open."""
@@ -275,6 +307,7 @@ async def test_wal_checkpoints_run_on_their_own_thread_not_in_the_writers_commit
         checkpoint = store._checkpoint
         monkeypatch.setattr(store, "_checkpoint", lambda: (seen.append(threading.current_thread().name), checkpoint()))
         monkeypatch.setattr(sqlite_module, "CHECKPOINT_SECONDS", 0.0)
+        monkeypatch.setattr(sqlite_module, "CHECKPOINT_COMMITS", 1)  # every commit asks
         for n in range(1, 31):
             await store.create_job(make_job(n))
         assert store._checkpointer is not None
