@@ -45,7 +45,7 @@ from pathlib import Path
 
 from loadgen import Request, hey, require_tools, wrk
 from peer_servers import start_litellm, start_portkey
-from procs import BenchError, Processes, RssPeak, loadavg, snapshot, usage, wait_calm
+from procs import BenchError, Processes, RssPeak, loadavg, machine_speed, snapshot, usage, wait_calm
 from servers import CREATE_BODY, UPSTREAM_SECRET, Mock, VidgateConfig, start_mock, start_vidgate
 
 ALL_TARGETS = ("direct", "portkey", "litellm", "vidgate")
@@ -108,6 +108,7 @@ class Run:
     phases: list[Phase] = field(default_factory=list)
     e2e: list[EndToEnd] = field(default_factory=list)
     loadavg: list[str] = field(default_factory=list)
+    speed: list[str] = field(default_factory=list)  # machine_speed() before each round, and at the end
     versions: dict[str, str] = field(default_factory=dict)
 
 
@@ -208,8 +209,9 @@ def prepare(target: Target, args: argparse.Namespace, mock: Mock) -> None:
 def run_rounds(targets: list[Target], args: argparse.Namespace, mock: Mock, pids: list[int], scratch: Path, run: Run) -> None:
     for rnd in range(1, args.rounds + 1):
         run.loadavg.append(loadavg())
+        run.speed.append(machine_speed())
         order = targets[(rnd - 1) % len(targets) :] + targets[: (rnd - 1) % len(targets)]
-        print(f"== round {rnd}/{args.rounds}  order {','.join(t.name for t in order)}  loadavg {run.loadavg[-1]}", file=sys.stderr, flush=True)
+        print(f"== round {rnd}/{args.rounds}  order {','.join(t.name for t in order)}  loadavg {run.loadavg[-1]}; {run.speed[-1]}", file=sys.stderr, flush=True)
         for route in ROUTES:
             for target in order:
                 hey(target.request(route), n=args.warmup, concurrency=4, time_limit=args.phase_limit)
@@ -220,6 +222,7 @@ def run_rounds(targets: list[Target], args: argparse.Namespace, mock: Mock, pids
                     print(describe(phase), file=sys.stderr, flush=True)
                     run.phases.append(phase)
     run.loadavg.append(loadavg())
+    run.speed.append(machine_speed())
 
 
 def end_to_end(procs: Processes, args: argparse.Namespace, scratch: Path, run: Run) -> None:
@@ -379,6 +382,7 @@ def report(run: Run, targets: list[str], args: argparse.Namespace) -> str:
         "passthrough has no job to drive). End to end adds polls at 1 s, a webhook, and jobs that take time.",
         "",
         f"load average (1/5/15 min) at start {run.loadavg[0]}, end {run.loadavg[-1]}; per round {' | '.join(run.loadavg)}",
+        "machine speed (per round, then at the end): " + " | ".join(run.speed),
         "foreign CPU (other processes on the machine, cores, median over phases): " + ", ".join(f"{t} {fmt(v)}" for t, v in foreign.items()),
         "",
         rounds_detail(run, targets),

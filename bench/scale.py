@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadgen import Latencies, Request, hey, percentile, require_tools
-from procs import BenchError, Processes, loadavg, rss_kib, snapshot, usage
+from procs import BenchError, Processes, loadavg, machine_speed, rss_kib, snapshot, usage
 from servers import CREATE_BODY, Mock, Vidgate, VidgateConfig, start_mock, start_vidgate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,6 +316,7 @@ def report(
         f"scale bench: {args.jobs} jobs, store {args.store}, poll interval {args.poll_interval:g} s, upstream jobs last {args.job_seconds:g} s"
         + (", progress 0 until done" if args.no_progress else ", progress growing with age"),
         f"load average at start {after['load_start']}, end {after['load_end']}",
+        f"machine speed at start: {after['speed_start']}; at end: {after['speed_end']}",
         "",
         f"creates answered         {creates.answered} of {args.jobs} in {creates.seconds:.1f} s "
         f"({creates.answered / creates.seconds if creates.seconds else 0:.0f}/s; first tenth {ms(creates.rate_first)}/s, last tenth {ms(creates.rate_last)}/s)"
@@ -488,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="vidgate-scale-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    after: dict[str, object] = {"load_start": loadavg()}
+    after: dict[str, object] = {"load_start": loadavg(), "speed_start": machine_speed()}
     window, cad, profile = None, None, None
     try:
         require_tools("hey")
@@ -521,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             after["by_status"] = dict(store.jobs_by_status())
             after["hwm_mib"] = vm_hwm_mib(vg.proc.pid)
             after["load_end"] = loadavg()
+            after["speed_end"] = machine_speed()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
