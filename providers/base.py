@@ -118,7 +118,8 @@ class ReferenceInput(msgspec.Struct, Generic[M], frozen=True, tag="reference"):
 ModeInput = Union[TextInput, FirstFrameInput[M], FirstLastFrameInput[M], KeyframesInput[M], ReferenceInput[M]]  # noqa: UP007 - a generic alias
 
 
-class GenerationRequest(msgspec.Struct, Generic[M], frozen=True, kw_only=True):
+# gc=False: data only, never in a cycle, and held by every job in flight (gateway.jobs.model.Job).
+class GenerationRequest(msgspec.Struct, Generic[M], frozen=True, kw_only=True, gc=False):
     """What the caller asked for, validated structurally, mode already decided.
 
     `model` is the logical model name (`seedance-2.0`); the provider's own model

@@ -68,7 +68,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     skipped: str | None = None
 
 
-class RoutingTrace(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RoutingTrace(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):  # gc=False: see Job
     rule: str | None = None
     arm: str | None = None
     candidates: list[Candidate] = []
@@ -78,7 +78,7 @@ class RoutingTrace(msgspec.Struct, kw_only=True, omit_defaults=True):
         return [c for c in self.candidates if c.skipped is None]
 
 
-class Attempt(msgspec.Struct, kw_only=True):
+class Attempt(msgspec.Struct, kw_only=True, gc=False):  # gc=False: see Job
     provider: str
     model_id: str
     started_at: float
@@ -102,7 +102,11 @@ class OutputCopy(msgspec.Struct, frozen=True, kw_only=True):
     stored_at: float
 
 
-class Job(msgspec.Struct, kw_only=True):
+# gc=False on Job and the structs it holds (RoutingTrace, Attempt, GenerationRequest): they
+# hold data only and are never part of a reference cycle, and the engine holds thousands
+# of them for minutes. Tracked, they were most of what a full collection walked with the
+# event loop stopped (in a bare interpreter: 20 ms at 10,000 jobs, 10 ms untracked).
+class Job(msgspec.Struct, kw_only=True, gc=False):
     id: str
     tenant: str
     key_name: str
