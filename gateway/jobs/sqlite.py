@@ -84,9 +84,12 @@ BUSY_TIMEOUT_MS = 5000
 # its statements hold the GIL for a few tens of microseconds a row either way, and on the
 # writer's thread every statement's step would also hand the GIL over and back.
 INLINE_WRITE_ROWS = 32
-CHECKPOINT_SECONDS = 1.0  # at most this long of writes waits in the WAL before a checkpoint is asked for,
-CHECKPOINT_COMMITS = 64  # once it holds this many commits; fewer (an idle process's heartbeats)
-CHECKPOINT_IDLE_SECONDS = 60.0  # wait up to this long, so an idle store does not fsync every heartbeat
+# A WAL checkpoint is asked for at most every CHECKPOINT_SECONDS, once CHECKPOINT_COMMITS
+# commits wait in the WAL; fewer (an idle process's heartbeats, one every 2 s) wait up to
+# CHECKPOINT_IDLE_SECONDS, so an idle store does not fsync after every heartbeat.
+CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_COMMITS = 64
+CHECKPOINT_IDLE_SECONDS = 60.0
 PROBE_BUSY_TIMEOUT_MS = 200  # the readiness probe's write waits this long for the lock
 PING_TIMEOUT_SECONDS = 2.0  # the whole probe, queued behind other statements on the thread
 _ACTIVE = tuple(s.value for s in JobStatus if not s.terminal)
