@@ -181,7 +181,13 @@ def test_an_accepted_submit_is_saved_and_polled_after_poll_min() -> None:
     att = step.job.attempt
     assert att is not None and (att.status, att.upstream_id, att.account) == ("submitted", "up-1", "acct2")
     assert step.job.status is JobStatus.QUEUED and step.job.cost == Cost(amount=125, unit="credits")
-    assert step.actions == [Save("submitted"), WakeAt(NOW + 1.0)]
+    assert step.actions == [Save("submitted", routine=True), WakeAt(NOW + 1.0)]  # still queued: job.submitted says it
+
+
+def test_a_submit_that_starts_the_job_upstream_is_a_status_change() -> None:
+    step = decide(at("submitting"), Submitted(upstream(JobStatus.IN_PROGRESS)), facts())
+    assert step.job.status is JobStatus.IN_PROGRESS
+    assert step.actions == [Save("submitted", routine=False), WakeAt(NOW + 1.0)]
 
 
 def test_a_submit_refused_for_capacity_fails_over_under_the_same_job() -> None:

@@ -220,13 +220,14 @@ def _submitted(job: Job, up: UpstreamJob, facts: Facts) -> Step:
     att.status, att.upstream_id, att.upstream_status = "submitted", up.upstream_id, up.upstream_status
     att.account = up.account or att.account
     att.cost = up.cost or att.cost
+    before = job.status
     job.status = up.status if up.status in (JobStatus.QUEUED, JobStatus.IN_PROGRESS) else JobStatus.IN_PROGRESS
     job.progress = up.progress or job.progress
     job.cost = up.cost or job.cost
     job.next_poll_at = facts.now + facts.poll_min
     if job.cancel_requested:
         return _cancel(job, facts)
-    return Step(job, [Save("submitted"), WakeAt(_next_due(job, facts))])
+    return Step(job, [Save("submitted", routine=job.status == before), WakeAt(_next_due(job, facts))])
 
 
 # -- running ---------------------------------------------------------------------

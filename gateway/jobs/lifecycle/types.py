@@ -166,8 +166,9 @@ Event = (
 class Save:
     """Write the job (version-checked). `detail` also records a status event and tells
     watchers; a terminal save carries the job's webhook deliveries in the same write.
-    `routine`: the status did not change (progress alone moved), so the write is logged
-    at debug, not info: a job polled for minutes would otherwise log every ten points."""
+    `routine`: the status did not change (progress alone moved, or a submit left the job
+    queued, which the engine's `job.submitted` line tells), so the write is logged at debug,
+    not info: a job polled for minutes would otherwise log every ten points."""
 
     detail: str | None = None
     routine: bool = False
