@@ -27,7 +27,7 @@ import hmac
 import random
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -52,7 +52,8 @@ SECRET_PREFIX = "whsec_"
 _ERROR_TEXT_LIMIT = 500
 _KEEP_ANSWER_BYTES = 16 * 1024
 _KEEP_ANSWER_SECONDS = 1.0
-DEFER_SECONDS = 1.0  # a delivery claimed past its tenant's or URL's bound is due again this much later
+DEFER_SECONDS = 1.0  # `run_due`: a delivery claimed past its tenant's or URL's bound is due again this much later
+CLAIM_AHEAD = 8  # `run`: a claim takes up to this many times a receiver's and a tenant's bound (see `run`)
 BACKOFF_AFTER = 3  # failures to answer in a row before a receiver backs off
 BACKOFF_BASE = 10.0  # its first backoff, doubling with each further failure
 BACKOFF_MAX = 600.0
@@ -238,7 +239,9 @@ class WebhookDispatcher:
         self._by_tenant: Counter[str] = Counter()  # attempts in flight here
         self._by_url: Counter[str] = Counter()
         self._unanswered: dict[str, tuple[int, float]] = {}  # url -> (failures to answer in a row, backing off until)
-        self._handed_back = False  # the last claim handed deliveries back (past a tenant's or URL's bound)
+        # Claimed past a receiver's or tenant's bound, waiting here for a slot: url -> (delivery, claim lapses at).
+        self._waiting: dict[str, deque[tuple[WebhookDelivery, float]]] = {}
+        self._look = True  # whether the next pass of `run` claims
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:  # never show a secret
@@ -329,37 +332,90 @@ class WebhookDispatcher:
     async def run_due(self, limit: int | None = None) -> int:
         """Claim up to `limit` (default `concurrency`) due deliveries, attempt each once
         and wait for them; returns how many were claimed."""
-        claimed = await self._claim_startable(limit or self._concurrency)
+        claimed, later = await self._claim_startable(limit or self._concurrency, ahead=1)
+        if later:
+            await self._store.defer_deliveries([d.id for d, _ in later], self._clock() + DEFER_SECONDS)
         if claimed:
             await asyncio.gather(*(self._attempt_logged(d) for d in claimed))
         return len(claimed)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Deliver until `stop` is set. Claims as many due deliveries as there are free
-        slots, starts each at once, and looks again when a slot frees, on `wake()`, or
-        every `interval` seconds. Attempts still running at the end are cancelled; their
-        deliveries are due again when the claim lapses."""
+        slots, starts each at once, and looks again on `wake()`, every `interval` seconds,
+        and when an attempt ends whose receiver has nothing waiting here.
+
+        A claim takes up to CLAIM_AHEAD times a receiver's and a tenant's bound; what is
+        past the bound waits here, in due order, and starts as that receiver's (and
+        tenant's) attempts end, without another claim. A backlog for one receiver then costs
+        a claim per CLAIM_AHEAD x `per_endpoint` deliveries, not one per attempt (each claim
+        reads the whole due backlog). One whose claim would lapse before its attempt could
+        end is handed back, due at once, and so is everything waiting when the loop stops.
+        Attempts still running at the end are cancelled; their deliveries are due again when
+        the claim lapses."""
         inflight: set[asyncio.Task[None]] = set()
+        self._look = True
         try:
             while not stop.is_set():
-                free = self._concurrency - len(inflight)
-                if free > 0:
-                    try:
-                        claimed = await self._claim_startable(free)
-                    except Exception:  # the loop must outlive any one bad pass
-                        log.exception("webhook.dispatch_error")
-                        claimed = []
-                    for delivery in claimed:
-                        task = asyncio.create_task(self._attempt_logged(delivery))
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                    if self._handed_back and len(inflight) < self._concurrency:
-                        continue  # what was handed back made room in the claim for others: look again now
+                try:
+                    await self._start_waiting(inflight)
+                    free = self._concurrency - len(inflight)
+                    if free > 0 and self._look:
+                        self._look = False
+                        self._wake.clear()  # this claim sees every delivery stored so far
+                        start, later = await self._claim_startable(free, ahead=CLAIM_AHEAD)
+                        for delivery in start:
+                            self._start(delivery, inflight)
+                        for delivery, claimed_until in later:
+                            self._waiting.setdefault(delivery.url, deque()).append((delivery, claimed_until))
+                except Exception:  # the loop must outlive any one bad pass
+                    log.exception("webhook.dispatch_error")
                 await self._idle(stop, inflight, interval)
         finally:
             for task in list(inflight):
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
+            waiting = [delivery.id for queue in self._waiting.values() for delivery, _ in queue]
+            self._waiting.clear()
+            if waiting:
+                try:
+                    await self._store.defer_deliveries(waiting, self._clock())
+                except Exception:  # their claims lapse instead, as when a process dies
+                    log.exception("webhook.hand_back_failed", deliveries=len(waiting))
+
+    def _start(self, delivery: WebhookDelivery, inflight: set[asyncio.Task[None]]) -> None:
+        """Start an attempt counted in flight (by `_claim_startable` or `_start_waiting`)."""
+        task = asyncio.create_task(self._attempt_logged(delivery))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+
+    async def _start_waiting(self, inflight: set[asyncio.Task[None]]) -> None:
+        """Start what waits here for a receiver's or tenant's slot, as far as the bounds
+        allow; hand back any whose claim would lapse before its attempt ended, and those of
+        a receiver that started backing off."""
+        if not self._waiting:
+            return
+        now = self._clock()
+        handed_back: list[str] = []
+        for url in list(self._waiting):
+            queue = self._waiting[url]
+            backing_off = self._unanswered.get(url, (0, 0.0))[1] > now
+            while queue and (backing_off or (len(inflight) < self._concurrency and self._by_url[url] < self._per_endpoint)):
+                delivery, claimed_until = queue[0]
+                if backing_off or now + 2 * self._timeout > claimed_until:
+                    queue.popleft()
+                    handed_back.append(delivery.id)
+                    continue
+                if self._by_tenant[delivery.tenant] >= self._per_tenant:
+                    break  # its tenant's turn comes when one of the tenant's attempts ends
+                queue.popleft()
+                self._by_tenant[delivery.tenant] += 1
+                self._by_url[url] += 1
+                self._start(delivery, inflight)
+            if not queue:
+                del self._waiting[url]
+        if handed_back:
+            await self._store.defer_deliveries(handed_back, now)
+            self._look = True
 
     async def _idle(self, stop: asyncio.Event, inflight: set[asyncio.Task[None]], interval: float) -> None:
         waiters = [asyncio.ensure_future(stop.wait())]
@@ -367,37 +423,44 @@ class WebhookDispatcher:
         if not full:  # a wake can only be acted on with a free slot
             waiters.append(asyncio.ensure_future(self._wake.wait()))
         try:
-            await asyncio.wait([*waiters, *inflight], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*waiters, *inflight], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        if not done or self._wake.is_set():
+            self._look = True  # the interval passed, or new deliveries were stored
         if not full:
             self._wake.clear()
 
-    async def _claim_startable(self, limit: int) -> list[WebhookDelivery]:
-        """Claim up to `limit` due deliveries this process may start now, and count them as
-        in flight; any claimed past a tenant's or a URL's bound is handed back for a moment."""
-        self._handed_back = False
+    async def _claim_startable(self, limit: int, *, ahead: int) -> tuple[list[WebhookDelivery], list[tuple[WebhookDelivery, float]]]:
+        """Claim up to `limit` due deliveries to start now, counted as in flight, and up to
+        `ahead` times the tenant's and the URL's bound for later: those are returned apart,
+        each with the time its claim lapses. Receivers with deliveries waiting here are
+        passed over, and so are tenants and URLs at their bound, and receivers backing off."""
         now = self._clock()
         busy_tenants = [t for t, n in self._by_tenant.items() if n >= self._per_tenant]
         backing_off = [url for url, (_, until) in self._unanswered.items() if until > now]
-        busy_urls = [u for u, n in self._by_url.items() if n >= self._per_endpoint] + backing_off
+        busy_urls = [u for u, n in self._by_url.items() if n >= self._per_endpoint] + backing_off + list(self._waiting)
+        claimed_until = now + self._lease
         claimed = await self._store.claim_deliveries(
-            now, now + self._lease, limit, skip_tenants=busy_tenants, skip_urls=busy_urls, per_tenant=self._per_tenant, per_url=self._per_endpoint
+            now,
+            claimed_until,
+            limit * ahead,
+            skip_tenants=busy_tenants,
+            skip_urls=busy_urls,
+            per_tenant=self._per_tenant * ahead,
+            per_url=self._per_endpoint * ahead,
         )
         start: list[WebhookDelivery] = []
-        later: list[str] = []
+        later: list[tuple[WebhookDelivery, float]] = []
         for delivery in claimed:
-            if self._by_tenant[delivery.tenant] < self._per_tenant and self._by_url[delivery.url] < self._per_endpoint:
+            if len(start) < limit and self._by_tenant[delivery.tenant] < self._per_tenant and self._by_url[delivery.url] < self._per_endpoint:
                 self._by_tenant[delivery.tenant] += 1
                 self._by_url[delivery.url] += 1
                 start.append(delivery)
             else:
-                later.append(delivery.id)
-        if later:
-            await self._store.defer_deliveries(later, now + DEFER_SECONDS)
-        self._handed_back = bool(later)
-        return start
+                later.append((delivery, claimed_until))
+        return start, later
 
     async def _attempt_logged(self, delivery: WebhookDelivery) -> None:
         with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, delivery_id=delivery.id):
@@ -410,6 +473,8 @@ class WebhookDispatcher:
                     counter[key] -= 1
                     if counter[key] <= 0:
                         del counter[key]
+                if delivery.url not in self._waiting:
+                    self._look = True  # its receiver has a free slot and nothing waiting here: more may be due
 
     def _answered(self, url: str, answered: bool) -> None:
         """Track receivers that fail to answer; BACKOFF_AFTER failures in a row start a backoff."""

@@ -8,7 +8,7 @@ import base64
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from gateway.jobs.sqlite import SqliteStore
 from gateway.settings import WebhookEndpointSettings, WebhookSettings
 from gateway.urlguard import UrlGuard
 from gateway.webhooks import (
+    CLAIM_AHEAD,
     USER_AGENT,
     WebhookDispatcher,
     delivery_id_for,
@@ -777,6 +778,130 @@ async def test_run_loop_wakes_on_wake_keeps_to_its_concurrency_and_stops(store: 
     await asyncio.wait_for(loop, timeout=5)
     assert peak == 2
     assert len(set(delivered)) == 7
+
+
+class CountingClaims:
+    """Wraps a store's claims and hand-backs, to count them."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.claims: list[int] = []  # how many each claim took
+        self.handed_back: list[tuple[list[str], float]] = []
+        claim, defer = store.claim_deliveries, store.defer_deliveries
+
+        async def counted_claim(*args: Any, **kw: Any) -> list[WebhookDelivery]:
+            taken = await claim(*args, **kw)
+            self.claims.append(len(taken))
+            return taken
+
+        async def counted_defer(ids: Sequence[str], until: float) -> None:
+            self.handed_back.append((list(ids), until))
+            await defer(ids, until)
+
+        store.claim_deliveries = counted_claim  # type: ignore[method-assign]
+        store.defer_deliveries = counted_defer  # type: ignore[method-assign]
+
+
+async def test_a_backlog_for_one_receiver_takes_a_claim_per_many_deliveries_and_keeps_its_bound(store: SqliteStore) -> None:
+    """Each claim reads the whole due backlog to choose, and took at most `per_endpoint` (2)
+    for one receiver: 40 deliveries to one URL cost 20 claims or more, and a backlog's
+    delivery rate was the claims' rate. A claim now takes ahead for the receiver; the rest
+    wait in the dispatcher and start as slots free, still 2 at a time."""
+    in_flight = peak = 0
+    delivered: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.002)
+        in_flight -= 1
+        delivered.append(request.headers["webhook-id"])
+        if len(delivered) == 40:
+            done.set()
+        return httpx.Response(204)
+
+    counted = CountingClaims(store)
+    dispatcher = _dispatcher(store, handler, Clock(0.0))
+    for i in range(40):
+        await store.create_job(_job(f"video_{i}", webhook_url=RECEIVER))
+    for i in range(40):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))  # only a wake or an attempt's end moves it
+    await asyncio.wait_for(done.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    assert sorted(delivered) == sorted({*delivered}) and len(delivered) == 40  # each once
+    assert peak == 2  # the receiver's bound held
+    assert sum(counted.claims) == 40 and len([n for n in counted.claims if n]) <= 40 // (2 * CLAIM_AHEAD) + 1, counted.claims
+    assert counted.handed_back == []
+    assert [(await _row(store, d)).status for d in delivered] == ["delivered"] * 40
+
+
+async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_ends_is_handed_back(store: SqliteStore) -> None:
+    """Another process may claim a delivery once its claim lapses: one still waiting here
+    then must not be sent. It is handed back, due at once, and claimed again."""
+    clock = Clock(0.0)
+    release, both_in = asyncio.Event(), asyncio.Event()
+    entered = 0
+    delivered: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal entered
+        entered += 1
+        if entered == 2:
+            both_in.set()
+        await release.wait()  # the first two hold the receiver's slots while time passes
+        delivered.append(request.headers["webhook-id"])
+        if len(delivered) == 6:
+            done.set()
+        return httpx.Response(204)
+
+    counted = CountingClaims(store)
+    dispatcher = _dispatcher(store, handler, clock, lease=60.0, timeout=10.0)
+    for i in range(6):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
+    await asyncio.wait_for(both_in.wait(), timeout=10)
+    assert [n for n in counted.claims if n] == [6]  # two started, four wait here under a claim lapsing at 60
+    clock.now = 45.0  # an attempt started now could run to 55, and its record after: too close to 60
+    release.set()
+    await asyncio.wait_for(done.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    assert len(counted.handed_back) == 1 and len(counted.handed_back[0][0]) == 4 and counted.handed_back[0][1] == 45.0
+    assert [n for n in counted.claims if n] == [6, 4]  # handed back, then claimed again under a new claim
+    assert sorted(delivered) == sorted({*delivered}) and len(delivered) == 6
+    assert [(await _row(store, d)).attempts for d in delivered] == [1] * 6
+
+
+async def test_stopping_hands_back_what_waits_so_it_is_due_at_once_not_when_the_claim_lapses(store: SqliteStore) -> None:
+    entered = 0
+    both_in = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal entered
+        entered += 1
+        if entered == 2:
+            both_in.set()
+        await asyncio.Event().wait()  # never answers: cancelled when the loop stops
+        raise AssertionError("unreachable")
+
+    clock = Clock(0.0)
+    dispatcher = _dispatcher(store, handler, clock)
+    for i in range(20):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
+    await asyncio.wait_for(both_in.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    # the two cancelled attempts stay claimed until their claim lapses; everything else is due now
+    due = await store.claim_deliveries(clock.now, clock.now + 60.0, limit=100)
+    assert len(due) == 18
 
 
 async def test_run_loop_survives_a_store_error(store: SqliteStore) -> None:
