@@ -751,33 +751,44 @@ async def test_delivery_is_pinned_to_the_checked_address(store: SqliteStore) -> 
 # ---------------------------------------------------------------------------
 
 
+class PeakReceiver:
+    """A receiver that answers after `takes` seconds (or once `release` is set), counting
+    how many attempts it holds at once; `two_in` is set at the second attempt, `done` when
+    `expected` deliveries arrived."""
+
+    def __init__(self, *, expected: int, takes: float = 0.0, release: asyncio.Event | None = None) -> None:
+        self.expected, self.takes, self.release = expected, takes, release
+        self.entered = self.in_flight = self.peak = 0
+        self.delivered: list[str] = []
+        self.two_in, self.done = asyncio.Event(), asyncio.Event()
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        self.entered += 1
+        if self.entered == 2:
+            self.two_in.set()
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await (self.release.wait() if self.release is not None else asyncio.sleep(self.takes))
+        self.in_flight -= 1
+        self.delivered.append(request.headers["webhook-id"])
+        if len(self.delivered) == self.expected:
+            self.done.set()
+        return httpx.Response(204)
+
+
 async def test_run_loop_wakes_on_wake_keeps_to_its_concurrency_and_stops(store: SqliteStore) -> None:
-    in_flight = peak = 0
-    done = asyncio.Event()
-    delivered: list[str] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
-        in_flight -= 1
-        delivered.append(request.headers["webhook-id"])
-        if len(delivered) == 7:
-            done.set()
-        return httpx.Response(200)
-
-    dispatcher = _dispatcher(store, handler, Clock(0.0), concurrency=2)
+    receiver = PeakReceiver(expected=7, takes=0.01)
+    dispatcher = _dispatcher(store, receiver.handler, Clock(0.0), concurrency=2)
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))  # only a wake or a free slot moves it
     await asyncio.sleep(0.05)
     for i in range(7):
         await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)  # wakes the loop
-    await asyncio.wait_for(done.wait(), timeout=5)
+    await asyncio.wait_for(receiver.done.wait(), timeout=5)
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
-    assert peak == 2
-    assert len(set(delivered)) == 7
+    assert receiver.peak == 2
+    assert len(set(receiver.delivered)) == 7
 
 
 class CountingClaims:
@@ -806,34 +817,19 @@ async def test_a_backlog_for_one_receiver_takes_a_claim_per_many_deliveries_and_
     for one receiver: 40 deliveries to one URL cost 20 claims or more, and a backlog's
     delivery rate was the claims' rate. A claim now takes ahead for the receiver; the rest
     wait in the dispatcher and start as slots free, still 2 at a time."""
-    in_flight = peak = 0
-    delivered: list[str] = []
-    done = asyncio.Event()
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.002)
-        in_flight -= 1
-        delivered.append(request.headers["webhook-id"])
-        if len(delivered) == 40:
-            done.set()
-        return httpx.Response(204)
-
+    receiver = PeakReceiver(expected=40, takes=0.002)
+    delivered = receiver.delivered
     counted = CountingClaims(store)
-    dispatcher = _dispatcher(store, handler, Clock(0.0))
-    for i in range(40):
-        await store.create_job(_job(f"video_{i}", webhook_url=RECEIVER))
+    dispatcher = _dispatcher(store, receiver.handler, Clock(0.0))
     for i in range(40):
         await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))  # only a wake or an attempt's end moves it
-    await asyncio.wait_for(done.wait(), timeout=10)
+    await asyncio.wait_for(receiver.done.wait(), timeout=10)
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
     assert sorted(delivered) == sorted({*delivered}) and len(delivered) == 40  # each once
-    assert peak == 2  # the receiver's bound held
+    assert receiver.peak == 2  # the receiver's bound held
     assert sum(counted.claims) == 40 and len([n for n in counted.claims if n]) <= 40 // (2 * CLAIM_AHEAD) + 1, counted.claims
     assert counted.handed_back == []
     assert [(await _row(store, d)).status for d in delivered] == ["delivered"] * 40
@@ -843,33 +839,20 @@ async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_end
     """Another process may claim a delivery once its claim lapses: one still waiting here
     then must not be sent. It is handed back, due at once, and claimed again."""
     clock = Clock(0.0)
-    release, both_in = asyncio.Event(), asyncio.Event()
-    entered = 0
-    delivered: list[str] = []
-    done = asyncio.Event()
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal entered
-        entered += 1
-        if entered == 2:
-            both_in.set()
-        await release.wait()  # the first two hold the receiver's slots while time passes
-        delivered.append(request.headers["webhook-id"])
-        if len(delivered) == 6:
-            done.set()
-        return httpx.Response(204)
-
+    release = asyncio.Event()
+    receiver = PeakReceiver(expected=6, release=release)  # the first two hold the receiver's slots while time passes
+    delivered = receiver.delivered
     counted = CountingClaims(store)
-    dispatcher = _dispatcher(store, handler, clock, lease=60.0, timeout=10.0)
+    dispatcher = _dispatcher(store, receiver.handler, clock, lease=60.0, timeout=10.0)
     for i in range(6):
         await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
-    await asyncio.wait_for(both_in.wait(), timeout=10)
+    await asyncio.wait_for(receiver.two_in.wait(), timeout=10)
     assert [n for n in counted.claims if n] == [6]  # two started, four wait here under a claim lapsing at 60
     clock.now = 45.0  # an attempt started now could run to 55, and its record after: too close to 60
     release.set()
-    await asyncio.wait_for(done.wait(), timeout=10)
+    await asyncio.wait_for(receiver.done.wait(), timeout=10)
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
     assert len(counted.handed_back) == 1 and len(counted.handed_back[0][0]) == 4 and counted.handed_back[0][1] == 45.0
@@ -879,24 +862,14 @@ async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_end
 
 
 async def test_stopping_hands_back_what_waits_so_it_is_due_at_once_not_when_the_claim_lapses(store: SqliteStore) -> None:
-    entered = 0
-    both_in = asyncio.Event()
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal entered
-        entered += 1
-        if entered == 2:
-            both_in.set()
-        await asyncio.Event().wait()  # never answers: cancelled when the loop stops
-        raise AssertionError("unreachable")
-
+    receiver = PeakReceiver(expected=20, release=asyncio.Event())  # never answers: cancelled when the loop stops
     clock = Clock(0.0)
-    dispatcher = _dispatcher(store, handler, clock)
+    dispatcher = _dispatcher(store, receiver.handler, clock)
     for i in range(20):
         await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
-    await asyncio.wait_for(both_in.wait(), timeout=10)
+    await asyncio.wait_for(receiver.two_in.wait(), timeout=10)
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
     # the two cancelled attempts stay claimed until their claim lapses; everything else is due now
