@@ -53,7 +53,7 @@ _ERROR_TEXT_LIMIT = 500
 _KEEP_ANSWER_BYTES = 16 * 1024
 _KEEP_ANSWER_SECONDS = 1.0
 DEFER_SECONDS = 1.0  # `run_due`: a delivery claimed past its tenant's or URL's bound is due again this much later
-CLAIM_AHEAD = 8  # `run`: a claim takes up to this many times a receiver's and a tenant's bound (see `run`)
+CLAIM_AHEAD = 8  # `run`: a claim takes up to this many times a receiver's bound (see `run`)
 BACKOFF_AFTER = 3  # failures to answer in a row before a receiver backs off
 BACKOFF_BASE = 10.0  # its first backoff, doubling with each further failure
 BACKOFF_MAX = 600.0
@@ -242,6 +242,7 @@ class WebhookDispatcher:
         # Claimed past a receiver's or tenant's bound, waiting here for a slot: url -> (delivery, claim lapses at).
         self._waiting: dict[str, deque[tuple[WebhookDelivery, float]]] = {}
         self._look = True  # whether the next pass of `run` claims
+        self._ended = False  # an attempt ended since the pass of `run` began
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:  # never show a secret
@@ -332,35 +333,40 @@ class WebhookDispatcher:
     async def run_due(self, limit: int | None = None) -> int:
         """Claim up to `limit` (default `concurrency`) due deliveries, attempt each once
         and wait for them; returns how many were claimed."""
-        claimed, later = await self._claim_startable(limit or self._concurrency, ahead=1)
-        if later:
-            await self._store.defer_deliveries([d.id for d, _ in later], self._clock() + DEFER_SECONDS)
+        claimed, _ = await self._claim_startable(limit or self._concurrency, ahead=1)
         if claimed:
             await asyncio.gather(*(self._attempt_logged(d) for d in claimed))
         return len(claimed)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Deliver until `stop` is set. Claims as many due deliveries as there are free
-        slots, starts each at once, and looks again on `wake()`, every `interval` seconds,
-        and when an attempt ends whose receiver has nothing waiting here.
+        slots, starts each at once, and looks again on `wake()`, when an attempt ends whose
+        receiver has nothing waiting here, and at least every `interval` seconds (retries
+        coming due, deliveries stored by other processes).
 
-        A claim takes up to CLAIM_AHEAD times a receiver's and a tenant's bound; what is
-        past the bound waits here, in due order, and starts as that receiver's (and
-        tenant's) attempts end, without another claim. A backlog for one receiver then costs
-        a claim per CLAIM_AHEAD x `per_endpoint` deliveries, not one per attempt (each claim
-        reads the whole due backlog). One whose claim would lapse before its attempt could
-        end is handed back, due at once, and so is everything waiting when the loop stops.
-        Attempts still running at the end are cancelled; their deliveries are due again when
-        the claim lapses."""
+        A claim takes up to CLAIM_AHEAD times a receiver's bound (a tenant's bound is
+        unchanged); those past the receiver's bound, or past `concurrency`, wait here in
+        due order and start as slots free, without another claim. A backlog for one
+        receiver then costs a claim per `per_tenant` deliveries (at most CLAIM_AHEAD x
+        `per_endpoint`), not one per `per_endpoint` (each claim reads the whole due
+        backlog). Those past their tenant's bound are handed back for a moment, as before,
+        so they never hold up another tenant's delivery to the same URL.
+        A waiting delivery whose claim would lapse before its attempt could end is handed
+        back due at once, and so is everything waiting when the loop stops; one whose claim
+        is about to lapse anyway is let lapse (another process may hold it by the time a
+        hand-back was written). Attempts still running at the end are cancelled; their
+        deliveries are due again when the claim lapses."""
         inflight: set[asyncio.Task[None]] = set()
         self._look = True
+        looked = time.monotonic()
         try:
             while not stop.is_set():
+                self._ended = False
                 try:
                     await self._start_waiting(inflight)
                     free = self._concurrency - len(inflight)
-                    if free > 0 and self._look:
-                        self._look = False
+                    if free > 0 and (self._look or time.monotonic() - looked >= interval):
+                        self._look, looked = False, time.monotonic()
                         self._wake.clear()  # this claim sees every delivery stored so far
                         start, later = await self._claim_startable(free, ahead=CLAIM_AHEAD)
                         for delivery in start:
@@ -371,16 +377,15 @@ class WebhookDispatcher:
                     log.exception("webhook.dispatch_error")
                 await self._idle(stop, inflight, interval)
         finally:
+            handing_back = self._take_waiting()
             for task in list(inflight):
                 task.cancel()
+            # The hand-back runs apart, so a cancel of this task while it waits for its
+            # attempts to end does not keep the waiting deliveries claimed until the lease.
+            hand_back = asyncio.ensure_future(self._hand_back(handing_back)) if handing_back else None
             await asyncio.gather(*inflight, return_exceptions=True)
-            waiting = [delivery.id for queue in self._waiting.values() for delivery, _ in queue]
-            self._waiting.clear()
-            if waiting:
-                try:
-                    await self._store.defer_deliveries(waiting, self._clock())
-                except Exception:  # their claims lapse instead, as when a process dies
-                    log.exception("webhook.hand_back_failed", deliveries=len(waiting))
+            if hand_back is not None:
+                await asyncio.shield(hand_back)
 
     def _start(self, delivery: WebhookDelivery, inflight: set[asyncio.Task[None]]) -> None:
         """Start an attempt counted in flight (by `_claim_startable` or `_start_waiting`)."""
@@ -388,55 +393,85 @@ class WebhookDispatcher:
         inflight.add(task)
         task.add_done_callback(inflight.discard)
 
+    def _safe_to_hand_back(self, claimed_until: float, now: float) -> bool:
+        """Whether a hand-back written now surely lands before the claim lapses: after it
+        lapsed another process may have claimed the delivery, and the hand-back would end
+        that claim (the store does not check whose claim it ends)."""
+        return claimed_until - now > self._timeout
+
+    def _take_waiting(self) -> list[str]:
+        """Empty the waiting deliveries; the ids of those safe to hand back."""
+        now = self._clock()
+        ids = [d.id for queue in self._waiting.values() for d, until in queue if self._safe_to_hand_back(until, now)]
+        self._waiting.clear()
+        return ids
+
+    async def _hand_back(self, ids: list[str]) -> None:
+        try:
+            await self._store.defer_deliveries(ids, self._clock())
+        except Exception:  # their claims lapse instead, as when a process dies
+            log.exception("webhook.hand_back_failed", deliveries=len(ids))
+
     async def _start_waiting(self, inflight: set[asyncio.Task[None]]) -> None:
-        """Start what waits here for a receiver's or tenant's slot, as far as the bounds
-        allow; hand back any whose claim would lapse before its attempt ended, and those of
-        a receiver that started backing off."""
+        """Start what waits here for a receiver's slot (or a free one), first come first, as
+        far as the bounds allow. Hand back those whose receiver has a slot but whose tenant
+        is at its bound (for a moment, so the receiver is not held for other tenants), those
+        whose claim would lapse before their attempt could end, and those of a receiver that
+        started backing off (due at once)."""
         if not self._waiting:
             return
         now = self._clock()
-        handed_back: list[str] = []
+        due_now: list[str] = []
+        due_soon: list[str] = []
         for url in list(self._waiting):
             queue = self._waiting[url]
             backing_off = self._unanswered.get(url, (0, 0.0))[1] > now
-            while queue and (backing_off or (len(inflight) < self._concurrency and self._by_url[url] < self._per_endpoint)):
-                delivery, claimed_until = queue[0]
+            kept: deque[tuple[WebhookDelivery, float]] = deque()
+            for delivery, claimed_until in queue:
                 if backing_off or now + 2 * self._timeout > claimed_until:
-                    queue.popleft()
-                    handed_back.append(delivery.id)
-                    continue
-                if self._by_tenant[delivery.tenant] >= self._per_tenant:
-                    break  # its tenant's turn comes when one of the tenant's attempts ends
-                queue.popleft()
-                self._by_tenant[delivery.tenant] += 1
-                self._by_url[url] += 1
-                self._start(delivery, inflight)
-            if not queue:
+                    if self._safe_to_hand_back(claimed_until, now):
+                        due_now.append(delivery.id)
+                    continue  # else: let the claim lapse; the delivery is due again then
+                if len(inflight) >= self._concurrency or self._by_url[url] >= self._per_endpoint:
+                    kept.append((delivery, claimed_until))  # waits for a slot
+                elif self._by_tenant[delivery.tenant] >= self._per_tenant:
+                    due_soon.append(delivery.id)
+                else:
+                    self._by_tenant[delivery.tenant] += 1
+                    self._by_url[url] += 1
+                    self._start(delivery, inflight)
+            if kept:
+                self._waiting[url] = kept
+            else:
                 del self._waiting[url]
-        if handed_back:
-            await self._store.defer_deliveries(handed_back, now)
-            self._look = True
+        for ids, until in ((due_now, now), (due_soon, now + DEFER_SECONDS)):
+            if ids:
+                await self._store.defer_deliveries(ids, until)
+                self._look = True
 
     async def _idle(self, stop: asyncio.Event, inflight: set[asyncio.Task[None]], interval: float) -> None:
-        waiters = [asyncio.ensure_future(stop.wait())]
         full = len(inflight) >= self._concurrency
+        if self._ended or (self._look and not full):
+            return  # something to do already: an attempt ended, or a look was asked for, during this pass
+        waiters = [asyncio.ensure_future(stop.wait())]
         if not full:  # a wake can only be acted on with a free slot
             waiters.append(asyncio.ensure_future(self._wake.wait()))
         try:
-            done, _ = await asyncio.wait([*waiters, *inflight], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waiters, *inflight], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        if not done or self._wake.is_set():
-            self._look = True  # the interval passed, or new deliveries were stored
-        if not full:
+        if self._wake.is_set() and not full:
+            self._look = True  # new deliveries were stored
             self._wake.clear()
 
     async def _claim_startable(self, limit: int, *, ahead: int) -> tuple[list[WebhookDelivery], list[tuple[WebhookDelivery, float]]]:
-        """Claim up to `limit` due deliveries to start now, counted as in flight, and up to
-        `ahead` times the tenant's and the URL's bound for later: those are returned apart,
-        each with the time its claim lapses. Receivers with deliveries waiting here are
-        passed over, and so are tenants and URLs at their bound, and receivers backing off."""
+        """Claim up to `limit` due deliveries to start now, counted as in flight, and with
+        `ahead` > 1 up to `ahead` times a URL's bound more: those past a URL's
+        bound or past `limit` are returned apart, each with the time its claim lapses (with
+        `ahead` = 1 they are handed back for a moment); those whose URL has a slot but whose
+        tenant is at its bound are handed back for a moment. Tenants and URLs at their bound,
+        receivers backing off, and receivers with deliveries waiting here are passed over."""
         now = self._clock()
         busy_tenants = [t for t, n in self._by_tenant.items() if n >= self._per_tenant]
         backing_off = [url for url, (_, until) in self._unanswered.items() if until > now]
@@ -448,18 +483,27 @@ class WebhookDispatcher:
             limit * ahead,
             skip_tenants=busy_tenants,
             skip_urls=busy_urls,
-            per_tenant=self._per_tenant * ahead,
+            per_tenant=self._per_tenant,  # never ahead: past a tenant's bound a delivery could only be handed back
             per_url=self._per_endpoint * ahead,
         )
         start: list[WebhookDelivery] = []
         later: list[tuple[WebhookDelivery, float]] = []
+        handing_back: list[str] = []
         for delivery in claimed:
-            if len(start) < limit and self._by_tenant[delivery.tenant] < self._per_tenant and self._by_url[delivery.url] < self._per_endpoint:
+            if len(start) >= limit or self._by_url[delivery.url] >= self._per_endpoint:
+                later.append((delivery, claimed_until))  # waits for a slot
+            elif self._by_tenant[delivery.tenant] >= self._per_tenant:
+                handing_back.append(delivery.id)  # the receiver has a slot: do not hold it for this tenant
+            else:
                 self._by_tenant[delivery.tenant] += 1
                 self._by_url[delivery.url] += 1
                 start.append(delivery)
-            else:
-                later.append((delivery, claimed_until))
+        if ahead == 1:  # `run_due`: nothing waits
+            handing_back += [d.id for d, _ in later]
+            later = []
+        if handing_back:
+            await self._store.defer_deliveries(handing_back, now + DEFER_SECONDS)
+            self._look = True  # what was handed back made room in the claim for others
         return start, later
 
     async def _attempt_logged(self, delivery: WebhookDelivery) -> None:
@@ -473,6 +517,7 @@ class WebhookDispatcher:
                     counter[key] -= 1
                     if counter[key] <= 0:
                         del counter[key]
+                self._ended = True  # a slot is free: `run` makes a pass now
                 if delivery.url not in self._waiting:
                     self._look = True  # its receiver has a free slot and nothing waiting here: more may be due
 

@@ -815,8 +815,9 @@ class CountingClaims:
 async def test_a_backlog_for_one_receiver_takes_a_claim_per_many_deliveries_and_keeps_its_bound(store: SqliteStore) -> None:
     """Each claim reads the whole due backlog to choose, and took at most `per_endpoint` (2)
     for one receiver: 40 deliveries to one URL cost 20 claims or more, and a backlog's
-    delivery rate was the claims' rate. A claim now takes ahead for the receiver; the rest
-    wait in the dispatcher and start as slots free, still 2 at a time."""
+    delivery rate was the claims' rate. A claim now takes ahead for the receiver (up to the
+    tenant's bound, 8); the rest wait in the dispatcher and start as slots free, still 2 at
+    a time."""
     receiver = PeakReceiver(expected=40, takes=0.002)
     delivered = receiver.delivered
     counted = CountingClaims(store)
@@ -830,7 +831,8 @@ async def test_a_backlog_for_one_receiver_takes_a_claim_per_many_deliveries_and_
     await asyncio.wait_for(loop, timeout=5)
     assert sorted(delivered) == sorted({*delivered}) and len(delivered) == 40  # each once
     assert receiver.peak == 2  # the receiver's bound held
-    assert sum(counted.claims) == 40 and len([n for n in counted.claims if n]) <= 40 // (2 * CLAIM_AHEAD) + 1, counted.claims
+    # a claim takes up to the tenant's bound (8) now, at most CLAIM_AHEAD x the receiver's (2)
+    assert sum(counted.claims) == 40 and len([n for n in counted.claims if n]) <= 40 // min(8, 2 * CLAIM_AHEAD) + 1, counted.claims
     assert counted.handed_back == []
     assert [(await _row(store, d)).status for d in delivered] == ["delivered"] * 40
 
@@ -859,6 +861,102 @@ async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_end
     assert [n for n in counted.claims if n] == [6, 4]  # handed back, then claimed again under a new claim
     assert sorted(delivered) == sorted({*delivered}) and len(delivered) == 6
     assert [(await _row(store, d)).attempts for d in delivered] == [1] * 6
+
+
+async def test_a_waiting_delivery_whose_claim_is_about_to_lapse_is_let_lapse_not_handed_back(store: SqliteStore) -> None:
+    """A hand-back does not check whose claim it ends: written after the claim lapsed, it
+    would end the claim another process took meanwhile, and both would send. So a claim with
+    less than an attempt's timeout left is not handed back; it lapses and is due then."""
+    clock = Clock(0.0)
+    release = asyncio.Event()
+    receiver = PeakReceiver(expected=2, release=release)
+    counted = CountingClaims(store)
+    dispatcher = _dispatcher(store, receiver.handler, clock, lease=60.0, timeout=10.0)
+    for i in range(6):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
+    await asyncio.wait_for(receiver.two_in.wait(), timeout=10)
+    clock.now = 55.0  # the four waiting ones' claim lapses at 60: 5 s left, under the 10 s timeout
+    release.set()
+    await asyncio.wait_for(receiver.done.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    assert counted.handed_back == []  # nothing written over a claim about to lapse
+    assert len(receiver.delivered) == 2  # the four were not sent by this process
+    assert len(await store.claim_deliveries(59.0, 120.0, limit=100)) == 0  # still claimed until 60
+    assert len(await store.claim_deliveries(60.0, 120.0, limit=100)) == 4  # then due, for anyone
+
+
+async def test_a_receiver_shared_by_two_tenants_is_not_held_for_a_tenant_at_its_bound(store: SqliteStore) -> None:
+    """globex has 8 attempts in flight at receivers that never answer (its bound) and more
+    deliveries due to a receiver acme also uses. Those must not wait in the dispatcher
+    holding that receiver: acme's delivery to it goes at once."""
+    shared = "https://93.184.216.40/hook"
+    arrived = asyncio.Event()
+
+    async def receivers(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "93.184.216.40" and request.headers["webhook-id"] == acme_id:
+            arrived.set()
+            return httpx.Response(204)
+        await asyncio.Event().wait()  # globex's receivers never answer
+        raise AssertionError("unreachable")
+
+    dispatcher = _dispatcher(store, receivers, Clock(0.0))
+    for i in range(8):
+        await _finish(store, dispatcher, _job(f"video_g{i}", tenant="globex", webhook_url=f"https://93.184.216.{50 + i}/hook"), 0.0)
+    for i in range(4):
+        await _finish(store, dispatcher, _job(f"video_gs{i}", tenant="globex", webhook_url=shared), 0.0)
+    acme_id = delivery_id_for("video_a", "video.completed", f"url:{shared}")
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
+    while len(dispatcher._by_url) < 8:  # noqa: ASYNC110 - globex's eight in flight, its shared-receiver ones claimed; no event says so
+        await asyncio.sleep(0.01)
+    await _finish(store, dispatcher, _job("video_a", tenant="acme", webhook_url=shared), 0.0)  # and wakes the loop
+    await asyncio.wait_for(arrived.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=10)
+
+
+async def test_a_retry_coming_due_is_claimed_within_the_interval_while_other_attempts_keep_ending(store: SqliteStore) -> None:
+    """A retry coming due (or a delivery another process stored) wakes nobody: the loop
+    must look at least every `interval`, even while attempts keep ending, more often than
+    that, at a receiver whose backlog waits here (those ends trigger no claim)."""
+    gate = asyncio.Semaphore(0)  # the backlog's receiver answers one attempt per permit
+    two_in, other_arrived = asyncio.Event(), asyncio.Event()
+    entered = 0
+
+    async def receivers(request: httpx.Request) -> httpx.Response:
+        nonlocal entered
+        if request.url.host == "93.184.216.41":
+            other_arrived.set()
+            return httpx.Response(204)
+        entered += 1
+        if entered == 2:
+            two_in.set()
+        await gate.acquire()
+        return httpx.Response(204)
+
+    dispatcher = _dispatcher(store, receivers, Clock(0.0), per_tenant=16)  # a claim takes 16: 2 start, 14 wait here
+    for i in range(40):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=0.05))
+    await asyncio.wait_for(two_in.wait(), timeout=10)
+    job = _job("video_other", tenant="globex", webhook_url="https://93.184.216.41/hook")
+    stored = await store.create_job(job)
+    payload = event_payload(event_id_for(job.id, "video.completed"), "video.completed", 0.0, msgspec.json.encode(VIDEO))
+    await store.update_job(stored, deliveries=dispatcher.deliveries_for(stored, "video.completed", payload, 0.0))  # no wake()
+    released = 0
+    while not other_arrived.is_set() and released < 14:
+        gate.release()  # an attempt ends every 10 ms: the interval never passes without one
+        released += 1
+        await asyncio.sleep(0.01)
+    for _ in range(40):
+        gate.release()
+    stop.set()
+    await asyncio.wait_for(loop, timeout=10)
+    assert other_arrived.is_set() and released < 14, "it waited until the 14 waiting here had drained"
 
 
 async def test_stopping_hands_back_what_waits_so_it_is_due_at_once_not_when_the_claim_lapses(store: SqliteStore) -> None:
