@@ -837,13 +837,13 @@ async def test_a_backlog_for_one_receiver_takes_a_claim_per_many_deliveries_and_
     assert [(await _row(store, d)).status for d in delivered] == ["delivered"] * 40
 
 
-async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_ends_is_handed_back(store: SqliteStore) -> None:
-    """Another process may claim a delivery once its claim lapses: one still waiting here
-    then must not be sent. It is handed back, due at once, and claimed again."""
+async def _six_for_one_receiver_then_time_passes(store: SqliteStore, now: float, delivered: int) -> tuple[CountingClaims, PeakReceiver]:
+    """Six deliveries to one receiver: two start and are held while the clock moves to
+    `now`, four wait here under a claim lapsing at 60 (attempt timeout 10 s); then the two
+    end, and the loop runs until `delivered` have arrived."""
     clock = Clock(0.0)
     release = asyncio.Event()
-    receiver = PeakReceiver(expected=6, release=release)  # the first two hold the receiver's slots while time passes
-    delivered = receiver.delivered
+    receiver = PeakReceiver(expected=delivered, release=release)
     counted = CountingClaims(store)
     dispatcher = _dispatcher(store, receiver.handler, clock, lease=60.0, timeout=10.0)
     for i in range(6):
@@ -852,36 +852,29 @@ async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_end
     loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
     await asyncio.wait_for(receiver.two_in.wait(), timeout=10)
     assert [n for n in counted.claims if n] == [6]  # two started, four wait here under a claim lapsing at 60
-    clock.now = 45.0  # an attempt started now could run to 55, and its record after: too close to 60
+    clock.now = now
     release.set()
     await asyncio.wait_for(receiver.done.wait(), timeout=10)
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
+    return counted, receiver
+
+
+async def test_a_waiting_delivery_whose_claim_would_lapse_before_its_attempt_ends_is_handed_back(store: SqliteStore) -> None:
+    """Another process may claim a delivery once its claim lapses: one still waiting here
+    then must not be sent. It is handed back, due at once, and claimed again."""
+    counted, receiver = await _six_for_one_receiver_then_time_passes(store, 45.0, delivered=6)  # an attempt now could run to 55
     assert len(counted.handed_back) == 1 and len(counted.handed_back[0][0]) == 4 and counted.handed_back[0][1] == 45.0
     assert [n for n in counted.claims if n] == [6, 4]  # handed back, then claimed again under a new claim
-    assert sorted(delivered) == sorted({*delivered}) and len(delivered) == 6
-    assert [(await _row(store, d)).attempts for d in delivered] == [1] * 6
+    assert sorted(receiver.delivered) == sorted({*receiver.delivered}) and len(receiver.delivered) == 6
+    assert [(await _row(store, d)).attempts for d in receiver.delivered] == [1] * 6
 
 
 async def test_a_waiting_delivery_whose_claim_is_about_to_lapse_is_let_lapse_not_handed_back(store: SqliteStore) -> None:
     """A hand-back does not check whose claim it ends: written after the claim lapsed, it
     would end the claim another process took meanwhile, and both would send. So a claim with
     less than an attempt's timeout left is not handed back; it lapses and is due then."""
-    clock = Clock(0.0)
-    release = asyncio.Event()
-    receiver = PeakReceiver(expected=2, release=release)
-    counted = CountingClaims(store)
-    dispatcher = _dispatcher(store, receiver.handler, clock, lease=60.0, timeout=10.0)
-    for i in range(6):
-        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
-    stop = asyncio.Event()
-    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
-    await asyncio.wait_for(receiver.two_in.wait(), timeout=10)
-    clock.now = 55.0  # the four waiting ones' claim lapses at 60: 5 s left, under the 10 s timeout
-    release.set()
-    await asyncio.wait_for(receiver.done.wait(), timeout=10)
-    stop.set()
-    await asyncio.wait_for(loop, timeout=5)
+    counted, receiver = await _six_for_one_receiver_then_time_passes(store, 55.0, delivered=2)  # 5 s left of the claim
     assert counted.handed_back == []  # nothing written over a claim about to lapse
     assert len(receiver.delivered) == 2  # the four were not sent by this process
     assert len(await store.claim_deliveries(59.0, 120.0, limit=100)) == 0  # still claimed until 60
