@@ -52,7 +52,7 @@ SECRET_PREFIX = "whsec_"
 _ERROR_TEXT_LIMIT = 500
 _KEEP_ANSWER_BYTES = 16 * 1024
 _KEEP_ANSWER_SECONDS = 1.0
-DEFER_SECONDS = 1.0  # `run_due`: a delivery claimed past its tenant's or URL's bound is due again this much later
+DEFER_SECONDS = 1.0  # a delivery handed back because its tenant (with `run_due`, or its URL) is at its bound is due again this much later
 CLAIM_AHEAD = 8  # `run`: a claim takes up to this many times a receiver's bound (see `run`)
 BACKOFF_AFTER = 3  # failures to answer in a row before a receiver backs off
 BACKOFF_BASE = 10.0  # its first backoff, doubling with each further failure
@@ -239,7 +239,7 @@ class WebhookDispatcher:
         self._by_tenant: Counter[str] = Counter()  # attempts in flight here
         self._by_url: Counter[str] = Counter()
         self._unanswered: dict[str, tuple[int, float]] = {}  # url -> (failures to answer in a row, backing off until)
-        # Claimed past a receiver's or tenant's bound, waiting here for a slot: url -> (delivery, claim lapses at).
+        # Claimed past a receiver's bound (or `concurrency`), waiting here for a slot: url -> (delivery, claim lapses at).
         self._waiting: dict[str, deque[tuple[WebhookDelivery, float]]] = {}
         self._look = True  # whether the next pass of `run` claims
         self._ended = False  # an attempt ended since the pass of `run` began
@@ -388,7 +388,7 @@ class WebhookDispatcher:
                 await asyncio.shield(hand_back)
 
     def _start(self, delivery: WebhookDelivery, inflight: set[asyncio.Task[None]]) -> None:
-        """Start an attempt counted in flight (by `_claim_startable` or `_start_waiting`)."""
+        """Start an attempt already counted in flight (by `_place`)."""
         task = asyncio.create_task(self._attempt_logged(delivery))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
@@ -432,14 +432,13 @@ class WebhookDispatcher:
                     if self._safe_to_hand_back(claimed_until, now):
                         due_now.append(delivery.id)
                     continue  # else: let the claim lapse; the delivery is due again then
-                if len(inflight) >= self._concurrency or self._by_url[url] >= self._per_endpoint:
-                    kept.append((delivery, claimed_until))  # waits for a slot
-                elif self._by_tenant[delivery.tenant] >= self._per_tenant:
-                    due_soon.append(delivery.id)
-                else:
-                    self._by_tenant[delivery.tenant] += 1
-                    self._by_url[url] += 1
-                    self._start(delivery, inflight)
+                match self._place(delivery, slot_free=len(inflight) < self._concurrency):
+                    case "wait":
+                        kept.append((delivery, claimed_until))
+                    case "hand back":
+                        due_soon.append(delivery.id)
+                    case "start":
+                        self._start(delivery, inflight)
             if kept:
                 self._waiting[url] = kept
             else:
@@ -490,14 +489,13 @@ class WebhookDispatcher:
         later: list[tuple[WebhookDelivery, float]] = []
         handing_back: list[str] = []
         for delivery in claimed:
-            if len(start) >= limit or self._by_url[delivery.url] >= self._per_endpoint:
-                later.append((delivery, claimed_until))  # waits for a slot
-            elif self._by_tenant[delivery.tenant] >= self._per_tenant:
-                handing_back.append(delivery.id)  # the receiver has a slot: do not hold it for this tenant
-            else:
-                self._by_tenant[delivery.tenant] += 1
-                self._by_url[delivery.url] += 1
-                start.append(delivery)
+            match self._place(delivery, slot_free=len(start) < limit):
+                case "wait":
+                    later.append((delivery, claimed_until))
+                case "hand back":
+                    handing_back.append(delivery.id)
+                case "start":
+                    start.append(delivery)
         if ahead == 1:  # `run_due`: nothing waits
             handing_back += [d.id for d, _ in later]
             later = []
@@ -505,6 +503,19 @@ class WebhookDispatcher:
             await self._store.defer_deliveries(handing_back, now + DEFER_SECONDS)
             self._look = True  # what was handed back made room in the claim for others
         return start, later
+
+    def _place(self, delivery: WebhookDelivery, *, slot_free: bool) -> Literal["start", "wait", "hand back"]:
+        """Where a claimed delivery goes now. "start": counted in flight here (its receiver
+        and its tenant below their bounds, and `slot_free`); "wait": for its receiver's slot
+        or a free one; "hand back" (for a moment): its receiver has a slot but its tenant is
+        at its bound, and the receiver is not held for other tenants."""
+        if not slot_free or self._by_url[delivery.url] >= self._per_endpoint:
+            return "wait"
+        if self._by_tenant[delivery.tenant] >= self._per_tenant:
+            return "hand back"
+        self._by_tenant[delivery.tenant] += 1
+        self._by_url[delivery.url] += 1
+        return "start"
 
     async def _attempt_logged(self, delivery: WebhookDelivery) -> None:
         with structlog.contextvars.bound_contextvars(job_id=delivery.job_id, delivery_id=delivery.id):
