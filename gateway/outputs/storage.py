@@ -277,7 +277,7 @@ class LocalDiskStorage:
     def _create_temp(self, target: Path) -> tuple[io.BufferedWriter, str]:
         # A sweep may remove the (empty) directory between mkdir and mkstemp: try again.
         for attempt in range(5):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_dir(target.parent)
             try:
                 fd, temp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
             except FileNotFoundError:
@@ -286,6 +286,27 @@ class LocalDiskStorage:
                 continue
             return os.fdopen(fd, "wb"), temp
         raise AssertionError("unreachable")
+
+    def _make_dir(self, directory: Path) -> None:
+        """`directory` made, with any parents missing. With `fsync`, each one made here is
+        fsynced into its parent: `_commit` makes a file's entry durable in its own directory
+        only, and a new job's directory is new too. (A put that finds the directory made by
+        a concurrent one does not wait for that one's fsync; the copier records a job's
+        outputs only once all of its puts have returned.)"""
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            if directory.parent == directory:
+                raise
+            self._make_dir(directory.parent)
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                return
+        if self._fsync:
+            _fsync_dir(directory.parent)
 
     def _commit(self, fh: io.BufferedWriter, temp: str, target: Path) -> None:
         fh.flush()

@@ -335,25 +335,58 @@ async def test_sweep_of_a_missing_root_is_a_no_op(tmp_path: Path) -> None:
     assert await LocalDiskStorage(tmp_path / "never-created").sweep(time.time()) == 0
 
 
-async def test_a_put_survives_a_sweep_removing_its_directory(storage: LocalDiskStorage) -> None:
+async def test_a_put_survives_a_sweep_removing_its_directory(storage: LocalDiskStorage, monkeypatch: pytest.MonkeyPatch) -> None:
     # The sweep may rmdir an empty directory between the put's mkdir and its temp file.
-    real_mkdir = Path.mkdir
+    real_mkdir = os.mkdir
     raced = 0
 
-    def mkdir_then_sweep(self: Path, *args: object, **kwargs: object) -> None:
+    def mkdir_then_sweep(path: str | os.PathLike[str], *args: int) -> None:
         nonlocal raced
-        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
-        if raced == 0 and self.name == "j":
+        real_mkdir(path, *args)
+        if raced == 0 and Path(path).name == "j":
             raced += 1
-            self.rmdir()  # what a concurrent sweep would do
+            os.rmdir(path)  # what a concurrent sweep would do
 
-    Path.mkdir = mkdir_then_sweep  # type: ignore[method-assign]
-    try:
-        stored = await storage.put("j/video.mp4", chunk_list([MP4]), content_type="video/mp4", max_bytes=10**6)
-    finally:
-        Path.mkdir = real_mkdir  # type: ignore[method-assign]
+    monkeypatch.setattr(os, "mkdir", mkdir_then_sweep)
+    stored = await storage.put("j/video.mp4", chunk_list([MP4]), content_type="video/mp4", max_bytes=10**6)
     assert raced == 1
     assert stored.bytes == len(MP4)
+    assert storage.path("j/video.mp4").read_bytes() == MP4
+
+
+async def test_a_new_directory_is_fsynced_into_its_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalDiskStorage(tmp_path / "outputs")
+    synced: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    def identity(path: Path) -> tuple[int, int]:
+        st = path.stat()
+        return st.st_dev, st.st_ino
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    await storage.put("j/video.mp4", chunk_list([MP4]), content_type="video/mp4", max_bytes=10**6)
+    root, job = storage.root, storage.root / "j"
+    # the file, its directory, and the entries of the two directories made for it
+    assert sorted(synced) == sorted(identity(p) for p in (job / "video.mp4", job, root, tmp_path))
+
+    synced.clear()
+    await storage.put("j/thumbnail.png", chunk_list([PNG]), content_type="image/png", max_bytes=10**6)
+    assert sorted(synced) == sorted(identity(p) for p in (job / "thumbnail.png", job))  # nothing new above it
+
+
+async def test_without_fsync_a_put_makes_its_directories_and_syncs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalDiskStorage(tmp_path / "a" / "b", fsync=False)
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    stored = await storage.put("j/k/video.mp4", chunk_list([MP4]), content_type="video/mp4", max_bytes=10**6)
+    assert stored.bytes == len(MP4)
+    assert storage.path("j/k/video.mp4").read_bytes() == MP4
+    assert synced == []
 
 
 # ---------------------------------------------------------------------------
