@@ -58,5 +58,5 @@ class JobNotifier:
 
     def published(self, job: Job, detail: str) -> None:
         self._hub.publish(job)
-        if job.status.terminal:
-            self._webhooks.wake()  # send now rather than at the dispatcher's next look
+        if job.status.terminal:  # send now rather than at the dispatcher's next look
+            self._webhooks.wake(self._webhooks.urls_for(job, EVENT_TYPES[job.status]))

@@ -28,7 +28,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -273,8 +273,8 @@ class WebhookDispatcher:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown webhook event type {event_type!r}")
 
-        def delivery(target: str, url: str, endpoint: str | None) -> WebhookDelivery:
-            return WebhookDelivery(
+        return [
+            WebhookDelivery(
                 id=delivery_id_for(job.id, event_type, target),
                 job_id=job.id,
                 tenant=job.tenant,
@@ -286,10 +286,20 @@ class WebhookDispatcher:
                 key_name=job.key_name,
                 next_attempt_at=now,
             )
+            for target, url, endpoint in self._targets(job, event_type)
+        ]
 
-        out = [delivery(f"endpoint:{e.name}", e.url, e.name) for e in self._plan.matching(job.key_name, job.tenant) if event_type in e.events]
+    def urls_for(self, job: Job, event_type: str) -> list[str]:
+        """The receivers' URLs of the deliveries `deliveries_for` builds, for `wake`."""
+        return [url for _, url, _ in self._targets(job, event_type)]
+
+    def _targets(self, job: Job, event_type: str) -> list[tuple[str, str, str | None]]:
+        """(target, url, endpoint name) of each delivery of this event."""
+        out: list[tuple[str, str, str | None]] = [
+            (f"endpoint:{e.name}", e.url, e.name) for e in self._plan.matching(job.key_name, job.tenant) if event_type in e.events
+        ]
         if job.webhook_url:
-            out.append(delivery(f"url:{job.webhook_url}", job.webhook_url, None))
+            out.append((f"url:{job.webhook_url}", job.webhook_url, None))
         return out
 
     # -- redelivery ------------------------------------------------------------------
@@ -326,9 +336,18 @@ class WebhookDispatcher:
 
     # -- the loop ------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Look for due deliveries now instead of at the next interval."""
+    def wake(self, urls: Collection[str] | None = None) -> None:
+        """Look for due deliveries now instead of at the next interval. Given the `urls` of
+        the deliveries just stored, only if a claim could take one of them now: a receiver
+        with deliveries waiting here, at its bound here, or backing off is passed over by a
+        claim, and the end of its attempts here (or the interval) brings a look anyway."""
+        if urls is not None and all(self._passed_over(url, self._clock()) for url in urls):
+            return
         self._wake.set()
+
+    def _passed_over(self, url: str, now: float) -> bool:
+        """Whether a claim now skips this receiver (see `_claim_startable`)."""
+        return url in self._waiting or self._by_url.get(url, 0) >= self._per_endpoint or self._unanswered.get(url, (0, 0.0))[1] > now
 
     async def run_due(self, limit: int | None = None) -> int:
         """Claim up to `limit` (default `concurrency`) due deliveries, attempt each once

@@ -117,7 +117,7 @@ async def _finish(store: SqliteStore, dispatcher: WebhookDispatcher, job: Job, n
     payload = event_payload(event_id_for(job.id, event_type), event_type, now, msgspec.json.encode(VIDEO))
     deliveries = dispatcher.deliveries_for(stored, event_type, payload, now)
     await store.update_job(stored, deliveries=deliveries)
-    dispatcher.wake()
+    dispatcher.wake(dispatcher.urls_for(stored, event_type))  # as the runner's notifier does
     return deliveries
 
 
@@ -879,6 +879,52 @@ async def test_a_waiting_delivery_whose_claim_is_about_to_lapse_is_let_lapse_not
     assert len(receiver.delivered) == 2  # the four were not sent by this process
     assert len(await store.claim_deliveries(59.0, 120.0, limit=100)) == 0  # still claimed until 60
     assert len(await store.claim_deliveries(60.0, 120.0, limit=100)) == 4  # then due, for anyone
+
+
+async def test_a_wake_for_a_receiver_a_claim_would_pass_over_makes_no_claim(store: SqliteStore) -> None:
+    """Every stored terminal status woke the dispatcher, and while its receiver had
+    deliveries waiting here the claim passed that receiver over and found nothing (16 of 66
+    claims in the end-to-end bench). A wake names the new deliveries' receivers now: for one
+    a claim would pass over it looks for nothing, for another it claims at once, and the
+    passed-over delivery is claimed when its receiver's attempts end."""
+    release = asyncio.Event()
+    receiver = PeakReceiver(expected=8, release=release)
+    dispatcher = _dispatcher(store, receiver.handler, Clock(0.0))
+    calls: list[list[str]] = []  # the URLs each claim was told to skip, counted as it starts
+    claim = store.claim_deliveries
+
+    async def counted_claim(*args: Any, **kw: Any) -> list[WebhookDelivery]:
+        calls.append(list(kw["skip_urls"]))
+        return await claim(*args, **kw)
+
+    store.claim_deliveries = counted_claim  # type: ignore[method-assign]
+    for i in range(6):
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))  # only a wake or an attempt's end moves it
+    await asyncio.wait_for(receiver.two_in.wait(), timeout=10)  # two in flight, four wait here
+    looks = len(calls)
+
+    await _finish(store, dispatcher, _job("video_6", webhook_url=RECEIVER), 0.0)
+    for _ in range(50):  # room for a pass, had the wake asked for one
+        await asyncio.sleep(0)
+    assert len(calls) == looks
+
+    other = "https://93.184.216.60/hook"
+    await _finish(store, dispatcher, _job("video_7", webhook_url=other), 0.0)
+
+    async def third_entered() -> None:
+        while receiver.entered < 3:  # noqa: ASYNC110 - the handler is held: no event says it was entered
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(third_entered(), timeout=10)
+    assert len(calls) == looks + 1 and RECEIVER in calls[-1]  # one claim, passing the waiting receiver over
+
+    release.set()
+    await asyncio.wait_for(receiver.done.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    assert sorted(receiver.delivered) == sorted({*receiver.delivered}) and len(receiver.delivered) == 8
 
 
 async def test_a_receiver_shared_by_two_tenants_is_not_held_for_a_tenant_at_its_bound(store: SqliteStore) -> None:
