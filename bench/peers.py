@@ -1,6 +1,6 @@
 """vidgate side by side with Portkey's gateway and LiteLLM's proxy, in front of one mock upstream.
 
-    uv run python bench/peers.py             # 3 rounds: about 10-15 minutes
+    uv run python bench/peers.py             # 3 rounds: about 12-16 minutes
     uv run python bench/peers.py --quick     # 1 round, small counts: under 3 minutes once installed
     uv run python bench/peers.py --rounds 5 --targets direct,portkey,vidgate
 
@@ -405,7 +405,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the tables show medians over them (default 3)")
     parser.add_argument("--targets", default=",".join(ALL_TARGETS), help=f"comma-separated, from {','.join(ALL_TARGETS)} (direct is always measured)")
     parser.add_argument("--requests", type=int, default=500, help="requests per c=1 phase (hey -n; default 500)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each c=32 phase (wrk -d; default 10)")
+    # 20 s as in the reference harness (shared/peer-bench, --dur 20): the submits row divides by
+    # phase + drain, and the drain holds a fixed second (the first poll), 1/11 of a 10 s phase.
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each c=32 phase (wrk -d; default 20)")
     parser.add_argument("--connections", type=int, default=32, help="connections of the throughput phase (default 32)")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up requests before each target's route (default 100)")
     parser.add_argument("--e2e-jobs", type=int, default=300, help="vidgate end-to-end jobs per round; 0 skips (default 300)")
