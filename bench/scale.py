@@ -20,7 +20,8 @@ Run by hand, never in CI; everything listens on 127.0.0.1 and every step is boun
 4. The window (--window seconds): vidgate's CPU (% of one core, its process tree) and
    RSS, the mock's polls/s and every poll's time per job (is each job polled every
    interval, +-20%?), and status GET /v1/videos/{id} latency under light load (hey -c 1 at
-   --status-rate requests/s, spread over the ids created). PostgreSQL's own CPU too.
+   --status-rate requests/s, spread over the ids created; and as many again from the
+   harness on one keep-alive connection). PostgreSQL's own CPU too.
 5. After it: lease losses (`job.lease_lost` in vidgate's JSON log), jobs by status in the
    store (failed ones named), warnings and errors by event.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import itertools
 import json
 import math
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -175,6 +178,7 @@ class Window:
     polls: int
     db_cpu_pct: float | None
     status: Latencies
+    probe: Latencies  # the same GETs on one keep-alive connection from the harness
     samples: list[str] = field(default_factory=list)
 
 
@@ -203,14 +207,48 @@ def status_load(vg: Vidgate, ids: list[str], args: argparse.Namespace, out: list
     out.append(merged)
 
 
+def status_probe(vg: Vidgate, ids: list[str], args: argparse.Namespace, out: list[Latencies]) -> None:
+    """The same GETs, at the same rate, from this process on one keep-alive connection, each
+    timed from its send to its last byte. hey is a Go program woken a few times a second; on
+    a busy 2-core machine its own wake-ups add milliseconds to what it measures, so this
+    reads what vidgate itself takes beside hey's figure."""
+    where = urllib.parse.urlsplit(vg.url)
+    conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=20)
+    lat = Latencies([], [], Counter(), 0.0)
+    start = time.monotonic()
+    try:
+        for i in range(max(1, round(args.status_rate * args.window))):
+            delay = start + i / args.status_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            began = time.monotonic()
+            conn.request("GET", f"/v1/videos/{ids[i % len(ids)]}", headers=vg.headers)
+            response = conn.getresponse()
+            response.read()
+            lat.ms.append(1000 * (time.monotonic() - began))
+            lat.offsets.append(began - start)
+            lat.codes[str(response.status)] += 1
+    except (OSError, http.client.HTTPException) as exc:
+        lat.codes[type(exc).__name__] += 1
+    finally:
+        conn.close()
+    lat.wall = time.monotonic() - start
+    out.append(lat)
+
+
 def run_window(vg: Vidgate, mock: Mock, store: Store, args: argparse.Namespace, ids: list[str]) -> Window:
     pids = [vg.proc.pid] + ([store.server_pid] if store.server_pid else [])
     mock.window()
     polls_before = mock.stats()["poll"]
     before = snapshot(pids)
     status: list[Latencies] = []
-    loader = threading.Thread(target=status_load, args=(vg, ids, args, status), daemon=True)
-    loader.start()
+    probed: list[Latencies] = []
+    loaders = [
+        threading.Thread(target=status_load, args=(vg, ids, args, status), daemon=True),
+        threading.Thread(target=status_probe, args=(vg, ids, args, probed), daemon=True),
+    ]
+    for loader in loaders:
+        loader.start()
     peak, samples, next_sample = 0, [], 10.0
     end = time.monotonic() + args.window
     while time.monotonic() < end:
@@ -224,7 +262,8 @@ def run_window(vg: Vidgate, mock: Mock, store: Store, args: argparse.Namespace, 
             print(f"    {line}", file=sys.stderr, flush=True)
     spent = usage(before, snapshot(pids))
     polls = mock.stats()["poll"] - polls_before
-    loader.join(60)
+    for loader in loaders:
+        loader.join(60)
     return Window(
         seconds=spent.wall,
         cpu_pct=100 * spent.cores(vg.proc.pid),
@@ -233,6 +272,7 @@ def run_window(vg: Vidgate, mock: Mock, store: Store, args: argparse.Namespace, 
         polls=polls,
         db_cpu_pct=100 * spent.cores(store.server_pid) if store.server_pid else None,
         status=status[0] if status else Latencies([], [], Counter(), 0.0),
+        probe=probed[0] if probed else Latencies([], [], Counter(), 0.0),
         samples=samples,
     )
 
@@ -333,6 +373,8 @@ def report(
             f"  upstream polls         {window.polls / window.seconds:.0f}/s (expected {submitted[1] / args.poll_interval:.0f}/s for {submitted[1]} jobs every {args.poll_interval:g} s)",
             f"  status GET             p50 {ms(status.p(0.5))} ms, p99 {ms(status.p(0.99))} ms, max {ms(max(status.ms, default=math.nan))} ms "
             f"({len(status.ms)} requests at ~{args.status_rate:g}/s, codes {dict(status.codes)})",
+            f"    one connection       p50 {ms(window.probe.p(0.5))} ms, p99 {ms(window.probe.p(0.99))} ms, max {ms(max(window.probe.ms, default=math.nan))} ms "
+            f"({len(window.probe.ms)} more at ~{args.status_rate:g}/s from the harness, one keep-alive connection, codes {dict(window.probe.codes)})",
         ]
     if cad is not None:
         lines += [
