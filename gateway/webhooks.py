@@ -28,7 +28,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -216,6 +216,8 @@ class WebhookDispatcher:
         per_tenant: int | None = None,
         per_endpoint: int | None = None,
         metrics: DeliveryMetrics = NO_METRICS,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         timeout = settings.timeout_seconds if timeout is None else timeout
         concurrency = settings.concurrency if concurrency is None else concurrency
@@ -227,7 +229,9 @@ class WebhookDispatcher:
         self._store = store
         self._http = http
         self._guard = guard
-        self._clock = clock
+        self._clock = clock  # due times and claims
+        self._monotonic = monotonic  # the `run` loop's interval between looks, with `sleep`
+        self._sleep = sleep
         self._timeout = timeout
         self._lease = lease
         self._jitter = jitter
@@ -377,15 +381,15 @@ class WebhookDispatcher:
         deliveries are due again when the claim lapses."""
         inflight: set[asyncio.Task[None]] = set()
         self._look = True
-        looked = time.monotonic()
+        looked = self._monotonic()
         try:
             while not stop.is_set():
                 self._ended = False
                 try:
                     await self._start_waiting(inflight)
                     free = self._concurrency - len(inflight)
-                    if free > 0 and (self._look or time.monotonic() - looked >= interval):
-                        self._look, looked = False, time.monotonic()
+                    if free > 0 and (self._look or self._monotonic() - looked >= interval):
+                        self._look, looked = False, self._monotonic()
                         self._wake.clear()  # this claim sees every delivery stored so far
                         start, later = await self._claim_startable(free, ahead=CLAIM_AHEAD)
                         for delivery in start:
@@ -394,7 +398,7 @@ class WebhookDispatcher:
                             self._waiting.setdefault(delivery.url, deque()).append((delivery, claimed_until))
                 except Exception:  # the loop must outlive any one bad pass
                     log.exception("webhook.dispatch_error")
-                await self._idle(stop, inflight, interval)
+                await self._idle(stop, inflight, next_look=looked + interval, interval=interval)
         finally:
             handing_back = self._take_waiting()
             for task in list(inflight):
@@ -467,16 +471,23 @@ class WebhookDispatcher:
                 await self._store.defer_deliveries(ids, until)
                 self._look = True
 
-    async def _idle(self, stop: asyncio.Event, inflight: set[asyncio.Task[None]], interval: float) -> None:
+    async def _idle(self, stop: asyncio.Event, inflight: set[asyncio.Task[None]], *, next_look: float, interval: float) -> None:
+        """Until `stop`, an attempt's end, a wake (with a slot free), or the interval's look is
+        due at `next_look`: counted from the last look, not from now, or passes that end
+        without a look (an attempt ended, its receiver's next delivery started) would put the
+        look off again and again. With no slot free a look could do nothing: an attempt's end
+        comes first, and the loop looks in again after `interval`."""
         full = len(inflight) >= self._concurrency
         if self._ended or (self._look and not full):
             return  # something to do already: an attempt ended, or a look was asked for, during this pass
         waiters = [asyncio.ensure_future(stop.wait())]
         if not full:  # a wake can only be acted on with a free slot
             waiters.append(asyncio.ensure_future(self._wake.wait()))
+        sleeper = asyncio.ensure_future(self._sleep(interval if full else max(0.0, next_look - self._monotonic())))
         try:
-            await asyncio.wait([*waiters, *inflight], timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waiters, sleeper, *inflight], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            sleeper.cancel()
             for waiter in waiters:
                 waiter.cancel()
         if self._wake.is_set() and not full:

@@ -39,6 +39,7 @@ from gateway.webhooks import (
 )
 from providers.base import GenerationRequest, JobStatus, TextInput
 from providers.simkit import serve_in_thread
+from tests.harness import FakeClock
 
 VIDEO = {"id": "video_123", "object": "video", "status": "completed", "model": "seedance-2.0"}
 DEFAULT_SECRET = generate_secret()
@@ -925,6 +926,60 @@ async def test_a_wake_for_a_receiver_a_claim_would_pass_over_makes_no_claim(stor
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
     assert sorted(receiver.delivered) == sorted({*receiver.delivered}) and len(receiver.delivered) == 8
+
+
+async def test_the_intervals_look_is_counted_from_the_last_look_not_put_off_by_passes_without_one(store: SqliteStore) -> None:
+    """A retry coming due wakes nobody: the loop claims at least once an interval for it.
+    A pass that ended without a look (an attempt ended, and its receiver's next delivery
+    started from those waiting here) then waited a whole interval again from that pass, so
+    the retry could wait nearly two intervals with its receiver and a slot free. Found by
+    review."""
+    timer = FakeClock(0.0)  # the loop's interval; `clock` is the due times'
+    clock = Clock(0.0)
+    release = asyncio.Event()
+    retried = asyncio.Event()
+    other = "https://93.184.216.60/hook"
+    calls: Counter[str] = Counter()
+
+    async def receivers(request: httpx.Request) -> httpx.Response:
+        calls[request.url.host] += 1
+        if request.url.host == "93.184.216.60":
+            if calls[request.url.host] == 1:
+                return httpx.Response(500)  # due again 5 s later
+            retried.set()
+            return httpx.Response(204)
+        if calls[request.url.host] == 1:
+            await release.wait()
+        else:
+            await asyncio.Event().wait()  # held: no attempt's end asks for a look after this
+        return httpx.Response(204)
+
+    dispatcher = _dispatcher(store, receivers, clock, per_endpoint=1, monotonic=timer.now, sleep=timer.sleep)
+    for i in range(2):  # for RECEIVER: one in flight, one waits here
+        await _finish(store, dispatcher, _job(f"video_{i}", webhook_url=RECEIVER), 0.0)
+    retry = (await _finish(store, dispatcher, _job("video_r", webhook_url=other), 0.0))[0]
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop, interval=10.0))
+
+    async def until(done: Callable[[], Awaitable[bool]]) -> None:
+        while not await done():  # noqa: ASYNC110 - the receivers are held, and the store says nothing: no event to wait on
+            await asyncio.sleep(0.01)
+
+    async def first_attempts_made() -> bool:  # RECEIVER's is held; the other's failed and is recorded
+        return calls["93.184.216.34"] == 1 and (await _row(store, retry.id)).attempts == 1
+
+    async def next_one_started() -> bool:
+        return calls["93.184.216.34"] == 2
+
+    await asyncio.wait_for(until(first_attempts_made), timeout=10)
+    clock.now = 6.0  # the retry is due; a look at timer 10 claims it
+    timer.advance(4.0)
+    release.set()  # RECEIVER's attempt ends: its waiting delivery starts, and no look is asked for
+    await asyncio.wait_for(until(next_one_started), timeout=10)
+    timer.advance(6.5)  # 10.5: an interval since the last look
+    await asyncio.wait_for(retried.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=10)
 
 
 async def test_a_receiver_shared_by_two_tenants_is_not_held_for_a_tenant_at_its_bound(store: SqliteStore) -> None:
