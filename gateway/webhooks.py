@@ -350,8 +350,12 @@ class WebhookDispatcher:
         self._wake.set()
 
     def _passed_over(self, url: str, now: float) -> bool:
-        """Whether a claim now skips this receiver (see `_claim_startable`)."""
-        return url in self._waiting or self._by_url.get(url, 0) >= self._per_endpoint or self._unanswered.get(url, (0, 0.0))[1] > now
+        """Whether a claim now skips this receiver: deliveries for it wait here, it is at its
+        bound here, or it is backing off."""
+        return url in self._waiting or self._by_url[url] >= self._per_endpoint or self._backing_off(url, now)
+
+    def _backing_off(self, url: str, now: float) -> bool:
+        return self._unanswered.get(url, (0, 0.0))[1] > now
 
     async def run_due(self, limit: int | None = None) -> int:
         """Claim up to `limit` (default `concurrency`) due deliveries, attempt each once
@@ -448,7 +452,7 @@ class WebhookDispatcher:
         due_soon: list[str] = []
         for url in list(self._waiting):
             queue = self._waiting[url]
-            backing_off = self._unanswered.get(url, (0, 0.0))[1] > now
+            backing_off = self._backing_off(url, now)
             kept: deque[tuple[WebhookDelivery, float]] = deque()
             for delivery, claimed_until in queue:
                 if backing_off or now + 2 * self._timeout > claimed_until:
@@ -503,8 +507,7 @@ class WebhookDispatcher:
         receivers backing off, and receivers with deliveries waiting here are passed over."""
         now = self._clock()
         busy_tenants = [t for t, n in self._by_tenant.items() if n >= self._per_tenant]
-        backing_off = [url for url, (_, until) in self._unanswered.items() if until > now]
-        busy_urls = [u for u, n in self._by_url.items() if n >= self._per_endpoint] + backing_off + list(self._waiting)
+        busy_urls = sorted(url for url in {*self._by_url, *self._unanswered, *self._waiting} if self._passed_over(url, now))
         claimed_until = now + self._lease
         claimed = await self._store.claim_deliveries(
             now,
