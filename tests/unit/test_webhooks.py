@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import inspect
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -120,6 +121,20 @@ async def _finish(store: SqliteStore, dispatcher: WebhookDispatcher, job: Job, n
     await store.update_job(stored, deliveries=deliveries)
     dispatcher.wake(dispatcher.urls_for(stored, event_type))  # as the runner's notifier does
     return deliveries
+
+
+async def _until(done: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Look every 10 ms until `done()` holds (at most `timeout` s): for a state no event
+    announces, such as a held receiver entered or an attempt recorded."""
+
+    async def poll() -> None:
+        while True:
+            held = done()
+            if await held if inspect.isawaitable(held) else held:
+                return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 async def _row(store: SqliteStore, delivery_id: str) -> WebhookDelivery:
@@ -913,12 +928,7 @@ async def test_a_wake_for_a_receiver_a_claim_would_pass_over_makes_no_claim(stor
 
     other = "https://93.184.216.60/hook"
     await _finish(store, dispatcher, _job("video_7", webhook_url=other), 0.0)
-
-    async def third_entered() -> None:
-        while receiver.entered < 3:  # noqa: ASYNC110 - the handler is held: no event says it was entered
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(third_entered(), timeout=10)
+    await _until(lambda: receiver.entered >= 3)  # the third delivery's handler, held
     assert len(calls) == looks + 1 and RECEIVER in calls[-1]  # one claim, passing the waiting receiver over
 
     release.set()
@@ -961,21 +971,14 @@ async def test_the_intervals_look_is_counted_from_the_last_look_not_put_off_by_p
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop, interval=10.0))
 
-    async def until(done: Callable[[], Awaitable[bool]]) -> None:
-        while not await done():  # noqa: ASYNC110 - the receivers are held, and the store says nothing: no event to wait on
-            await asyncio.sleep(0.01)
-
     async def first_attempts_made() -> bool:  # RECEIVER's is held; the other's failed and is recorded
         return calls["93.184.216.34"] == 1 and (await _row(store, retry.id)).attempts == 1
 
-    async def next_one_started() -> bool:
-        return calls["93.184.216.34"] == 2
-
-    await asyncio.wait_for(until(first_attempts_made), timeout=10)
+    await _until(first_attempts_made)
     clock.now = 6.0  # the retry is due; a look at timer 10 claims it
     timer.advance(4.0)
     release.set()  # RECEIVER's attempt ends: its waiting delivery starts, and no look is asked for
-    await asyncio.wait_for(until(next_one_started), timeout=10)
+    await _until(lambda: calls["93.184.216.34"] == 2)
     timer.advance(6.5)  # 10.5: an interval since the last look
     await asyncio.wait_for(retried.wait(), timeout=10)
     stop.set()
@@ -1004,8 +1007,7 @@ async def test_a_receiver_shared_by_two_tenants_is_not_held_for_a_tenant_at_its_
     acme_id = delivery_id_for("video_a", "video.completed", f"url:{shared}")
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop, interval=60.0))
-    while len(dispatcher._by_url) < 8:  # noqa: ASYNC110 - globex's eight in flight, its shared-receiver ones claimed; no event says so
-        await asyncio.sleep(0.01)
+    await _until(lambda: len(dispatcher._by_url) >= 8)  # globex's eight in flight, its shared-receiver ones claimed
     await _finish(store, dispatcher, _job("video_a", tenant="acme", webhook_url=shared), 0.0)  # and wakes the loop
     await asyncio.wait_for(arrived.wait(), timeout=10)
     stop.set()
